@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+// Switchboard: a chat edge node. The product takes no Swift package dependencies; C libraries come
+// in through system-library targets under CShims/.
+import PackageDescription
+
+let package = Package(
+    name: "Switchboard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "switchboard", targets: ["switchboard"]),
+        .executable(name: "switchboard-bench", targets: ["switchboard-bench"]),
+        .library(name: "Reactor", targets: ["Reactor"]),
+    ],
+    targets: [
+        // C helpers Swift cannot express well (epoll data, accept4, eventfd, signalfd, ...).
+        .target(name: "CSwitchboardShims", path: "CShims/CSwitchboardShims"),
+        .systemLibrary(
+            name: "CSodium", path: "CShims/CSodium", pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(
+            name: "COpenSSL", path: "CShims/COpenSSL", pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]),
+
+        .target(name: "Reactor", dependencies: ["CSwitchboardShims"]),
+        .target(
+            name: "SwitchboardServer",
+            dependencies: ["Reactor", "CSwitchboardShims", "CSodium", "COpenSSL"]),
+        .executableTarget(name: "switchboard", dependencies: ["SwitchboardServer"]),
+        .executableTarget(
+            name: "switchboard-bench", dependencies: ["Reactor", "CSwitchboardShims"],
+            path: "Benchmarks/switchboard-bench"),
+
+        .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CSwitchboardShims"]),
+        .testTarget(name: "NodeTests", dependencies: ["SwitchboardServer", "Reactor", "CSwitchboardShims"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,413 @@
+import CSwitchboardShims
+import Glibc
+
+/// Why a connection closed.
+public enum CloseReason: Sendable, Equatable, CustomStringConvertible {
+    /// The peer closed its side and everything queued for it was sent.
+    case peerClosed
+    /// The peer reset the connection or a socket error ended it (errno).
+    case reset(Int32)
+    /// Nothing was read for longer than the idle timeout.
+    case idleTimeout
+    /// A deadline set by the protocol layer (e.g. the handshake's) passed.
+    case deadline
+    /// Closed by this side.
+    case local
+    /// Closed because the node is draining.
+    case draining
+    /// The peer did not read fast enough and its outbound queue passed the hard limit.
+    case outboundOverflow
+    /// An outgoing connect failed (errno).
+    case connectFailed(Int32)
+
+    public var description: String {
+        switch self {
+        case .peerClosed: return "peer_closed"
+        case .reset(let code): return "reset(errno \(code))"
+        case .idleTimeout: return "idle_timeout"
+        case .deadline: return "deadline"
+        case .local: return "local"
+        case .draining: return "draining"
+        case .outboundOverflow: return "outbound_overflow"
+        case .connectFailed(let code): return "connect_failed(errno \(code))"
+        }
+    }
+}
+
+/// What a protocol layer implements to use a connection. Runs on the connection's loop.
+public protocol ConnectionHandler: AnyObject {
+    /// The connection is established (accepted, or an outgoing connect completed).
+    func connectionDidOpen(_ connection: Connection)
+    /// Bytes arrived. `bytes` points into the loop's shared read buffer and is valid only for
+    /// the duration of the call: copy what must be kept.
+    func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer)
+    /// The connection is closed; it will deliver no more callbacks.
+    func connectionDidClose(_ connection: Connection, reason: CloseReason)
+    /// The node is draining: finish what is in flight and close. The default closes once the
+    /// outbound queue is flushed.
+    func connectionShouldDrain(_ connection: Connection)
+}
+
+extension ConnectionHandler {
+    public func connectionDidOpen(_ connection: Connection) {}
+    public func connectionDidClose(_ connection: Connection, reason: CloseReason) {}
+    public func connectionShouldDrain(_ connection: Connection) { connection.closeWhenFlushed(.draining) }
+}
+
+/// A non-blocking TCP connection owned by one loop: reads into the loop's shared buffer, queues
+/// writes in pooled chunks flushed with `writev` once per loop iteration, applies back-pressure
+/// between its outbound queue and its reads, and enforces idle and protocol deadlines.
+public final class Connection: Selectable, TimerTarget {
+    private enum State { case connecting, open, closing, closed }
+    private enum TimerTag { static let idle = 0, deadline = 1 }
+
+    public unowned let loop: EventLoop
+    public let fd: Int32
+    public var handler: ConnectionHandler
+    /// The protocol layer's per-connection state.
+    public var context: AnyObject?
+    /// Loop time (ms) at which the connection opened.
+    public let openedAt: UInt64
+
+    private var state: State
+    private var outbound = OutboundQueue()
+    private var readPaused = false
+    private var readShut = false
+    private var wantWritable = false
+    private var registeredMask: UInt32 = 0
+    private var closingReason = CloseReason.local
+    private var idleTimer = TimerHandle.none
+    private var deadlineTimer = TimerHandle.none
+    private var lastActivity: UInt64
+    private let holdsLimitSlot: Bool
+    var inFlushList = false
+    var inReadyList = false
+
+    private var edgeTriggered: Bool { loop.configuration.trigger == .edge }
+
+    init(loop: EventLoop, fd: Int32, handler: ConnectionHandler, connecting: Bool, holdsLimitSlot: Bool) {
+        self.loop = loop
+        self.fd = fd
+        self.handler = handler
+        self.state = connecting ? .connecting : .open
+        self.openedAt = loop.now
+        self.lastActivity = loop.now
+        self.holdsLimitSlot = holdsLimitSlot
+    }
+
+    /// Registers an accepted descriptor with its loop and tells the handler.
+    static func adopt(
+        fd: Int32, on loop: EventLoop, handler: ConnectionHandler, holdsLimitSlot: Bool
+    ) throws(SystemError) -> Connection {
+        let connection = Connection(loop: loop, fd: fd, handler: handler, connecting: false, holdsLimitSlot: holdsLimitSlot)
+        try connection.start()
+        handler.connectionDidOpen(connection)
+        return connection
+    }
+
+    /// Opens an outgoing connection from `loop`; the handler hears `connectionDidOpen` or
+    /// `connectionDidClose(.connectFailed)`. Loop thread only.
+    /// - Parameter source: an address to bind before connecting (spreads load over loopback
+    ///   addresses), or nil.
+    public static func connect(
+        to address: SocketAddress, from source: SocketAddress? = nil, on loop: EventLoop,
+        handler: ConnectionHandler
+    ) throws(SystemError) -> Connection {
+        loop.assertInEventLoop()
+        let fd = try blockingCall("socket") { sb_socket_stream(address.posixFamily) }
+        do throws(SystemError) {
+            if let source {
+                _ = sb_set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+                try blockingCall("bind") { sb_bind(fd, source.posixFamily, source.bytes, source.port) }
+            }
+            _ = sb_set_nodelay(fd)
+            let result = sb_connect(fd, address.posixFamily, address.bytes, address.port)
+            if result != 0 && sb_errno() != EINPROGRESS {
+                throw SystemError(call: "connect", errno: sb_errno())
+            }
+            let connection = Connection(loop: loop, fd: fd, handler: handler, connecting: result != 0, holdsLimitSlot: false)
+            try connection.start()
+            if result == 0 { handler.connectionDidOpen(connection) }
+            return connection
+        } catch {
+            closeDescriptor(fd)
+            throw error
+        }
+    }
+
+    private func start() throws(SystemError) {
+        let mask: UInt32
+        if edgeTriggered {
+            mask = SB_EPOLLIN | SB_EPOLLOUT | SB_EPOLLRDHUP | SB_EPOLLET
+        } else {
+            mask = state == .connecting ? SB_EPOLLOUT : SB_EPOLLIN | SB_EPOLLRDHUP
+        }
+        try loop.register(fd, events: mask, handler: self)
+        registeredMask = mask
+        loop.adopt(self)
+        let idle = loop.configuration.idleTimeoutMilliseconds
+        if idle > 0 { idleTimer = loop.scheduleTimer(in: idle, target: self, tag: TimerTag.idle) }
+    }
+
+    // MARK: State the protocol layer can read
+
+    /// Bytes queued for the peer and not yet accepted by the kernel.
+    public var outboundBytes: Int { outbound.count }
+    /// True while reads are paused because the outbound queue is above the high watermark.
+    public var isReadPaused: Bool { readPaused }
+    public var isClosed: Bool { state == .closed }
+    public var isOpen: Bool { state == .open }
+
+    // MARK: Events
+
+    public func handleEvent(_ mask: UInt32) {
+        if state == .connecting {
+            finishConnect()
+            return
+        }
+        if mask & (SB_EPOLLHUP | SB_EPOLLERR) != 0 && (readPaused || readShut) {
+            // Nothing more can be read or delivered; a level-triggered HUP would repeat forever.
+            close(.reset(readSocketError()))
+            return
+        }
+        if mask & (SB_EPOLLIN | SB_EPOLLHUP | SB_EPOLLERR | SB_EPOLLRDHUP) != 0 {
+            readAvailable()
+        }
+        if mask & SB_EPOLLOUT != 0 && state != .closed && !outbound.isEmpty {
+            flush()
+        }
+    }
+
+    private func finishConnect() {
+        let error = sb_socket_error(fd)
+        guard error == 0 else {
+            close(.connectFailed(error))
+            return
+        }
+        state = .open
+        lastActivity = loop.now
+        updateInterest()
+        handler.connectionDidOpen(self)
+        if edgeTriggered && state == .open { readAvailable() }
+    }
+
+    private func readSocketError() -> Int32 {
+        let error = sb_socket_error(fd)
+        return error > 0 ? error : ECONNRESET
+    }
+
+    /// Reads what is available, up to the per-wake-up cap.
+    func readAvailable() {
+        guard state == .open, !readPaused, !readShut else { return }
+        let buffer = loop.readBuffer
+        var reads = 0
+        while reads < loop.configuration.maxReadsPerWakeup {
+            let n = sb_read(fd, buffer.baseAddress, buffer.count)
+            if n > 0 {
+                reads += 1
+                lastActivity = loop.now
+                loop.counters.bump(loop.counters.bytesRead, by: n)
+                handler.connection(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                if state != .open || readPaused { return }
+                // A short read emptied the socket; new data brings a new edge.
+                if n < buffer.count { return }
+                continue
+            }
+            if n == 0 {
+                readShut = true
+                updateInterest()
+                closeWhenFlushed(.peerClosed)
+                return
+            }
+            let code = sb_errno()
+            switch code {
+            case EINTR: continue
+            case EAGAIN: return
+            case EBADF, EFAULT: preconditionFailure("read: errno \(code)")
+            default:
+                close(.reset(code))
+                return
+            }
+        }
+        // Cap reached with data possibly left: come back next iteration, after the others.
+        if edgeTriggered { markReady() }
+    }
+
+    private func markReady() {
+        if !inReadyList {
+            inReadyList = true
+            loop.readyList.append(self)
+        }
+    }
+
+    // MARK: Writing
+
+    /// Queues bytes for the peer; they are sent at the end of the loop iteration, together with
+    /// everything else queued meanwhile. Loop thread only.
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard state == .open else { return }
+        outbound.append(bytes, pool: loop.chunks)
+        let configuration = loop.configuration
+        if outbound.count > configuration.outboundHardLimit {
+            close(.outboundOverflow)
+            return
+        }
+        if outbound.count > configuration.outboundHighWatermark && !readPaused {
+            readPaused = true
+            loop.counters.bump(loop.counters.readPauses)
+            updateInterest()
+        }
+        scheduleFlush()
+    }
+
+    public func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { write($0) }
+    }
+
+    private func scheduleFlush() {
+        if !inFlushList {
+            inFlushList = true
+            loop.flushList.append(self)
+        }
+    }
+
+    /// Writes queued bytes, up to the per-wake-up cap.
+    func flush() {
+        guard state == .open || state == .closing else { return }
+        var writes = 0
+        var blocked = false
+        while !outbound.isEmpty && writes < loop.configuration.maxWritesPerWakeup {
+            let count = outbound.gather(into: loop.iovecs, max: EventLoop.iovecCapacity)
+            var offered = 0
+            for index in 0..<count { offered += loop.iovecs[index].length }
+            let n = sb_writev(fd, loop.iovecs, Int32(count))
+            if n >= 0 {
+                writes += 1
+                outbound.consume(n, pool: loop.chunks)
+                loop.counters.bump(loop.counters.bytesWritten, by: n)
+                if n < offered {
+                    blocked = true
+                    break
+                }
+                continue
+            }
+            let code = sb_errno()
+            switch code {
+            case EINTR: continue
+            case EAGAIN:
+                blocked = true
+            case EBADF, EFAULT: preconditionFailure("writev: errno \(code)")
+            default:
+                close(.reset(code))
+                return
+            }
+            break
+        }
+        if outbound.isEmpty {
+            if state == .closing {
+                close(closingReason)
+                return
+            }
+            setWantWritable(false)
+        } else if blocked {
+            setWantWritable(true)
+        } else {
+            scheduleFlush()  // per-wake-up cap: continue next iteration
+        }
+        if readPaused && state == .open && outbound.count < loop.configuration.outboundLowWatermark {
+            readPaused = false
+            updateInterest()
+            if edgeTriggered { markReady() }  // edges that came while paused were ignored
+        }
+    }
+
+    private func setWantWritable(_ want: Bool) {
+        guard wantWritable != want else { return }
+        wantWritable = want
+        updateInterest()
+    }
+
+    /// Level-triggered mode changes the epoll interest set with the state; edge-triggered mode
+    /// registers everything once and ignores edges it does not need.
+    private func updateInterest() {
+        guard !edgeTriggered, state != .closed else { return }
+        var mask: UInt32 = 0
+        if state == .open && !readPaused && !readShut { mask |= SB_EPOLLIN | SB_EPOLLRDHUP }
+        if wantWritable || state == .connecting { mask |= SB_EPOLLOUT }
+        guard mask != registeredMask else { return }
+        do {
+            try loop.modify(fd, events: mask)
+            registeredMask = mask
+        } catch {
+            close(.reset(error.errno))
+        }
+    }
+
+    // MARK: Closing
+
+    /// Stops reading and closes once everything queued has been written (or at once if
+    /// nothing is queued).
+    public func closeWhenFlushed(_ reason: CloseReason = .local) {
+        switch state {
+        case .closed, .closing: return
+        case .connecting:
+            close(reason)
+        case .open:
+            closingReason = reason
+            if outbound.isEmpty {
+                close(reason)
+            } else {
+                state = .closing
+                updateInterest()
+                scheduleFlush()
+            }
+        }
+    }
+
+    /// Closes now, dropping anything unsent. The handler hears `connectionDidClose` once.
+    public func close(_ reason: CloseReason = .local) {
+        guard state != .closed else { return }
+        state = .closed
+        loop.deregister(fd)
+        closeDescriptor(fd)
+        loop.cancelTimer(idleTimer)
+        loop.cancelTimer(deadlineTimer)
+        outbound.release(pool: loop.chunks)
+        loop.forget(self)
+        loop.counters.bump(loop.counters.closed)
+        if holdsLimitSlot { loop.group?.releaseConnectionSlot() }
+        handler.connectionDidClose(self, reason: reason)
+        context = nil
+    }
+
+    // MARK: Deadlines
+
+    /// Closes the connection with `.deadline` unless `clearDeadline()` comes first.
+    public func setDeadline(milliseconds: Int) {
+        loop.cancelTimer(deadlineTimer)
+        deadlineTimer = loop.scheduleTimer(in: milliseconds, target: self, tag: TimerTag.deadline)
+    }
+
+    public func clearDeadline() {
+        loop.cancelTimer(deadlineTimer)
+        deadlineTimer = .none
+    }
+
+    public func timerFired(tag: Int) {
+        switch tag {
+        case TimerTag.deadline:
+            deadlineTimer = .none
+            close(.deadline)
+        default:
+            // Reads do not touch the wheel; the timer checks the last activity when it fires.
+            let idle = UInt64(loop.configuration.idleTimeoutMilliseconds)
+            let elapsed = loop.now &- lastActivity
+            if elapsed >= idle {
+                idleTimer = .none
+                close(.idleTimeout)
+            } else {
+                idleTimer = loop.scheduleTimer(in: Int(idle - elapsed), target: self, tag: TimerTag.idle)
+            }
+        }
+    }
+}

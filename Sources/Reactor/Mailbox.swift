@@ -1,0 +1,94 @@
+import Synchronization
+
+/// Something an event loop drains on each iteration.
+protocol InboxSource: AnyObject, Sendable {
+    /// Runs on the consumer loop: handles up to `limit` waiting items, returns how many.
+    func drain(limit: Int) -> Int
+    /// Any thread: a snapshot of whether items are waiting.
+    var hasPending: Bool { get }
+}
+
+/// A multi-producer queue into one event loop. Other loops of the same group each push into a
+/// ring of their own (single producer, single consumer: no lock, no allocation per message);
+/// threads that are not loops of the group (the store thread, tests) share one locked list.
+/// Messages from one producer arrive in the order it sent them.
+///
+/// When a loop's ring is full the loop keeps the overflow in a list only it touches and moves it
+/// into the ring on its next iterations, so a producer never blocks on a slow consumer.
+///
+/// `@unchecked Sendable`: `rings[i]` is pushed only by loop `i` and drained only by the consumer;
+/// `overflow[i]` is touched only by loop `i` (checked with `precondition` on entry); the foreign
+/// list is behind a `Mutex`; `handler` runs only on the consumer loop.
+public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable {
+    public let consumer: EventLoop
+    private let rings: [SPSCRing<Message>]
+    private var overflow: [[Message]]
+    private let foreign = Mutex<[Message]>([])
+    private let foreignCount = Atomic<Int>(0)
+    private let handler: (Message) -> Void
+
+    /// Creates a mailbox into `consumer`; `handler` runs on that loop for every message.
+    /// - Parameter ringCapacity: slots per producer loop (a power of two).
+    public init(consumer: EventLoop, ringCapacity: Int = 1024, handler: @escaping (Message) -> Void) {
+        self.consumer = consumer
+        let producers = consumer.group?.loops.count ?? 1
+        self.rings = (0..<producers).map { _ in SPSCRing(capacity: ringCapacity) }
+        self.overflow = Array(repeating: [], count: producers)
+        self.handler = handler
+        consumer.addInboxSource(self)
+    }
+
+    /// Sends a message to the consumer loop. Any thread may call this.
+    public func send(_ message: Message) {
+        let producer = EventLoop.currentLoop
+        if let producer, producer.group === consumer.group, producer.id < rings.count {
+            let index = producer.id
+            if overflow[index].isEmpty && rings[index].push(message) {
+                producer.wakeLater(consumer)
+                return
+            }
+            overflow[index].append(message)
+            producer.flushLater(self)
+            return
+        }
+        foreign.withLock { $0.append(message) }
+        foreignCount.add(1, ordering: .sequentiallyConsistent)
+        consumer.wakeUp()
+    }
+
+    /// Runs on a producer loop: moves its overflow into its ring; true when some remains.
+    func flushOverflow(from producer: EventLoop) -> Bool {
+        let index = producer.id
+        var moved = 0
+        while moved < overflow[index].count, rings[index].push(overflow[index][moved]) { moved += 1 }
+        if moved > 0 {
+            overflow[index].removeFirst(moved)
+            producer.wakeLater(consumer)
+        }
+        return !overflow[index].isEmpty
+    }
+
+    func drain(limit: Int) -> Int {
+        var handled = 0
+        for ring in rings where handled < limit {
+            handled += ring.drain(limit: limit - handled, handler)
+        }
+        if handled < limit && foreignCount.load(ordering: .sequentiallyConsistent) > 0 {
+            let batch = foreign.withLock { list -> [Message] in
+                let taken = list
+                list.removeAll(keepingCapacity: false)
+                return taken
+            }
+            foreignCount.subtract(batch.count, ordering: .sequentiallyConsistent)
+            for message in batch { handler(message) }
+            handled += batch.count
+        }
+        return handled
+    }
+
+    var hasPending: Bool {
+        if foreignCount.load(ordering: .sequentiallyConsistent) > 0 { return true }
+        for ring in rings where !ring.isEmpty { return true }
+        return false
+    }
+}

@@ -1,0 +1,177 @@
+import CSwitchboardShims
+import Glibc
+import Reactor
+import Synchronization
+
+/// A running node: its loops, their listeners and the drain on SIGTERM/SIGINT. The composition
+/// root: the one place that knows every module.
+public final class Node: @unchecked Sendable {
+    // `@unchecked Sendable`: `listeners[i]` and `draining` state are touched only on loop i /
+    // loop 0 respectively (through `execute`); the rest is immutable after `start()`.
+    public let options: ServeOptions
+    let logger: Logger
+    let group: EventLoopGroup
+    private var listeners: [[Listener]] = []
+    private var signals: SignalSource?
+    private var drainStarted = false
+    private var drainForced = false
+    /// The addresses actually bound (port 0 resolved).
+    public private(set) var boundAddresses: [SocketAddress] = []
+
+    public enum StartError: Error, CustomStringConvertible {
+        case dataDirectory(String, Int32)
+        case crypto
+        case system(SystemError, String)
+
+        public var description: String {
+            switch self {
+            case .dataDirectory(let path, let code):
+                return "cannot create data directory '\(path)': \(String(cString: strerror(code)))"
+            case .crypto: return "libsodium failed to initialise"
+            case .system(let error, let context): return "\(context): \(error)"
+            }
+        }
+    }
+
+    public init(options: ServeOptions) throws(StartError) {
+        self.options = options
+        self.logger = Logger(level: options.logLevel)
+        guard CryptoLibraries.initialise() else { throw .crypto }
+        try Node.makeDirectory(options.dataDirectory)
+        do {
+            group = try EventLoopGroup(
+                threads: options.threads, configuration: options.loop, maxConnections: options.maxConnections)
+        } catch {
+            throw .system(error, "cannot create event loops")
+        }
+    }
+
+    /// Binds every listener on every loop and starts the loop threads. Call once, from the
+    /// thread that created the node, after `SignalSource.blockSignals()`.
+    public func start() throws(StartError) {
+        let limit = sb_raise_nofile_limit()
+        var bound: [SocketAddress] = options.listen
+        for loop in group.loops {
+            var mine: [Listener] = []
+            for (index, address) in bound.enumerated() {
+                do {
+                    let listener = try Listener(address: address, on: loop) { _ in EchoHandler.shared }
+                    bound[index] = listener.address  // later loops reuse the port the first got
+                    mine.append(listener)
+                } catch {
+                    for listener in listeners.joined() { listener.close() }
+                    for listener in mine { listener.close() }
+                    throw .system(error, "cannot listen on \(address)")
+                }
+            }
+            listeners.append(mine)
+        }
+        boundAddresses = bound
+        let loop0 = group.loops[0]
+        do {
+            signals = try SignalSource(on: loop0) { [unowned self] signal in self.received(signal) }
+        } catch {
+            throw .system(error, "cannot receive signals")
+        }
+        group.start(pinToCPUs: options.pinCPUs)
+        logger.info("node started", [
+            "listen": bound.map(\.description).joined(separator: ","),
+            "threads": "\(group.loops.count)",
+            "data": options.dataDirectory,
+            "max_connections": "\(options.maxConnections)",
+            "nofile": "\(limit)",
+            "epoll": options.loop.trigger.rawValue,
+            "libraries": CryptoLibraries.versions,
+        ])
+    }
+
+    /// Blocks until every loop has stopped (after a drain).
+    public func wait() {
+        group.join()
+        logger.info("node stopped")
+    }
+
+    // MARK: Drain
+
+    /// Loop 0: SIGTERM/SIGINT drain; a second one forces the close at once.
+    private func received(_ signal: Int32) {
+        switch signal {
+        case SIGTERM, SIGINT:
+            if drainStarted {
+                logger.warn("second stop signal: closing every connection now")
+                forceClose()
+            } else {
+                beginDrain(signal: signal)
+            }
+        case SIGHUP:
+            logger.info("SIGHUP received: nothing to reload")
+        default:
+            break
+        }
+    }
+
+    private func beginDrain(signal: Int32) {
+        drainStarted = true
+        let grace = options.drainSeconds
+        logger.info("draining", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                                 "connections": "\(group.connectionCount)", "grace_seconds": "\(grace)"])
+        for loop in group.loops {
+            loop.execute { [self] in
+                for listener in listeners[loop.id] { listener.close() }
+                for connection in loop.liveConnections {
+                    connection.handler.connectionShouldDrain(connection)
+                }
+            }
+        }
+        let loop0 = group.loops[0]
+        loop0.scheduleTimer(in: grace * 1000) { [self] in forceClose() }
+        pollDrained()
+    }
+
+    private func pollDrained() {
+        let loop0 = group.loops[0]
+        loop0.scheduleTimer(in: 20) { [self] in
+            if drainForced { return }
+            if group.connectionCount == 0 {
+                logger.info("drained")
+                finish()
+            } else {
+                pollDrained()
+            }
+        }
+    }
+
+    private func forceClose() {
+        guard !drainForced else { return }
+        drainForced = true
+        logger.warn("grace period over: closing remaining connections",
+                    ["connections": "\(group.connectionCount)"])
+        finish()
+    }
+
+    private func finish() {
+        drainForced = true
+        signals?.close()
+        for loop in group.loops {
+            loop.execute {
+                for connection in loop.liveConnections { connection.close(.draining) }
+                loop.stop()
+            }
+        }
+    }
+
+    private static func makeDirectory(_ path: String) throws(StartError) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            prefix += component + "/"
+            if mkdir(prefix, 0o700) != 0 {
+                let code = sb_errno()
+                guard code == EEXIST else { throw .dataDirectory(path, code) }
+            }
+        }
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            throw .dataDirectory(path, ENOTDIR)
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import Reactor
+
+/// Everything `switchboard serve` is told on its command line, validated.
+public struct ServeOptions: Sendable {
+    public var listen: [SocketAddress] = [try! SocketAddress(parsing: "127.0.0.1:5222")]
+    public var dataDirectory = "./switchboard-data"
+    public var threads = EventLoopGroup.onlineCPUs
+    public var pinCPUs = false
+    public var maxConnections = 1_000_000
+    public var logLevel = LogLevel.info
+    public var drainSeconds = 10
+    public var loop = LoopConfiguration()
+
+    public init() {}
+
+    public static let specs: [FlagSpec] = [
+        FlagSpec("listen", value: "HOST:PORT", repeatable: true,
+                 help: "native protocol address; repeat for more (default 127.0.0.1:5222; port 0 picks one)"),
+        FlagSpec("data", value: "DIR", help: "data directory, created if missing (default ./switchboard-data)"),
+        FlagSpec("threads", value: "N", help: "event loops, one thread each (default: one per CPU)"),
+        FlagSpec("pin-cpus", help: "pin loop i to CPU i"),
+        FlagSpec("max-connections", value: "N", help: "connections the node holds at once (default 1000000)"),
+        FlagSpec("log-level", value: "LEVEL", help: "debug, info, warn or error (default info)"),
+        FlagSpec("drain-seconds", value: "N", help: "grace period for open work on SIGTERM/SIGINT (default 10)"),
+        FlagSpec("idle-seconds", value: "N", help: "close connections silent this long; 0 never (default 300)"),
+        FlagSpec("epoll", value: "MODE", help: "edge or level: how connections are registered (default edge)"),
+        FlagSpec("outbound-high-watermark", value: "BYTES",
+                 help: "stop reading a peer whose unsent output exceeds this (default 262144)"),
+        FlagSpec("outbound-limit", value: "BYTES",
+                 help: "close a peer whose unsent output exceeds this (default 4194304)"),
+        FlagSpec("help", help: "print this help"),
+    ]
+
+    public static let summary = "Runs a Switchboard node in the foreground until SIGTERM or SIGINT."
+
+    /// Reads `serve`'s flags.
+    /// - Throws: `UsageError` with a one-line message naming the bad flag or value.
+    public init(arguments: [String]) throws(UsageError) {
+        let flags = try ParsedFlags(arguments, specs: ServeOptions.specs)
+        let addresses = flags.all("listen")
+        if !addresses.isEmpty {
+            listen = []
+            for text in addresses {
+                do {
+                    listen.append(try SocketAddress(parsing: text))
+                } catch {
+                    throw UsageError("--listen: \(error)")
+                }
+            }
+        }
+        if let data = flags.value("data") {
+            guard !data.isEmpty else { throw UsageError("flag '--data' needs a directory") }
+            dataDirectory = data
+        }
+        threads = try flags.integer("threads", default: threads, range: 1...1024)
+        pinCPUs = flags.isSet("pin-cpus")
+        maxConnections = try flags.integer("max-connections", default: maxConnections, range: 1...100_000_000)
+        if let level = flags.value("log-level") {
+            guard let parsed = LogLevel(name: level) else {
+                throw UsageError("flag '--log-level' needs debug, info, warn or error, not '\(level)'")
+            }
+            logLevel = parsed
+        }
+        drainSeconds = try flags.integer("drain-seconds", default: drainSeconds, range: 0...3600)
+        loop.idleTimeoutMilliseconds =
+            try flags.integer("idle-seconds", default: loop.idleTimeoutMilliseconds / 1000, range: 0...86_400) * 1000
+        if let mode = flags.value("epoll") {
+            guard let parsed = TriggerMode(rawValue: mode) else {
+                throw UsageError("flag '--epoll' needs edge or level, not '\(mode)'")
+            }
+            loop.trigger = parsed
+        }
+        loop.outboundHighWatermark = try flags.integer(
+            "outbound-high-watermark", default: loop.outboundHighWatermark, range: 1024...(1 << 30))
+        loop.outboundLowWatermark = loop.outboundHighWatermark / 4
+        loop.outboundHardLimit = try flags.integer(
+            "outbound-limit", default: max(loop.outboundHardLimit, loop.outboundHighWatermark * 2), range: 2048...(1 << 31))
+        guard loop.outboundHardLimit > loop.outboundHighWatermark else {
+            throw UsageError("flag '--outbound-limit' must be above --outbound-high-watermark")
+        }
+    }
+}

@@ -1,0 +1,4 @@
+import Glibc
+import SwitchboardServer
+
+exit(SwitchboardCommand.main(Array(CommandLine.arguments.dropFirst())))
