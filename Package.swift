@@ -30,8 +30,10 @@ let package = Package(
             name: "switchboard-bench", dependencies: ["Reactor", "CSwitchboardShims"],
             path: "Benchmarks/switchboard-bench"),
 
-        .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CSwitchboardShims"]),
-        .testTarget(name: "NodeTests", dependencies: ["SwitchboardServer", "Reactor", "CSwitchboardShims"]),
+        .target(name: "TestSupport", dependencies: ["CSwitchboardShims"], path: "Tests/TestSupport"),
+        .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CSwitchboardShims", "TestSupport"]),
+        .testTarget(
+            name: "NodeTests", dependencies: ["SwitchboardServer", "Reactor", "CSwitchboardShims", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

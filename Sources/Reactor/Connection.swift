@@ -82,6 +82,11 @@ public final class Connection: Selectable, TimerTarget {
     private let holdsLimitSlot: Bool
     var inFlushList = false
     var inReadyList = false
+    /// The peer shut its side (EPOLLRDHUP): only the rest of the stream and its end remain.
+    private var peerHungUp = false
+    /// Read until the socket is empty next time: edges were skipped (paused, or the per-wake-up
+    /// cap was hit), so a short read cannot be trusted to mean "empty".
+    var mustEmptySocket = false
 
     private var edgeTriggered: Bool { loop.configuration.trigger == .edge }
 
@@ -165,13 +170,15 @@ public final class Connection: Selectable, TimerTarget {
             finishConnect()
             return
         }
+        if mask & SB_EPOLLRDHUP != 0 { peerHungUp = true }
         if mask & (SB_EPOLLHUP | SB_EPOLLERR) != 0 && (readPaused || readShut) {
             // Nothing more can be read or delivered; a level-triggered HUP would repeat forever.
             close(.reset(readSocketError()))
             return
         }
         if mask & (SB_EPOLLIN | SB_EPOLLHUP | SB_EPOLLERR | SB_EPOLLRDHUP) != 0 {
-            readAvailable()
+            // After a hang-up no new edge will come: read on to the end of the stream.
+            readAvailable(toEndOfStream: mask & (SB_EPOLLHUP | SB_EPOLLERR) != 0)
         }
         if mask & SB_EPOLLOUT != 0 && state != .closed && !outbound.isEmpty {
             flush()
@@ -196,9 +203,12 @@ public final class Connection: Selectable, TimerTarget {
         return error > 0 ? error : ECONNRESET
     }
 
-    /// Reads what is available, up to the per-wake-up cap.
-    func readAvailable() {
+    /// Reads what is available, up to the per-wake-up cap. A short read ends the round (the
+    /// socket is empty and new data brings a new edge) unless the peer has hung up.
+    func readAvailable(toEndOfStream: Bool = false) {
         guard state == .open, !readPaused, !readShut else { return }
+        let untilEmpty = toEndOfStream || peerHungUp || mustEmptySocket
+        mustEmptySocket = false
         let buffer = loop.readBuffer
         var reads = 0
         while reads < loop.configuration.maxReadsPerWakeup {
@@ -209,8 +219,7 @@ public final class Connection: Selectable, TimerTarget {
                 loop.counters.bump(loop.counters.bytesRead, by: n)
                 handler.connection(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                 if state != .open || readPaused { return }
-                // A short read emptied the socket; new data brings a new edge.
-                if n < buffer.count { return }
+                if n < buffer.count && !untilEmpty { return }
                 continue
             }
             if n == 0 {
@@ -230,7 +239,10 @@ public final class Connection: Selectable, TimerTarget {
             }
         }
         // Cap reached with data possibly left: come back next iteration, after the others.
-        if edgeTriggered { markReady() }
+        if edgeTriggered {
+            mustEmptySocket = true
+            markReady()
+        }
     }
 
     private func markReady() {
@@ -317,7 +329,10 @@ public final class Connection: Selectable, TimerTarget {
         if readPaused && state == .open && outbound.count < loop.configuration.outboundLowWatermark {
             readPaused = false
             updateInterest()
-            if edgeTriggered { markReady() }  // edges that came while paused were ignored
+            if edgeTriggered {  // edges that came while paused were ignored
+                mustEmptySocket = true
+                markReady()
+            }
         }
     }
 

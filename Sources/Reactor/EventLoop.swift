@@ -74,7 +74,7 @@ public final class EventLoop: @unchecked Sendable {
     private let events: OpaquePointer
     private let eventCapacity = 1024
     private var registrations: [Registration] = []
-    private var wheel: TimerWheel
+    private let wheel: TimerWheel
     private let startNanos: UInt64
     /// Milliseconds since the loop started, refreshed once per iteration.
     public private(set) var now: UInt64 = 0

@@ -23,6 +23,7 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
     public let consumer: EventLoop
     private let rings: [SPSCRing<Message>]
     private var overflow: [[Message]]
+    private var overflowHead: [Int]
     private let foreign = Mutex<[Message]>([])
     private let foreignCount = Atomic<Int>(0)
     private let handler: (Message) -> Void
@@ -34,6 +35,7 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
         let producers = consumer.group?.loops.count ?? 1
         self.rings = (0..<producers).map { _ in SPSCRing(capacity: ringCapacity) }
         self.overflow = Array(repeating: [], count: producers)
+        self.overflowHead = Array(repeating: 0, count: producers)
         self.handler = handler
         consumer.addInboxSource(self)
     }
@@ -47,8 +49,8 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
                 producer.wakeLater(consumer)
                 return
             }
+            if overflow[index].isEmpty { producer.flushLater(self) }  // once per overflow episode
             overflow[index].append(message)
-            producer.flushLater(self)
             return
         }
         foreign.withLock { $0.append(message) }
@@ -59,13 +61,17 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
     /// Runs on a producer loop: moves its overflow into its ring; true when some remains.
     func flushOverflow(from producer: EventLoop) -> Bool {
         let index = producer.id
-        var moved = 0
-        while moved < overflow[index].count, rings[index].push(overflow[index][moved]) { moved += 1 }
-        if moved > 0 {
-            overflow[index].removeFirst(moved)
-            producer.wakeLater(consumer)
+        let start = overflowHead[index]
+        var head = start
+        while head < overflow[index].count, rings[index].push(overflow[index][head]) { head += 1 }
+        if head > start { producer.wakeLater(consumer) }
+        if head == overflow[index].count {
+            overflow[index].removeAll(keepingCapacity: true)
+            overflowHead[index] = 0
+            return false
         }
-        return !overflow[index].isEmpty
+        overflowHead[index] = head
+        return true
     }
 
     func drain(limit: Int) -> Int {

@@ -15,12 +15,12 @@ public struct TimerHandle: Hashable, Sendable {
     public var isNone: Bool { index < 0 }
 }
 
-/// A hashed timing wheel: O(1) schedule and cancel, expiry work proportional to the timers in
+/// A hashed timing wheel (a class, so a firing callback may schedule and cancel re-entrantly): O(1) schedule and cancel, expiry work proportional to the timers in
 /// the slots passed. Time is counted in ticks; the owner maps clock time to ticks.
 ///
 /// Nodes live in one array (a slab) linked into per-slot doubly-linked lists by index, so
 /// scheduling allocates nothing once the slab has grown to the peak number of live timers.
-struct TimerWheel {
+final class TimerWheel {
     private struct Node {
         var deadline: UInt64 = 0
         var sequence: UInt64 = 0
@@ -54,7 +54,7 @@ struct TimerWheel {
     }
 
     /// Schedules `target.timerFired(tag:)` for `tick` (at least one tick from now).
-    mutating func schedule(atTick tick: UInt64, target: TimerTarget, tag: Int) -> TimerHandle {
+    func schedule(atTick tick: UInt64, target: TimerTarget, tag: Int) -> TimerHandle {
         let deadline = max(tick, currentTick + 1)
         let index = allocateNode()
         sequence &+= 1
@@ -70,7 +70,7 @@ struct TimerWheel {
 
     /// Cancels a timer. Returns false if it had already fired or been cancelled.
     @discardableResult
-    mutating func cancel(_ handle: TimerHandle) -> Bool {
+    func cancel(_ handle: TimerHandle) -> Bool {
         guard handle.index >= 0, Int(handle.index) < nodes.count else { return false }
         let node = nodes[Int(handle.index)]
         guard node.generation == handle.generation else { return false }
@@ -87,7 +87,7 @@ struct TimerWheel {
     /// Moves time to `tick` and fires every timer whose deadline is at or before it, earliest
     /// first (ties in scheduling order). A callback may schedule or cancel timers, including
     /// ones that expired in the same advance and have not fired yet.
-    mutating func advance(to tick: UInt64) {
+    func advance(to tick: UInt64) {
         guard tick > currentTick else { return }
         let steps = min(tick - currentTick, mask + 1)
         for step in 1...steps {
@@ -137,7 +137,7 @@ struct TimerWheel {
         return mask + 1
     }
 
-    private mutating func allocateNode() -> Int32 {
+    private func allocateNode() -> Int32 {
         if freeHead >= 0 {
             let index = freeHead
             freeHead = nodes[Int(index)].next
@@ -147,7 +147,7 @@ struct TimerWheel {
         return Int32(nodes.count - 1)
     }
 
-    private mutating func release(_ index: Int32) {
+    private func release(_ index: Int32) {
         nodes[Int(index)].state = .free
         nodes[Int(index)].target = nil
         nodes[Int(index)].generation &+= 1
@@ -156,14 +156,14 @@ struct TimerWheel {
         freeHead = index
     }
 
-    private mutating func link(_ index: Int32, slot: Int) {
+    private func link(_ index: Int32, slot: Int) {
         nodes[Int(index)].next = -1
         nodes[Int(index)].prev = tails[slot]
         if tails[slot] >= 0 { nodes[Int(tails[slot])].next = index } else { heads[slot] = index }
         tails[slot] = index
     }
 
-    private mutating func unlink(_ index: Int32, slot: Int) {
+    private func unlink(_ index: Int32, slot: Int) {
         let prev = nodes[Int(index)].prev
         let next = nodes[Int(index)].next
         if prev >= 0 { nodes[Int(prev)].next = next } else { heads[slot] = next }

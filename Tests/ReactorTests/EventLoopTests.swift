@@ -1,0 +1,79 @@
+import CSwitchboardShims
+import Reactor
+import Synchronization
+import Testing
+import TestSupport
+
+@Suite struct EventLoopTests {
+    @Test func timerFiresNoEarlierThanAskedAndRoughlyOnTime() throws {
+        let harness = try LoopHarness()
+        let loop = harness.group.loops[0]
+        let box = ResultBox<UInt64>()
+        let started = sb_monotonic_ns()
+        loop.execute {
+            loop.scheduleTimer(in: 50) { box.set(.success(sb_monotonic_ns())) }
+        }
+        let firedAt = try box.wait().get()
+        let elapsedMs = (firedAt - started) / 1_000_000
+        #expect(elapsedMs >= 50)
+        #expect(elapsedMs < 1_000, "coarse accuracy on a loaded machine")
+    }
+
+    @Test func cancelledTimerDoesNotFireOnTheLoop() throws {
+        let harness = try LoopHarness()
+        let loop = harness.group.loops[0]
+        let fired = Atomic<Int>(0)
+        let box = ResultBox<Bool>()
+        loop.execute {
+            let handle = loop.scheduleTimer(in: 30) { fired.add(1, ordering: .relaxed) }
+            loop.scheduleTimer(in: 10) { loop.cancelTimer(handle) }
+            loop.scheduleTimer(in: 100) { box.set(.success(true)) }
+        }
+        _ = try box.wait().get()
+        #expect(fired.load(ordering: .relaxed) == 0)
+    }
+
+    @Test func executeFromManyThreadsRunsEveryTaskOnTheLoop() throws {
+        let harness = try LoopHarness()
+        let loop = harness.group.loops[0]
+        let count = Atomic<Int>(0)
+        let wrongThread = Atomic<Int>(0)
+        let threads = 4, perThread = 2_000
+        runThreads(threads) { _ in
+            for _ in 0..<perThread {
+                loop.execute {
+                    if !loop.inEventLoop { wrongThread.add(1, ordering: .relaxed) }
+                    count.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        #expect(waitUntil { count.load(ordering: .relaxed) == threads * perThread })
+        #expect(wrongThread.load(ordering: .relaxed) == 0)
+    }
+}
+
+/// Runs `body(i)` on `count` threads and waits for all of them.
+func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    final class Start: @unchecked Sendable {
+        let index: Int
+        let body: @Sendable (Int) -> Void
+        init(_ index: Int, _ body: @escaping @Sendable (Int) -> Void) {
+            self.index = index
+            self.body = body
+        }
+    }
+    var threads: [pthread_t] = []
+    for index in 0..<count {
+        var thread = pthread_t()
+        let start = Unmanaged.passRetained(Start(index, body)).toOpaque()
+        pthread_create(&thread, nil, { raw in
+            let start = Unmanaged<Start>.fromOpaque(raw!).takeRetainedValue()
+            start.body(start.index)
+            return nil
+        }, start)
+        threads.append(thread)
+    }
+    for thread in threads { pthread_join(thread, nil) }
+}
+
+import Glibc

@@ -1,0 +1,104 @@
+import CSwitchboardShims
+import Foundation
+
+/// The `switchboard` executable built next to the test bundle, run as a child process.
+public final class NodeProcess {
+    public let process = Process()
+    private let stdoutPipe = Pipe()
+    private let stderrPipe = Pipe()
+    private let collected = Collected()
+    /// The port of the first listen address, read from the "listening" line.
+    public private(set) var port = 0
+
+    /// The built `switchboard` binary.
+    public static var executable: URL {
+        let runner = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [
+            runner.appendingPathComponent("switchboard"),
+            runner.deletingLastPathComponent().appendingPathComponent("switchboard"),
+        ]
+        for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate.path) {
+            return candidate
+        }
+        return candidates[0]
+    }
+
+    /// Starts `switchboard ARGS` (optionally under `sh -c` with a shell prefix such as
+    /// `ulimit -n 40;`).
+    public init(_ arguments: [String], shellPrefix: String? = nil) throws {
+        if let shellPrefix {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            let quoted = ([NodeProcess.executable.path] + arguments).map { "'\($0)'" }.joined(separator: " ")
+            process.arguments = ["-c", "\(shellPrefix) exec \(quoted)"]
+        } else {
+            process.executableURL = NodeProcess.executable
+            process.arguments = arguments
+        }
+        process.standardOutput = stdoutPipe
+        process.standardError = stderrPipe
+        let collected = self.collected
+        stdoutPipe.fileHandleForReading.readabilityHandler = { handle in
+            collected.append(handle.availableData, toStandardError: false)
+        }
+        stderrPipe.fileHandleForReading.readabilityHandler = { handle in
+            collected.append(handle.availableData, toStandardError: true)
+        }
+        try process.run()
+    }
+
+    /// Starts a node on a free loopback port and waits for its "listening" line.
+    public static func serve(_ extra: [String] = [], shellPrefix: String? = nil) throws -> NodeProcess {
+        let data = NSTemporaryDirectory() + "switchboard-test-\(UUID().uuidString)"
+        let node = try NodeProcess(["serve", "--listen", "127.0.0.1:0", "--data", data] + extra, shellPrefix: shellPrefix)
+        guard waitUntil({ node.standardOutput.contains("listening on") || !node.process.isRunning }),
+            let line = node.standardOutput.split(separator: "\n").first(where: { $0.contains("listening on") }),
+            let portText = line.split(separator: ":").last?.split(separator: " ").first,
+            let port = Int(portText)
+        else {
+            node.terminate()
+            throw BlockingSocket.Failure(description: "node did not start: \(node.standardError)")
+        }
+        node.port = port
+        return node
+    }
+
+    public var standardOutput: String { collected.text(standardError: false) }
+    public var standardError: String { collected.text(standardError: true) }
+
+    public func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// Waits for exit; nil if still running after the timeout.
+    public func waitForExit(timeoutMilliseconds: Int = 10_000) -> Int32? {
+        guard waitUntil(timeoutMilliseconds: timeoutMilliseconds, { !process.isRunning }) else { return nil }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    public func terminate() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { terminate() }
+}
+
+private final class Collected: @unchecked Sendable {
+    // `@unchecked Sendable`: every access holds `lock`.
+    private let lock = NSLock()
+    private var out = Data()
+    private var err = Data()
+
+    func append(_ data: Data, toStandardError: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
+        if toStandardError { err.append(data) } else { out.append(data) }
+    }
+
+    func text(standardError: Bool) -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: standardError ? err : out, as: UTF8.self)
+    }
+}
