@@ -22,18 +22,20 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]),
 
         .target(name: "Reactor", dependencies: ["CSwitchboardShims"]),
+        // Our own command-line flag parser, shared by the node and the bench client.
+        .target(name: "Flags"),
         .target(
             name: "SwitchboardServer",
-            dependencies: ["Reactor", "CSwitchboardShims", "CSodium", "COpenSSL"]),
+            dependencies: ["Reactor", "Flags", "CSwitchboardShims", "CSodium", "COpenSSL"]),
         .executableTarget(name: "switchboard", dependencies: ["SwitchboardServer"]),
         .executableTarget(
-            name: "switchboard-bench", dependencies: ["Reactor", "CSwitchboardShims"],
+            name: "switchboard-bench", dependencies: ["Reactor", "Flags", "CSwitchboardShims"],
             path: "Benchmarks/switchboard-bench"),
 
         .target(name: "TestSupport", dependencies: ["CSwitchboardShims"], path: "Tests/TestSupport"),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CSwitchboardShims", "TestSupport"]),
         .testTarget(
-            name: "NodeTests", dependencies: ["SwitchboardServer", "Reactor", "CSwitchboardShims", "TestSupport"]),
+            name: "NodeTests", dependencies: ["SwitchboardServer", "Flags", "Reactor", "CSwitchboardShims", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

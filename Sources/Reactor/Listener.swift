@@ -10,6 +10,8 @@ public final class Listener: Selectable {
     private var fd: Int32
     private let makeHandler: (EventLoop) -> ConnectionHandler
     private var paused = false
+    /// Runs on the loop each time accepting stops for lack of descriptors (for logging).
+    public var onDescriptorsExhausted: ((Int32) -> Void)?
     /// A descriptor held in reserve: closed to accept-and-close a connection when the process
     /// is out of descriptors, so the peer gets an answer and the backlog does not fill.
     private var spareFD: Int32 = -1
@@ -80,6 +82,7 @@ public final class Listener: Selectable {
             case EINTR, ECONNABORTED, EPROTO, EPERM: continue
             case EMFILE, ENFILE, ENOBUFS, ENOMEM:
                 descriptorsExhausted()
+                onDescriptorsExhausted?(code)
                 return
             case EBADF, EFAULT, EINVAL, ENOTSOCK: preconditionFailure("accept4: errno \(code)")
             default:

@@ -56,6 +56,16 @@ public final class Node: @unchecked Sendable {
             for (index, address) in bound.enumerated() {
                 do {
                     let listener = try Listener(address: address, on: loop) { _ in EchoHandler.shared }
+                    var lastWarning: UInt64 = 0
+                    listener.onDescriptorsExhausted = { [logger] code in
+                        // At most one line per second per loop: the condition can last.
+                        guard loop.now >= lastWarning + 1000 || lastWarning == 0 else { return }
+                        lastWarning = max(loop.now, 1)
+                        logger.warn("accept paused: out of descriptors", [
+                            "errno": "\(code)", "loop": "\(loop.id)",
+                            "count": "\(loop.counters.acceptDescriptorExhausted.load(ordering: .relaxed))",
+                        ])
+                    }
                     bound[index] = listener.address  // later loops reuse the port the first got
                     mine.append(listener)
                 } catch {

@@ -1,3 +1,4 @@
+import Flags
 import Reactor
 
 /// Everything `switchboard serve` is told on its command line, validated.

@@ -1,4 +1,5 @@
 import Glibc
+import Flags
 import Reactor
 
 /// The `switchboard` command line: subcommands, `--help`, `--version`, exit statuses

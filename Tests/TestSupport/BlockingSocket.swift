@@ -12,9 +12,15 @@ public final class BlockingSocket {
     }
 
     /// Connects to `host:port` (IPv4).
-    public init(host: String = "127.0.0.1", port: Int, receiveTimeoutMilliseconds: Int = 5000) throws {
+    /// - Parameter receiveBufferBytes: a small SO_RCVBUF makes a peer that stops reading stall
+    ///   the sender quickly.
+    public init(host: String = "127.0.0.1", port: Int, receiveTimeoutMilliseconds: Int = 5000,
+                receiveBufferBytes: Int? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
+        if let receiveBufferBytes {
+            _ = sb_set_int_option(fd, SOL_SOCKET, SO_RCVBUF, Int32(receiveBufferBytes))
+        }
         var address = [UInt8](repeating: 0, count: 4)
         guard sb_parse_ipv4(host, &address) == 0 else { throw Failure(description: "bad host \(host)") }
         guard sb_connect(fd, AF_INET, address, UInt16(port)) == 0 else {
