@@ -22,6 +22,8 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]),
 
         .target(name: "Reactor", dependencies: ["CSwitchboardShims"]),
+        // Noise Protocol Framework (revision 34) over libsodium: no I/O.
+        .target(name: "Noise", dependencies: ["CSodium"]),
         // Our own command-line flag parser, shared by the node and the bench client.
         .target(name: "Flags"),
         .target(
@@ -33,6 +35,9 @@ let package = Package(
             path: "Benchmarks/switchboard-bench"),
 
         .target(name: "TestSupport", dependencies: ["CSwitchboardShims"], path: "Tests/TestSupport"),
+        .testTarget(
+            name: "NoiseTests", dependencies: ["Noise"],
+            resources: [.copy("Vectors")]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CSwitchboardShims", "TestSupport"]),
         .testTarget(
             name: "NodeTests", dependencies: ["SwitchboardServer", "Flags", "Reactor", "CSwitchboardShims", "TestSupport"]),

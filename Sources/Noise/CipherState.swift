@@ -1,0 +1,132 @@
+internal import CSodium
+
+/// The `CipherState` of section 5.1 with the ChaChaPoly cipher of section 12.3: a key `k` and a
+/// 64-bit nonce `n`. After the handshake each direction has one, and the hot path encrypts and
+/// decrypts in place in the connection's buffers with no allocation.
+public struct CipherState: Sendable {
+    public static let tagLength = 16
+    /// The nonce value 2^64-1 is reserved (section 5.1).
+    static let maxNonce = UInt64.max
+
+    private var key: SecretBytes?
+    /// The next nonce.
+    public private(set) var nonce: UInt64 = 0
+
+    public init() {}
+
+    init(key: [UInt8]) {
+        initializeKey(key)
+    }
+
+    mutating func initializeKey(_ bytes: [UInt8]?) {
+        key = bytes.map { SecretBytes($0.prefix(32)) }
+        nonce = 0
+    }
+
+    public var hasKey: Bool { key != nil }
+
+    /// For out-of-order transports and tests (section 5.1 `SetNonce`).
+    public mutating func setNonce(_ value: UInt64) { nonce = value }
+
+    /// Encrypts `count` plaintext bytes at `buffer` in place and appends the 16-byte tag, so the
+    /// buffer must have room for `count + 16` bytes. Returns the ciphertext length. Without a key
+    /// the plaintext is left as it is (returns `count`).
+    public mutating func encrypt(
+        inPlace buffer: UnsafeMutableRawPointer, count: Int, ad: UnsafeRawBufferPointer
+    ) throws(NoiseError) -> Int {
+        guard let key else { return count }
+        guard nonce < CipherState.maxNonce else { throw .nonceExhausted }
+        var written: UInt64 = 0
+        let bytes = buffer.assumingMemoryBound(to: UInt8.self)
+        CipherState.withNonce(nonce) { nonceBytes in
+            _ = crypto_aead_chacha20poly1305_ietf_encrypt(
+                bytes, &written, bytes, UInt64(count),
+                ad.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(ad.count),
+                nil, nonceBytes, key.pointer.assumingMemoryBound(to: UInt8.self))
+        }
+        nonce += 1
+        return Int(written)
+    }
+
+    /// Decrypts `count` ciphertext bytes (tag included) at `buffer` in place; returns the
+    /// plaintext length. On authentication failure the nonce is not advanced (section 5.1).
+    public mutating func decrypt(
+        inPlace buffer: UnsafeMutableRawPointer, count: Int, ad: UnsafeRawBufferPointer
+    ) throws(NoiseError) -> Int {
+        guard let key else { return count }
+        guard nonce < CipherState.maxNonce else { throw .nonceExhausted }
+        guard count >= CipherState.tagLength else { throw .decryptFailed }
+        var written: UInt64 = 0
+        let bytes = buffer.assumingMemoryBound(to: UInt8.self)
+        let result = CipherState.withNonce(nonce) { nonceBytes in
+            crypto_aead_chacha20poly1305_ietf_decrypt(
+                bytes, &written, nil, bytes, UInt64(count),
+                ad.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(ad.count),
+                nonceBytes, key.pointer.assumingMemoryBound(to: UInt8.self))
+        }
+        guard result == 0 else { throw .decryptFailed }
+        nonce += 1
+        return Int(written)
+    }
+
+    /// `EncryptWithAd` on arrays (handshake use).
+    public mutating func encryptWithAd(_ ad: [UInt8], _ plaintext: [UInt8]) throws(NoiseError) -> [UInt8] {
+        guard hasKey else { return plaintext }
+        var buffer = plaintext + [UInt8](repeating: 0, count: CipherState.tagLength)
+        var state = self
+        let result = buffer.withUnsafeMutableBytes { raw in
+            ad.withUnsafeBytes { adBytes in
+                Result { () throws(NoiseError) -> Int in
+                    try state.encrypt(inPlace: raw.baseAddress!, count: plaintext.count, ad: adBytes)
+                }
+            }
+        }
+        self = state
+        return Array(buffer.prefix(try result.get()))
+    }
+
+    /// `DecryptWithAd` on arrays (handshake use).
+    public mutating func decryptWithAd(_ ad: [UInt8], _ ciphertext: [UInt8]) throws(NoiseError) -> [UInt8] {
+        guard hasKey else { return ciphertext }
+        guard ciphertext.count >= CipherState.tagLength else { throw .decryptFailed }
+        var buffer = ciphertext
+        var state = self
+        let result = buffer.withUnsafeMutableBytes { raw in
+            ad.withUnsafeBytes { adBytes in
+                Result { () throws(NoiseError) -> Int in
+                    try state.decrypt(inPlace: raw.baseAddress!, count: ciphertext.count, ad: adBytes)
+                }
+            }
+        }
+        self = state
+        return Array(buffer.prefix(try result.get()))
+    }
+
+    /// `Rekey()`: k = first 32 bytes of ENCRYPT(k, 2^64-1, empty, 32 zero bytes) (sections
+    /// 4.2, 11.3). The nonce is kept.
+    public mutating func rekey() {
+        guard let key else { return }
+        var buffer = [UInt8](repeating: 0, count: 32 + CipherState.tagLength)
+        var written: UInt64 = 0
+        buffer.withUnsafeMutableBufferPointer { out in
+            CipherState.withNonce(CipherState.maxNonce) { nonceBytes in
+                _ = crypto_aead_chacha20poly1305_ietf_encrypt(
+                    out.baseAddress!, &written, out.baseAddress!, 32, nil, 0, nil, nonceBytes,
+                    key.pointer.assumingMemoryBound(to: UInt8.self))
+            }
+        }
+        self.key = SecretBytes(buffer.prefix(32))
+        wipe(&buffer)
+    }
+
+    /// Runs `body` with the 96-bit nonce: 32 bits of zeros, then `n` little-endian (section
+    /// 12.3), on the stack.
+    @inline(__always)
+    private static func withNonce<R>(_ n: UInt64, _ body: (UnsafePointer<UInt8>) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 12) { bytes in
+            for index in 0..<4 { bytes[index] = 0 }
+            for index in 0..<8 { bytes[4 + index] = UInt8(truncatingIfNeeded: n >> (8 * UInt64(index))) }
+            return body(UnsafePointer(bytes.baseAddress!))
+        }
+    }
+}
