@@ -22,6 +22,8 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]),
 
         .target(name: "Reactor", dependencies: ["CSwitchboardShims"]),
+        // Frame and stanza codecs: pure functions over bytes.
+        .target(name: "Wire"),
         // Noise Protocol Framework (revision 34) over libsodium: no I/O.
         .target(name: "Noise", dependencies: ["CSodium"]),
         // Our own command-line flag parser, shared by the node and the bench client.

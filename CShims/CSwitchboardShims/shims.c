@@ -164,17 +164,21 @@ int sb_socket_error(int fd) {
     return value;
 }
 
-ssize_t sb_writev2(int fd, const void *a, size_t alen, const void *b, size_t blen) {
-    struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
-    return writev(fd, iov, blen > 0 ? 2 : 1);
-}
 
 _Static_assert(sizeof(struct iovec) == 2 * sizeof(void *), "iovec is (pointer, length)");
 _Static_assert(offsetof(struct iovec, iov_len) == sizeof(void *), "iovec is (pointer, length)");
 
 ssize_t sb_writev(int fd, const void *iovecs, int count) {
-    return writev(fd, (const struct iovec *)iovecs, count);
+    // sendmsg rather than writev: MSG_NOSIGNAL keeps a peer's reset from raising SIGPIPE in
+    // processes that did not ignore it (the bench client, tests).
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = (struct iovec *)iovecs;
+    message.msg_iovlen = (size_t)count;
+    return sendmsg(fd, &message, MSG_NOSIGNAL);
 }
+
+int sb_shutdown_write(int fd) { return shutdown(fd, SHUT_WR); }
 
 ssize_t sb_read(int fd, void *buffer, size_t length) { return read(fd, buffer, length); }
 

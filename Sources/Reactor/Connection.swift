@@ -58,8 +58,13 @@ extension ConnectionHandler {
 /// writes in pooled chunks flushed with `writev` once per loop iteration, applies back-pressure
 /// between its outbound queue and its reads, and enforces idle and protocol deadlines.
 public final class Connection: Selectable, TimerTarget {
-    private enum State { case connecting, open, closing, closed }
-    private enum TimerTag { static let idle = 0, deadline = 1 }
+    /// `closing`: writing out what is queued; `lingering`: our side is shut down (FIN sent) and
+    /// we read and discard until the peer closes, so unread input cannot turn our close into a
+    /// reset that would destroy the last bytes in flight.
+    private enum State { case connecting, open, closing, lingering, closed }
+    private enum TimerTag { static let idle = 0, deadline = 1, linger = 2 }
+    /// How long a closing connection waits for the peer's FIN before closing anyway.
+    static let lingerMilliseconds = 2_000
 
     public unowned let loop: EventLoop
     public let fd: Int32
@@ -171,6 +176,10 @@ public final class Connection: Selectable, TimerTarget {
             return
         }
         if mask & SB_EPOLLRDHUP != 0 { peerHungUp = true }
+        if state == .lingering {
+            if mask & (SB_EPOLLHUP | SB_EPOLLERR) != 0 { close(closingReason) } else { discardInput() }
+            return
+        }
         if mask & (SB_EPOLLHUP | SB_EPOLLERR) != 0 && (readPaused || readShut) {
             // Nothing more can be read or delivered; a level-triggered HUP would repeat forever.
             close(.reset(readSocketError()))
@@ -206,6 +215,10 @@ public final class Connection: Selectable, TimerTarget {
     /// Reads what is available, up to the per-wake-up cap. A short read ends the round (the
     /// socket is empty and new data brings a new edge) unless the peer has hung up.
     func readAvailable(toEndOfStream: Bool = false) {
+        if state == .lingering {
+            discardInput()
+            return
+        }
         guard state == .open, !readPaused, !readShut else { return }
         let untilEmpty = toEndOfStream || peerHungUp || mustEmptySocket
         mustEmptySocket = false
@@ -243,6 +256,20 @@ public final class Connection: Selectable, TimerTarget {
             mustEmptySocket = true
             markReady()
         }
+    }
+
+    /// Lingering: read and drop input until EOF (then close) or until the socket is empty.
+    private func discardInput() {
+        let buffer = loop.readBuffer
+        for _ in 0..<loop.configuration.maxReadsPerWakeup {
+            let n = sb_read(fd, buffer.baseAddress, buffer.count)
+            if n > 0 { continue }
+            if n < 0 && sb_errno() == EINTR { continue }
+            if n < 0 && sb_errno() == EAGAIN { return }
+            close(closingReason)  // EOF or an error: either way we are done
+            return
+        }
+        if edgeTriggered { markReady() }
     }
 
     private func markReady() {
@@ -317,7 +344,7 @@ public final class Connection: Selectable, TimerTarget {
         }
         if outbound.isEmpty {
             if state == .closing {
-                close(closingReason)
+                finishClosing()
                 return
             }
             setWantWritable(false)
@@ -342,12 +369,27 @@ public final class Connection: Selectable, TimerTarget {
         updateInterest()
     }
 
+    /// Everything queued was written: close at once if the peer already closed its side,
+    /// otherwise send FIN and linger for the peer's.
+    private func finishClosing() {
+        if readShut || sb_shutdown_write(fd) != 0 {
+            close(closingReason)
+            return
+        }
+        state = .lingering
+        wantWritable = false
+        loop.cancelTimer(deadlineTimer)
+        deadlineTimer = loop.scheduleTimer(in: Connection.lingerMilliseconds, target: self, tag: TimerTag.linger)
+        updateInterest()
+        if edgeTriggered { markReady() }
+    }
+
     /// Level-triggered mode changes the epoll interest set with the state; edge-triggered mode
     /// registers everything once and ignores edges it does not need.
     private func updateInterest() {
         guard !edgeTriggered, state != .closed else { return }
         var mask: UInt32 = 0
-        if state == .open && !readPaused && !readShut { mask |= SB_EPOLLIN | SB_EPOLLRDHUP }
+        if (state == .open && !readPaused && !readShut) || state == .lingering { mask |= SB_EPOLLIN | SB_EPOLLRDHUP }
         if wantWritable || state == .connecting { mask |= SB_EPOLLOUT }
         guard mask != registeredMask else { return }
         do {
@@ -364,13 +406,13 @@ public final class Connection: Selectable, TimerTarget {
     /// nothing is queued).
     public func closeWhenFlushed(_ reason: CloseReason = .local) {
         switch state {
-        case .closed, .closing: return
+        case .closed, .closing, .lingering: return
         case .connecting:
             close(reason)
         case .open:
             closingReason = reason
             if outbound.isEmpty {
-                close(reason)
+                finishClosing()
             } else {
                 state = .closing
                 updateInterest()
@@ -399,11 +441,13 @@ public final class Connection: Selectable, TimerTarget {
 
     /// Closes the connection with `.deadline` unless `clearDeadline()` comes first.
     public func setDeadline(milliseconds: Int) {
+        guard state != .lingering, state != .closed else { return }
         loop.cancelTimer(deadlineTimer)
         deadlineTimer = loop.scheduleTimer(in: milliseconds, target: self, tag: TimerTag.deadline)
     }
 
     public func clearDeadline() {
+        guard state != .lingering else { return }
         loop.cancelTimer(deadlineTimer)
         deadlineTimer = .none
     }
@@ -413,6 +457,9 @@ public final class Connection: Selectable, TimerTarget {
         case TimerTag.deadline:
             deadlineTimer = .none
             close(.deadline)
+        case TimerTag.linger:
+            deadlineTimer = .none
+            close(closingReason)
         default:
             // Reads do not touch the wheel; the timer checks the last activity when it fires.
             let idle = UInt64(loop.configuration.idleTimeoutMilliseconds)

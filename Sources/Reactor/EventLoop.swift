@@ -127,8 +127,10 @@ public final class EventLoop: @unchecked Sendable {
         readBuffer = .allocate(byteCount: configuration.readBufferBytes, alignment: 16)
         chunks = ChunkPool(maxCached: configuration.cachedChunks)
         iovecs = .allocate(capacity: EventLoop.iovecCapacity)
-        _ = try? blockingCall("epoll_ctl") {
-            sb_epoll_ctl(epfd, 1, wakeFD, SB_EPOLLIN, UInt64(UInt32(bitPattern: wakeFD)))
+        let epfd = self.epfd, wakeFD = self.wakeFD
+        if sb_epoll_ctl(epfd, 1, wakeFD, SB_EPOLLIN, UInt64(UInt32(bitPattern: wakeFD))) != 0 {
+            // Without its wake-up the loop could sleep through `execute` and `stop` forever.
+            throw SystemError(call: "epoll_ctl(ADD eventfd)", errno: sb_errno())
         }
     }
 
@@ -302,6 +304,8 @@ public final class EventLoop: @unchecked Sendable {
                     let current = currentMillis()
                     timeout = deadline > current ? Int32(clamping: deadline - current) : 0
                 }
+                // A full mailbox ring: retry soon, but sleep so the consumer gets the CPU.
+                if !overflowing.isEmpty && (timeout < 0 || timeout > 1) { timeout = 1 }
                 if timeout != 0 {
                     sleeping.store(true, ordering: .sequentiallyConsistent)
                     atomicMemoryFence(ordering: .sequentiallyConsistent)
@@ -347,7 +351,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func hasImmediateWork() -> Bool {
-        !deferred.isEmpty || !readyList.isEmpty || !flushList.isEmpty || !overflowing.isEmpty
+        !deferred.isEmpty || !readyList.isEmpty || !flushList.isEmpty
     }
 
     private func hasInboundWork() -> Bool {
@@ -412,7 +416,12 @@ public final class EventLoop: @unchecked Sendable {
 
     private func runOverflow() {
         guard !overflowing.isEmpty else { return }
-        overflowing = overflowing.filter { $0(self) }
+        var kept = 0
+        for index in overflowing.indices where overflowing[index](self) {
+            overflowing.swapAt(index, kept)
+            kept += 1
+        }
+        overflowing.removeLast(overflowing.count - kept)
     }
 
     private func payWakes() {

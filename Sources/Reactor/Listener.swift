@@ -71,6 +71,8 @@ public final class Listener: Selectable {
     public func handleEvent(_ mask: UInt32) {
         guard fd >= 0, !paused else { return }
         for _ in 0..<Listener.acceptBurst {
+            // A handler may close the listener during the burst.
+            guard fd >= 0, !paused else { return }
             let client = sb_accept4(fd)
             if client >= 0 {
                 accepted(client)
@@ -119,8 +121,13 @@ public final class Listener: Selectable {
             if client >= 0 { closeDescriptor(client) }
             spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
         }
+        guard fd >= 0 else { return }
+        do {
+            try loop.modify(fd, events: 0)
+        } catch {
+            return  // still registered: the next wake-up tries again
+        }
         paused = true
-        _ = try? loop.modify(fd, events: 0)
         loop.scheduleTimer(in: Listener.exhaustedPauseMilliseconds) { [weak self] in
             guard let self, self.fd >= 0 else { return }
             self.paused = false

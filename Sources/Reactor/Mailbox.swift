@@ -70,6 +70,10 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
             overflowHead[index] = 0
             return false
         }
+        if head > overflow[index].count / 2 {  // compact: do not keep what was already moved
+            overflow[index].removeFirst(head)
+            head = 0
+        }
         overflowHead[index] = head
         return true
     }

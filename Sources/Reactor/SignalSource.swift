@@ -6,7 +6,7 @@ import Glibc
 /// takes them the old way.
 public final class SignalSource: Selectable {
     public unowned let loop: EventLoop
-    private let fd: Int32
+    private var fd: Int32
     private let onSignal: (Int32) -> Void
 
     public static func blockSignals() {
@@ -26,13 +26,16 @@ public final class SignalSource: Selectable {
         }
     }
 
+    /// Stops delivery; safe to call twice and from inside `onSignal`.
     public func close() {
+        guard fd >= 0 else { return }
         loop.deregister(fd)
         closeDescriptor(fd)
+        fd = -1
     }
 
     public func handleEvent(_ mask: UInt32) {
-        while true {
+        while fd >= 0 {
             let signal = sb_signalfd_read(fd)
             if signal <= 0 { return }
             onSignal(Int32(signal))

@@ -126,15 +126,19 @@ final class TimerWheel {
         expired.removeAll(keepingCapacity: true)
     }
 
-    /// Ticks until the earliest slot holding a timer, scanning at most one revolution; nil when
-    /// no timer is scheduled. The slot may hold only timers of later revolutions: waking for
-    /// it early is harmless.
+    /// Ticks until the earliest slot holding a timer, looking at most `scanLimit` slots ahead;
+    /// nil when no timer is scheduled. The slot may hold only timers of later revolutions, and
+    /// past the scan limit the answer is the limit: waking early is harmless, and a bounded scan
+    /// keeps the cost of going to sleep small.
+    static let scanLimit: UInt64 = 128
+
     func ticksUntilNextSlot() -> UInt64? {
         guard count > 0 else { return nil }
-        for step in 1...(mask + 1) where heads[Int((currentTick + step) & mask)] >= 0 {
+        let limit = min(TimerWheel.scanLimit, mask + 1)
+        for step in 1...limit where heads[Int((currentTick + step) & mask)] >= 0 {
             return step
         }
-        return mask + 1
+        return limit
     }
 
     private func allocateNode() -> Int32 {

@@ -75,7 +75,7 @@ import TestSupport
         }
         #expect(!closed)
         #expect(paused, "reading stops above the high watermark")
-        #expect(queued > configuration.outboundHighWatermark)
+        #expect(queued >= configuration.outboundLowWatermark, "paused means the queue has not drained to the low mark")
         #expect(queued <= configuration.outboundHighWatermark + configuration.readBufferBytes,
                 "the queue never grows past the watermark plus one read")
         #expect(sent > queued, "the rest waits in kernel buffers, not in the node")
@@ -231,4 +231,39 @@ func runThreadsDetached(_ body: @escaping @Sendable () -> Void) {
         return nil
     }, Unmanaged.passRetained(Box(body)).toOpaque())
     pthread_detach(thread)
+}
+
+@Suite struct ClosingTests {
+    /// A peer that keeps sending while we close must still get everything we queued: the close
+    /// shuts down our side and drains its input instead of resetting the connection.
+    @Test(arguments: ConnectionTests.modes)
+    func closeAfterFlushDeliversTheLastBytesToAPeerThatKeepsTalking(mode: TriggerMode) throws {
+        var configuration = LoopConfiguration()
+        configuration.trigger = mode
+        let harness = try LoopHarness(configuration: configuration)
+        let loop = harness.group.loops[0]
+        final class Farewell: ConnectionHandler, @unchecked Sendable {
+            let last = [UInt8](repeating: 0x42, count: 200_000)
+            var reasons: [CloseReason] = []
+            func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+                connection.write(last)
+                connection.closeWhenFlushed(.local)
+            }
+            func connectionDidClose(_ connection: Connection, reason: CloseReason) { reasons.append(reason) }
+        }
+        let handler = Farewell()
+        let port = try harness.onLoop(loop) {
+            Int(try Listener(address: try SocketAddress(parsing: "127.0.0.1:0"), on: loop) { _ in handler }.address.port)
+        }
+        // A small receive buffer keeps most of the reply in the node's send queue at close time.
+        let client = try BlockingSocket(port: port, receiveBufferBytes: 4096)
+        try client.send("bye?")
+        // Keep talking while the node closes; our unread bytes must not reset the connection.
+        for _ in 0..<20 { try? client.send(Array(repeating: 0x01, count: 1000)) }
+        let received = try client.receive(exactly: 200_000)
+        #expect(received == handler.last)
+        #expect(client.waitForClose())
+        client.close()
+        #expect(waitUntil { (try? harness.onLoop(loop) { handler.reasons }) == [.local] })
+    }
 }

@@ -54,8 +54,9 @@ int sb_connect(int fd, int family, const uint8_t *address, uint16_t port);
 int sb_local_port(int fd);
 /// The pending socket error (SO_ERROR) or -1 if it cannot be read.
 int sb_socket_error(int fd);
-ssize_t sb_writev2(int fd, const void *a, size_t alen, const void *b, size_t blen);
-/// writev over `count` (pointer, length) pairs laid out as `struct iovec`.
+/// shutdown(fd, SHUT_WR).
+int sb_shutdown_write(int fd);
+/// Gathered write of `count` (pointer, length) pairs laid out as `struct iovec`, without SIGPIPE.
 ssize_t sb_writev(int fd, const void *iovecs, int count);
 ssize_t sb_read(int fd, void *buffer, size_t length);
 int sb_parse_ipv4(const char *text, uint8_t out[4]);

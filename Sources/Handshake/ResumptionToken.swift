@@ -1,0 +1,97 @@
+internal import CSodium
+import Noise
+import Wire
+
+/// What a resumption token says (PROTOCOL.md "Resumption tokens"): who the device is, bound to
+/// its Noise static key, with an expiry and a unique id so each token is accepted once.
+public struct ResumptionClaims: Equatable, Sendable {
+    public var accountID: UInt64
+    public var deviceID: UInt64
+    public var issuedAt: UInt64  // unix seconds
+    public var expiresAt: UInt64  // unix seconds
+    public var tokenID: [UInt8]  // 16 random bytes
+    public var deviceKey: [UInt8]  // the device's X25519 static public key
+
+    public init(accountID: UInt64, deviceID: UInt64, issuedAt: UInt64, expiresAt: UInt64,
+                tokenID: [UInt8], deviceKey: [UInt8]) {
+        self.accountID = accountID
+        self.deviceID = deviceID
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+        self.tokenID = tokenID
+        self.deviceKey = deviceKey
+    }
+}
+
+/// Seals and opens resumption tokens with XChaCha20-Poly1305 under a key only the server holds,
+/// so the server verifies a token without any lookup.
+public struct TokenSealer: Sendable {
+    static let version: UInt8 = 1
+    static let plaintextLength = 1 + 8 * 4 + 16 + 32
+    static let nonceLength = 24
+    public static let sealedLength = 4 + nonceLength + plaintextLength + 16
+    static let associatedData = Array("switchboard resumption token v1".utf8)
+
+    public let keyID: UInt32
+    private let key: SecretBytes
+
+    /// - Parameter key: 32 secret bytes (the data directory's `token.key`).
+    public init(keyID: UInt32, key: SecretBytes) {
+        precondition(key.count == 32)
+        self.keyID = keyID
+        self.key = key
+    }
+
+    public func seal(_ claims: ResumptionClaims) -> [UInt8] {
+        var plaintext: [UInt8] = [TokenSealer.version]
+        for value in [claims.accountID, claims.deviceID, claims.issuedAt, claims.expiresAt] {
+            appendBigEndian(value, to: &plaintext)
+        }
+        plaintext += claims.tokenID
+        plaintext += claims.deviceKey
+        precondition(plaintext.count == TokenSealer.plaintextLength)
+        var out: [UInt8] = []
+        appendBigEndian(UInt64(keyID), to: &out, bytes: 4)
+        var nonce = [UInt8](repeating: 0, count: TokenSealer.nonceLength)
+        randombytes_buf(&nonce, nonce.count)
+        out += nonce
+        var ciphertext = [UInt8](repeating: 0, count: plaintext.count + 16)
+        var written: UInt64 = 0
+        _ = crypto_aead_xchacha20poly1305_ietf_encrypt(
+            &ciphertext, &written, plaintext, UInt64(plaintext.count), TokenSealer.associatedData,
+            UInt64(TokenSealer.associatedData.count), nil, nonce, key.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        return out + ciphertext
+    }
+
+    /// Opens and checks a token presented by the device whose static key is `deviceKey`.
+    /// - Throws: the error code to answer with: `tokenInvalid` (malformed, forged, sealed by
+    ///   another server or key), `tokenWrongDevice`, `tokenExpired`.
+    public func open(_ token: [UInt8], deviceKey: [UInt8], now: UInt64) throws(ErrorCode) -> ResumptionClaims {
+        guard token.count == TokenSealer.sealedLength else { throw .tokenInvalid }
+        let id = token[0..<4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        guard id == keyID else { throw .tokenInvalid }
+        let nonce = Array(token[4..<28])
+        let ciphertext = Array(token[28...])
+        var plaintext = [UInt8](repeating: 0, count: TokenSealer.plaintextLength)
+        var written: UInt64 = 0
+        let result = crypto_aead_xchacha20poly1305_ietf_decrypt(
+            &plaintext, &written, nil, ciphertext, UInt64(ciphertext.count), TokenSealer.associatedData,
+            UInt64(TokenSealer.associatedData.count), nonce, key.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        guard result == 0, written == UInt64(TokenSealer.plaintextLength), plaintext[0] == TokenSealer.version else {
+            throw .tokenInvalid
+        }
+        func u64(_ at: Int) -> UInt64 { plaintext[at..<at + 8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+        let claims = ResumptionClaims(
+            accountID: u64(1), deviceID: u64(9), issuedAt: u64(17), expiresAt: u64(25),
+            tokenID: Array(plaintext[33..<49]), deviceKey: Array(plaintext[49..<81]))
+        guard claims.deviceKey == deviceKey else { throw .tokenWrongDevice }
+        guard now < claims.expiresAt else { throw .tokenExpired }
+        return claims
+    }
+}
+
+func appendBigEndian(_ value: UInt64, to out: inout [UInt8], bytes: Int = 8) {
+    for index in stride(from: bytes - 1, through: 0, by: -1) {
+        out.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(index))))
+    }
+}

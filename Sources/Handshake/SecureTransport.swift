@@ -1,0 +1,102 @@
+import Noise
+import Wire
+
+/// The two transport `CipherState`s of an established connection, and in-place frame opening.
+public struct SecureTransport: Sendable {
+    var sender: CipherState
+    var receiver: CipherState
+
+    public init(sender: CipherState, receiver: CipherState) {
+        self.sender = sender
+        self.receiver = receiver
+    }
+
+    /// Decrypts a transport frame's ciphertext in place; returns the plaintext (a prefix of it).
+    /// - Throws: `NoiseError.decryptFailed` for a forged, corrupted, replayed or reordered frame.
+    public mutating func open(_ ciphertext: UnsafeMutableRawBufferPointer) throws(NoiseError) -> UnsafeMutableRawBufferPointer {
+        let count = try receiver.decrypt(inPlace: ciphertext.baseAddress!, count: ciphertext.count, ad: UnsafeRawBufferPointer(start: nil, count: 0))
+        return UnsafeMutableRawBufferPointer(rebasing: ciphertext[0..<count])
+    }
+
+    /// Encrypts `count` plaintext bytes at `buffer` in place (room for 16 more must follow).
+    mutating func seal(_ buffer: UnsafeMutableRawPointer, count: Int) throws(NoiseError) -> Int {
+        try sender.encrypt(inPlace: buffer, count: count, ad: UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
+    /// The next nonces (for tests and diagnostics).
+    public var nonces: (send: UInt64, receive: UInt64) { (sender.nonce, receiver.nonce) }
+}
+
+/// Stanzas waiting to be sent on one connection, gathered into as few transport frames as fit
+/// and sealed together when the connection flushes: a burst of small stanzas costs one AEAD
+/// operation and one write.
+///
+/// The buffer holds frames back to back as they will go on the wire: a 2-byte length, the
+/// plaintext, and room for the tag, which `seal` fills in place. Its storage is kept between
+/// flushes (no allocation in steady state) unless it grew past `retainedCapacity`.
+public struct OutboundFrames: Sendable {
+    private var buffer: [UInt8] = []
+    private var frameStart = 0  // offset of the current (unsealed, last) frame's header
+    private var frameStarts: [Int] = []
+    public static let retainedCapacity = 16 * 1024
+
+    public init() {}
+
+    public var isEmpty: Bool { buffer.isEmpty }
+
+    /// Appends an encoded stanza.
+    /// - Throws: `WireError.tooLarge` if the stanza alone cannot fit in one frame.
+    public mutating func append(encoded stanza: UnsafeRawBufferPointer) throws(WireError) {
+        guard stanza.count <= WireLimits.maxFramePlaintext else {
+            throw .tooLarge("stanza of \(stanza.count) bytes exceeds one frame")
+        }
+        if buffer.isEmpty || buffer.count - frameStart - 2 + stanza.count > WireLimits.maxFramePlaintext {
+            startFrame()
+        }
+        buffer.append(contentsOf: stanza)
+    }
+
+    public mutating func append(_ stanza: Stanza) throws(WireError) {
+        var encoded: [UInt8] = []
+        StanzaCodec.encode(stanza, into: &encoded)
+        let result = encoded.withUnsafeBytes { raw in Result { () throws(WireError) in try append(encoded: raw) } }
+        try result.get()
+    }
+
+    private mutating func startFrame() {
+        if !buffer.isEmpty { buffer.append(contentsOf: repeatElement(0, count: WireLimits.tagLength)) }
+        frameStart = buffer.count
+        frameStarts.append(frameStart)
+        buffer.append(0)
+        buffer.append(0)
+    }
+
+    /// Seals every pending frame in place and hands the wire bytes to `write`, then empties.
+    public mutating func seal(with transport: inout SecureTransport, _ write: (UnsafeRawBufferPointer) -> Void) throws(NoiseError) {
+        guard !buffer.isEmpty else { return }
+        buffer.append(contentsOf: repeatElement(0, count: WireLimits.tagLength))
+        let starts = frameStarts
+        let total = buffer.count
+        let outcome = buffer.withUnsafeMutableBytes { raw in
+            Result { () throws(NoiseError) in
+                for (index, start) in starts.enumerated() {
+                    let end = index + 1 < starts.count ? starts[index + 1] : total
+                    let plaintext = end - start - 2 - WireLimits.tagLength
+                    let sealed = try transport.seal(raw.baseAddress! + start + 2, count: plaintext)
+                    raw[start] = UInt8(sealed >> 8)
+                    raw[start + 1] = UInt8(sealed & 0xff)
+                }
+                write(UnsafeRawBufferPointer(raw))
+            }
+        }
+        if buffer.capacity > OutboundFrames.retainedCapacity {
+            buffer = []
+            frameStarts = []
+        } else {
+            buffer.removeAll(keepingCapacity: true)
+            frameStarts.removeAll(keepingCapacity: true)
+        }
+        frameStart = 0
+        try outcome.get()
+    }
+}

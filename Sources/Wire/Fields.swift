@@ -1,0 +1,76 @@
+/// Stanza bodies are sequences of fields (PROTOCOL.md "Encoding"): a key varint
+/// `field_number << 1 | kind`, then a varint value (kind 0) or a varint length and that many
+/// bytes (kind 1). Unknown field numbers are skipped, so fields can be added without breaking
+/// older peers.
+public struct FieldWriter {
+    public private(set) var bytes: [UInt8] = []
+
+    public init() {}
+
+    public mutating func varint(_ field: UInt64, _ value: UInt64) {
+        Varint.append(field << 1, to: &bytes)
+        Varint.append(value, to: &bytes)
+    }
+
+    public mutating func bytes(_ field: UInt64, _ value: some Collection<UInt8>) {
+        Varint.append(field << 1 | 1, to: &bytes)
+        Varint.append(UInt64(value.count), to: &bytes)
+        bytes.append(contentsOf: value)
+    }
+
+    public mutating func string(_ field: UInt64, _ value: String) {
+        bytes(field, Array(value.utf8))
+    }
+}
+
+/// One decoded field; `bytes` views the stanza body and is valid while the body is.
+public enum FieldValue {
+    case varint(UInt64)
+    case bytes(UnsafeRawBufferPointer)
+}
+
+/// Iterates the fields of a stanza body, checking every length against the body.
+public struct FieldReader {
+    private let body: UnsafeRawBufferPointer
+    private var offset = 0
+
+    public init(_ body: UnsafeRawBufferPointer) { self.body = body }
+
+    public mutating func next() throws(WireError) -> (field: UInt64, value: FieldValue)? {
+        guard offset < body.count else { return nil }
+        guard let key = try Varint.read(body, at: &offset) else { throw .malformed("truncated field key") }
+        let field = key >> 1
+        guard field > 0 else { throw .malformed("field number 0") }
+        if key & 1 == 0 {
+            guard let value = try Varint.read(body, at: &offset) else { throw .malformed("truncated varint field") }
+            return (field, .varint(value))
+        }
+        guard let length = try Varint.read(body, at: &offset), length <= UInt64(body.count - offset) else {
+            throw .malformed("field \(field) runs past its stanza")
+        }
+        let start = offset
+        offset += Int(length)
+        return (field, .bytes(UnsafeRawBufferPointer(rebasing: body[start..<offset])))
+    }
+}
+
+extension FieldValue {
+    func varint(_ field: UInt64) throws(WireError) -> UInt64 {
+        guard case .varint(let value) = self else { throw .malformed("field \(field) must be a varint") }
+        return value
+    }
+
+    func bytes(_ field: UInt64, max: Int) throws(WireError) -> [UInt8] {
+        guard case .bytes(let value) = self else { throw .malformed("field \(field) must be bytes") }
+        guard value.count <= max else { throw .tooLarge("field \(field) is \(value.count) bytes, limit \(max)") }
+        return Array(value)
+    }
+
+    func string(_ field: UInt64, max: Int) throws(WireError) -> String {
+        let raw = try bytes(field, max: max)
+        guard let text = String(validating: raw, as: UTF8.self) else {
+            throw .malformed("field \(field) is not UTF-8")
+        }
+        return text
+    }
+}

@@ -1,0 +1,121 @@
+/// Stanza type numbers (PROTOCOL.md "Stanzas"). Never renumber.
+public enum StanzaType {
+    public static let hello: UInt64 = 1
+    public static let serverHello: UInt64 = 2
+    public static let welcome: UInt64 = 3
+    public static let error: UInt64 = 4
+    public static let ping: UInt64 = 5
+    public static let pong: UInt64 = 6
+    public static let goodbye: UInt64 = 7
+}
+
+/// The client's hello, carried in its handshake payload: register, log in or resume.
+public struct Hello: Equatable, Sendable {
+    public enum Mode: UInt64, Sendable { case register = 1, login = 2, resume = 3 }
+
+    public var version: UInt64 = UInt64(WireLimits.protocolVersion)
+    public var mode: Mode
+    public var accountName: String?
+    public var deviceName: String?
+    public var inviteCode: String?
+    public var resumptionToken: [UInt8]?
+    public var clientAgent: String?
+
+    public init(mode: Mode, accountName: String? = nil, deviceName: String? = nil, inviteCode: String? = nil,
+                resumptionToken: [UInt8]? = nil, clientAgent: String? = nil) {
+        self.mode = mode
+        self.accountName = accountName
+        self.deviceName = deviceName
+        self.inviteCode = inviteCode
+        self.resumptionToken = resumptionToken
+        self.clientAgent = clientAgent
+    }
+}
+
+/// The server's hello, in its first handshake payload (XX message 2, XXfallback message 1).
+public struct ServerHello: Equatable, Sendable {
+    public var version: UInt64 = UInt64(WireLimits.protocolVersion)
+    public var nodeID: String
+    public var maxFramePlaintext: UInt64 = UInt64(WireLimits.maxFramePlaintext)
+    public var registration: UInt64  // 1 open, 2 invite
+
+    public init(nodeID: String, registration: UInt64) {
+        self.nodeID = nodeID
+        self.registration = registration
+    }
+}
+
+/// Login accepted: who the device is and its next resumption token.
+public struct Welcome: Equatable, Sendable {
+    public var accountID: UInt64
+    public var deviceID: UInt64
+    public var accountName: String
+    public var resumptionToken: [UInt8]
+    public var tokenExpiresAt: UInt64  // unix seconds
+    public var serverTimeMilliseconds: UInt64
+    public var newAccount: Bool
+    public var idleTimeoutSeconds: UInt64
+
+    public init(accountID: UInt64, deviceID: UInt64, accountName: String, resumptionToken: [UInt8],
+                tokenExpiresAt: UInt64, serverTimeMilliseconds: UInt64, newAccount: Bool, idleTimeoutSeconds: UInt64) {
+        self.accountID = accountID
+        self.deviceID = deviceID
+        self.accountName = accountName
+        self.resumptionToken = resumptionToken
+        self.tokenExpiresAt = tokenExpiresAt
+        self.serverTimeMilliseconds = serverTimeMilliseconds
+        self.newAccount = newAccount
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+    }
+}
+
+public struct ErrorStanza: Equatable, Sendable {
+    public var code: ErrorCode
+    public var message: String
+    /// The stanza type the error answers, when it answers one.
+    public var reference: UInt64?
+
+    public init(code: ErrorCode, message: String, reference: UInt64? = nil) {
+        self.code = code
+        self.message = message
+        self.reference = reference
+    }
+}
+
+/// The server is closing the connection on purpose (draining, idle) and says when to return.
+public struct Goodbye: Equatable, Sendable {
+    public var code: ErrorCode
+    public var message: String
+    public var retryAfterMilliseconds: UInt64
+
+    public init(code: ErrorCode, message: String, retryAfterMilliseconds: UInt64) {
+        self.code = code
+        self.message = message
+        self.retryAfterMilliseconds = retryAfterMilliseconds
+    }
+}
+
+/// Every stanza this version knows, and `unknown` for types it does not.
+public enum Stanza: Equatable, Sendable {
+    case hello(Hello)
+    case serverHello(ServerHello)
+    case welcome(Welcome)
+    case error(ErrorStanza)
+    case ping(UInt64)
+    case pong(UInt64)
+    case goodbye(Goodbye)
+    case unknown(type: UInt64)
+
+    public var type: UInt64 {
+        switch self {
+        case .hello: return StanzaType.hello
+        case .serverHello: return StanzaType.serverHello
+        case .welcome: return StanzaType.welcome
+        case .error: return StanzaType.error
+        case .ping: return StanzaType.ping
+        case .pong: return StanzaType.pong
+        case .goodbye: return StanzaType.goodbye
+        case .unknown(let type): return type
+        }
+    }
+}
