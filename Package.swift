@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "switchboard", targets: ["switchboard"]),
         .executable(name: "switchboard-bench", targets: ["switchboard-bench"]),
         .library(name: "Reactor", targets: ["Reactor"]),
+        .library(name: "SwitchboardClient", targets: ["SwitchboardClient"]),
     ],
     targets: [
         // C helpers Swift cannot express well (epoll data, accept4, eventfd, signalfd, ...).
@@ -17,6 +18,9 @@ let package = Package(
         .systemLibrary(
             name: "CSodium", path: "CShims/CSodium", pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(
+            name: "CSQLite", path: "CShims/CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(
             name: "COpenSSL", path: "CShims/COpenSSL", pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]),
@@ -26,11 +30,19 @@ let package = Package(
         .target(name: "Wire"),
         // Noise Protocol Framework (revision 34) over libsodium: no I/O.
         .target(name: "Noise", dependencies: ["CSodium"]),
+        // Switchboard's use of Noise: handshake state machines, secure transport, tokens. No I/O.
+        .target(name: "Handshake", dependencies: ["Wire", "Noise", "CSodium"]),
+        // Storage the domain needs: the embedded SQLite store on its own thread.
+        .target(name: "Store", dependencies: ["Reactor", "Wire", "CSQLite"]),
+        // Sessions (handshake, login, stanzas) and later routing, delivery, groups.
+        .target(name: "Chat", dependencies: ["Reactor", "Wire", "Noise", "Handshake", "Store"]),
+        // The Swift client library: handshake, framing, credentials; on our Reactor.
+        .target(name: "SwitchboardClient", dependencies: ["Reactor", "Wire", "Noise", "Handshake"]),
         // Our own command-line flag parser, shared by the node and the bench client.
         .target(name: "Flags"),
         .target(
             name: "SwitchboardServer",
-            dependencies: ["Reactor", "Flags", "CSwitchboardShims", "CSodium", "COpenSSL"]),
+            dependencies: ["Reactor", "Flags", "Chat", "Store", "Noise", "Handshake", "Wire", "CSwitchboardShims", "CSodium", "COpenSSL"]),
         .executableTarget(name: "switchboard", dependencies: ["SwitchboardServer"]),
         .executableTarget(
             name: "switchboard-bench", dependencies: ["Reactor", "Flags", "CSwitchboardShims"],
@@ -40,6 +52,9 @@ let package = Package(
         .testTarget(
             name: "NoiseTests", dependencies: ["Noise"],
             resources: [.copy("Vectors")]),
+        .testTarget(
+            name: "ProtocolTests",
+            dependencies: ["SwitchboardClient", "Handshake", "Wire", "Noise", "Reactor", "TestSupport", "CSwitchboardShims"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CSwitchboardShims", "TestSupport"]),
         .testTarget(
             name: "NodeTests", dependencies: ["SwitchboardServer", "Flags", "Reactor", "CSwitchboardShims", "TestSupport"]),

@@ -1,7 +1,7 @@
 # Shared by the scripts: install the Debian packages the build needs when they are missing.
 # Sourced, not run.
 
-SWITCHBOARD_PACKAGES=(pkg-config libsodium-dev libssl-dev)
+SWITCHBOARD_PACKAGES=(pkg-config libsodium-dev libssl-dev libsqlite3-dev)
 
 switchboard_install_packages() {
     local missing=()

@@ -91,7 +91,7 @@ final class EchoClient: ConnectionHandler {
         scenario.payload.withUnsafeBytes { connection.write($0) }
     }
 
-    func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+    func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) {
         pendingBytes += bytes.count
         let size = scenario.options.size
         let phase = scenario.phase.load(ordering: .relaxed)

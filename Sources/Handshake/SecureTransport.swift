@@ -56,11 +56,24 @@ public struct OutboundFrames: Sendable {
         buffer.append(contentsOf: stanza)
     }
 
+    /// Encodes a stanza straight into the pending frame (no allocation once the buffer has
+    /// grown to its working size).
     public mutating func append(_ stanza: Stanza) throws(WireError) {
-        var encoded: [UInt8] = []
-        StanzaCodec.encode(stanza, into: &encoded)
-        let result = encoded.withUnsafeBytes { raw in Result { () throws(WireError) in try append(encoded: raw) } }
-        try result.get()
+        if buffer.isEmpty { startFrame() }
+        let before = buffer.count
+        StanzaCodec.encode(stanza, into: &buffer)
+        let size = buffer.count - before
+        guard size <= WireLimits.maxFramePlaintext else {
+            buffer.removeLast(size)
+            throw .tooLarge("stanza of \(size) bytes exceeds one frame")
+        }
+        if before - frameStart - 2 + size > WireLimits.maxFramePlaintext {
+            // It does not fit the current frame: move it into a new one.
+            let encoded = Array(buffer[before...])
+            buffer.removeLast(size)
+            startFrame()
+            buffer.append(contentsOf: encoded)
+        }
     }
 
     private mutating func startFrame() {

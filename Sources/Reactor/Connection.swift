@@ -39,19 +39,25 @@ public protocol ConnectionHandler: AnyObject {
     /// The connection is established (accepted, or an outgoing connect completed).
     func connectionDidOpen(_ connection: Connection)
     /// Bytes arrived. `bytes` points into the loop's shared read buffer and is valid only for
-    /// the duration of the call: copy what must be kept.
-    func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer)
+    /// the duration of the call: copy what must be kept. The handler may modify them in place
+    /// (decrypt where they lie).
+    func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer)
     /// The connection is closed; it will deliver no more callbacks.
     func connectionDidClose(_ connection: Connection, reason: CloseReason)
     /// The node is draining: finish what is in flight and close. The default closes once the
     /// outbound queue is flushed.
     func connectionShouldDrain(_ connection: Connection)
+    /// The connection is about to write its queue (once per loop iteration with pending
+    /// output, or after `requestFlush()`): the last moment to add bytes to this write, e.g. to
+    /// seal the stanzas gathered during the iteration into one encrypted frame.
+    func connectionWillFlush(_ connection: Connection)
 }
 
 extension ConnectionHandler {
     public func connectionDidOpen(_ connection: Connection) {}
     public func connectionDidClose(_ connection: Connection, reason: CloseReason) {}
     public func connectionShouldDrain(_ connection: Connection) { connection.closeWhenFlushed(.draining) }
+    public func connectionWillFlush(_ connection: Connection) {}
 }
 
 /// A non-blocking TCP connection owned by one loop: reads into the loop's shared buffer, queues
@@ -86,6 +92,7 @@ public final class Connection: Selectable, TimerTarget {
     private var lastActivity: UInt64
     private let holdsLimitSlot: Bool
     var inFlushList = false
+    private var flushing = false
     var inReadyList = false
     /// The peer shut its side (EPOLLRDHUP): only the rest of the stream and its end remain.
     private var peerHungUp = false
@@ -230,7 +237,7 @@ public final class Connection: Selectable, TimerTarget {
                 reads += 1
                 lastActivity = loop.now
                 loop.counters.bump(loop.counters.bytesRead, by: n)
-                handler.connection(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                handler.connection(self, didRead: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n]))
                 if state != .open || readPaused { return }
                 if n < buffer.count && !untilEmpty { return }
                 continue
@@ -283,8 +290,10 @@ public final class Connection: Selectable, TimerTarget {
 
     /// Queues bytes for the peer; they are sent at the end of the loop iteration, together with
     /// everything else queued meanwhile. Loop thread only.
+    /// Also allowed while closing (`closeWhenFlushed`), so a protocol's last words — typically
+    /// sealed in `connectionWillFlush` — still go out.
     public func write(_ bytes: UnsafeRawBufferPointer) {
-        guard state == .open else { return }
+        guard state == .open || state == .closing else { return }
         outbound.append(bytes, pool: loop.chunks)
         let configuration = loop.configuration
         if outbound.count > configuration.outboundHardLimit {
@@ -299,12 +308,23 @@ public final class Connection: Selectable, TimerTarget {
         scheduleFlush()
     }
 
+    public func write(_ bytes: UnsafeMutableRawBufferPointer) {
+        write(UnsafeRawBufferPointer(bytes))
+    }
+
     public func write(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { write($0) }
     }
 
+    /// Asks for `connectionWillFlush` and a write at the end of this loop iteration, for a
+    /// protocol layer that gathers output itself.
+    public func requestFlush() {
+        guard state == .open else { return }
+        scheduleFlush()
+    }
+
     private func scheduleFlush() {
-        if !inFlushList {
+        if !inFlushList && !flushing {
             inFlushList = true
             loop.flushList.append(self)
         }
@@ -312,6 +332,10 @@ public final class Connection: Selectable, TimerTarget {
 
     /// Writes queued bytes, up to the per-wake-up cap.
     func flush() {
+        guard state == .open || state == .closing else { return }
+        flushing = true
+        handler.connectionWillFlush(self)
+        flushing = false
         guard state == .open || state == .closing else { return }
         var writes = 0
         var blocked = false
@@ -410,14 +434,12 @@ public final class Connection: Selectable, TimerTarget {
         case .connecting:
             close(reason)
         case .open:
+            // Through the flush path even when nothing is queued, so the handler's
+            // `connectionWillFlush` can add its last words.
             closingReason = reason
-            if outbound.isEmpty {
-                finishClosing()
-            } else {
-                state = .closing
-                updateInterest()
-                scheduleFlush()
-            }
+            state = .closing
+            updateInterest()
+            scheduleFlush()
         }
     }
 

@@ -1,6 +1,10 @@
 import CSwitchboardShims
+import Chat
 import Glibc
+import Handshake
+import Noise
 import Reactor
+import Store
 import Synchronization
 
 /// A running node: its loops, their listeners and the drain on SIGTERM/SIGINT. The composition
@@ -11,6 +15,11 @@ public final class Node: @unchecked Sendable {
     public let options: ServeOptions
     let logger: Logger
     let group: EventLoopGroup
+    let dataDirectory: DataDirectory
+    let store: StoreThread
+    public let services: SessionServices
+    /// Session counters, one set per loop.
+    public let metrics: [SessionMetrics]
     private var listeners: [[Listener]] = []
     private var signals: SignalSource?
     private var drainStarted = false
@@ -22,6 +31,7 @@ public final class Node: @unchecked Sendable {
         case dataDirectory(String, Int32)
         case crypto
         case system(SystemError, String)
+        case store(String)
 
         public var description: String {
             switch self {
@@ -29,6 +39,7 @@ public final class Node: @unchecked Sendable {
                 return "cannot create data directory '\(path)': \(String(cString: strerror(code)))"
             case .crypto: return "libsodium failed to initialise"
             case .system(let error, let context): return "\(context): \(error)"
+            case .store(let why): return why
             }
         }
     }
@@ -38,6 +49,26 @@ public final class Node: @unchecked Sendable {
         self.logger = Logger(level: options.logLevel)
         guard CryptoLibraries.initialise() else { throw .crypto }
         try Node.makeDirectory(options.dataDirectory)
+        dataDirectory = DataDirectory(path: options.dataDirectory)
+        let logger = self.logger
+        do {
+            let database = try SQLiteDatabase(path: dataDirectory.databasePath)
+            try AccountStore.migrate(database)
+            let tokenLifetime = UInt64(options.tokenDays) * 86_400
+            let revoked = try AccountStore.revokedDevices(database, since: Int64(time(nil)) - Int64(tokenLifetime))
+            store = StoreThread(database: database)
+            services = SessionServices(
+                staticKey: try dataDirectory.serverKey(), accounts: AccountStore(thread: store),
+                tokens: TokenSealer(keyID: 1, key: try dataDirectory.tokenKey()),
+                ledger: TokenLedger(revokedDevices: revoked), registration: options.registration,
+                nodeID: try dataDirectory.nodeID(), tokenLifetimeSeconds: tokenLifetime,
+                handshakeTimeoutMilliseconds: options.handshakeSeconds * 1000,
+                idleTimeoutSeconds: UInt64(options.loop.idleTimeoutMilliseconds / 1000),
+                log: { event in Node.log(event, logger) })
+        } catch {
+            throw .store("cannot open the data directory '\(options.dataDirectory)': \(error)")
+        }
+        metrics = (0..<options.threads).map { _ in SessionMetrics() }
         do {
             group = try EventLoopGroup(
                 threads: options.threads, configuration: options.loop, maxConnections: options.maxConnections)
@@ -55,7 +86,10 @@ public final class Node: @unchecked Sendable {
             var mine: [Listener] = []
             for (index, address) in bound.enumerated() {
                 do {
-                    let listener = try Listener(address: address, on: loop) { _ in EchoHandler.shared }
+                    let services = self.services, metrics = self.metrics
+                    let listener = try Listener(address: address, on: loop) { loop in
+                        ServerSession(services: services, metrics: metrics[loop.id])
+                    }
                     var lastWarning: UInt64 = 0
                     listener.onDescriptorsExhausted = { [logger] code in
                         // At most one line per second per loop: the condition can last.
@@ -83,8 +117,12 @@ public final class Node: @unchecked Sendable {
         } catch {
             throw .system(error, "cannot receive signals")
         }
+        store.start()
         group.start(pinToCPUs: options.pinCPUs)
         logger.info("node started", [
+            "node_id": services.nodeID,
+            "server_key": encodeHex(services.currentStaticKey.publicKey),
+            "registration": options.registration.rawValue,
             "listen": bound.map(\.description).joined(separator: ","),
             "threads": "\(group.loops.count)",
             "data": options.dataDirectory,
@@ -98,7 +136,19 @@ public final class Node: @unchecked Sendable {
     /// Blocks until every loop has stopped (after a drain).
     public func wait() {
         group.join()
+        store.stop()
         logger.info("node stopped")
+    }
+
+    private static func log(_ event: SessionEvent, _ logger: Logger) {
+        switch event {
+        case .handshakeFailed(let code, let reason):
+            logger.debug("handshake failed", ["code": code.name, "reason": reason])
+        case .loginRefused(let code):
+            logger.debug("login refused", ["code": code.name])
+        case .loggedIn(let account, let device, let pattern, let mode):
+            logger.debug("logged in", ["account": "\(account)", "device": "\(device)", "pattern": pattern, "mode": "\(mode)"])
+        }
     }
 
     // MARK: Drain
@@ -114,7 +164,13 @@ public final class Node: @unchecked Sendable {
                 beginDrain(signal: signal)
             }
         case SIGHUP:
-            logger.info("SIGHUP received: nothing to reload")
+            do {
+                let key = try dataDirectory.serverKey()
+                services.replaceStaticKey(key)
+                logger.info("server key reloaded", ["server_key": encodeHex(key.publicKey)])
+            } catch {
+                logger.error("server key reload failed", ["error": "\(error)"])
+            }
         default:
             break
         }

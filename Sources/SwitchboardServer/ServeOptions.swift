@@ -1,3 +1,4 @@
+import Chat
 import Flags
 import Reactor
 
@@ -11,6 +12,9 @@ public struct ServeOptions: Sendable {
     public var logLevel = LogLevel.info
     public var drainSeconds = 10
     public var loop = LoopConfiguration()
+    public var registration = RegistrationPolicy.open
+    public var handshakeSeconds = 10
+    public var tokenDays = 30
 
     public init() {}
 
@@ -29,6 +33,10 @@ public struct ServeOptions: Sendable {
                  help: "stop reading a peer whose unsent output exceeds this (default 262144)"),
         FlagSpec("outbound-limit", value: "BYTES",
                  help: "close a peer whose unsent output exceeds this (default 4194304)"),
+        FlagSpec("registration", value: "POLICY",
+                 help: "open (anyone may register; the default, for development) or invite (codes from 'switchboard invite')"),
+        FlagSpec("handshake-seconds", value: "N", help: "close connections that have not finished the handshake by then (default 10)"),
+        FlagSpec("token-days", value: "N", help: "lifetime of resumption tokens (default 30)"),
         FlagSpec("help", help: "print this help"),
     ]
 
@@ -76,6 +84,14 @@ public struct ServeOptions: Sendable {
         loop.outboundLowWatermark = loop.outboundHighWatermark / 4
         loop.outboundHardLimit = try flags.integer(
             "outbound-limit", default: max(loop.outboundHardLimit, loop.outboundHighWatermark * 2), range: 2048...(1 << 31))
+        if let policy = flags.value("registration") {
+            guard let parsed = RegistrationPolicy(rawValue: policy) else {
+                throw UsageError("flag '--registration' needs open or invite, not '\(policy)'")
+            }
+            registration = parsed
+        }
+        handshakeSeconds = try flags.integer("handshake-seconds", default: handshakeSeconds, range: 1...600)
+        tokenDays = try flags.integer("token-days", default: tokenDays, range: 1...365)
         guard loop.outboundHardLimit > loop.outboundHighWatermark else {
             throw UsageError("flag '--outbound-limit' must be above --outbound-high-watermark")
         }

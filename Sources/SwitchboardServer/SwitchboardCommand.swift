@@ -13,7 +13,11 @@ public enum SwitchboardCommand {
         Switchboard is a chat edge node: clients connect over an encrypted binary protocol.
 
         commands:
-          serve       run a node (see 'switchboard serve --help')
+          serve          run a node (see 'switchboard serve --help')
+          keygen         rotate the node's Noise static key (--data DIR)
+          pubkey         print the node's Noise static public key (--data DIR)
+          invite         mint invite codes for --registration invite (--data DIR --count N)
+          check-vectors  run a Noise test-vector file against this build (FILE)
 
         flags:
           --help      print this help
@@ -37,6 +41,14 @@ public enum SwitchboardCommand {
             return 0
         case "serve":
             return serve(rest)
+        case "keygen":
+            return KeyCommands.keygen(rest)
+        case "pubkey":
+            return KeyCommands.pubkey(rest)
+        case "invite":
+            return KeyCommands.invite(rest)
+        case "check-vectors":
+            return VectorCommand.run(rest)
         default:
             return usageFailure("unknown command '\(command)'", usage: overview)
         }

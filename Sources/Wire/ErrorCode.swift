@@ -1,6 +1,6 @@
 /// Error codes carried by Error stanzas, handshake error frames and Goodbye stanzas
 /// (PROTOCOL.md "Error codes"). Numbers are part of the protocol: never renumber.
-public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible, Error {
     public let rawValue: UInt64
     public init(rawValue: UInt64) { self.rawValue = rawValue }
 

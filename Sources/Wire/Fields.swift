@@ -2,24 +2,20 @@
 /// `field_number << 1 | kind`, then a varint value (kind 0) or a varint length and that many
 /// bytes (kind 1). Unknown field numbers are skipped, so fields can be added without breaking
 /// older peers.
-public struct FieldWriter {
-    public private(set) var bytes: [UInt8] = []
-
-    public init() {}
-
-    public mutating func varint(_ field: UInt64, _ value: UInt64) {
-        Varint.append(field << 1, to: &bytes)
-        Varint.append(value, to: &bytes)
+public enum FieldWriter {
+    public static func varint(_ field: UInt64, _ value: UInt64, into out: inout [UInt8]) {
+        Varint.append(field << 1, to: &out)
+        Varint.append(value, to: &out)
     }
 
-    public mutating func bytes(_ field: UInt64, _ value: some Collection<UInt8>) {
-        Varint.append(field << 1 | 1, to: &bytes)
-        Varint.append(UInt64(value.count), to: &bytes)
-        bytes.append(contentsOf: value)
+    public static func bytes(_ field: UInt64, _ value: some Collection<UInt8>, into out: inout [UInt8]) {
+        Varint.append(field << 1 | 1, to: &out)
+        Varint.append(UInt64(value.count), to: &out)
+        out.append(contentsOf: value)
     }
 
-    public mutating func string(_ field: UInt64, _ value: String) {
-        bytes(field, Array(value.utf8))
+    public static func string(_ field: UInt64, _ value: String, into out: inout [UInt8]) {
+        bytes(field, value.utf8, into: &out)
     }
 }
 

@@ -1,48 +1,56 @@
 /// Encodes and decodes stanzas: `type (varint) | length (varint) | body`. A frame's plaintext is
 /// one or more stanzas back to back; a stanza never spans frames.
 public enum StanzaCodec {
-    /// Appends one stanza to `out`.
+    /// Appends one stanza to `out`. The body is written in place and its length inserted in
+    /// front of it afterwards, so encoding allocates nothing when `out` has room.
     public static func encode(_ stanza: Stanza, into out: inout [UInt8]) {
-        var body = FieldWriter()
+        Varint.append(stanza.type, to: &out)
+        let bodyStart = out.count
+        typealias F = FieldWriter
         switch stanza {
         case .hello(let hello):
-            body.varint(1, hello.version)
-            body.varint(2, hello.mode.rawValue)
-            if let value = hello.accountName { body.string(3, value) }
-            if let value = hello.deviceName { body.string(4, value) }
-            if let value = hello.inviteCode { body.string(5, value) }
-            if let value = hello.resumptionToken { body.bytes(6, value) }
-            if let value = hello.clientAgent { body.string(7, value) }
+            F.varint(1, hello.version, into: &out)
+            F.varint(2, hello.mode.rawValue, into: &out)
+            if let value = hello.accountName { F.string(3, value, into: &out) }
+            if let value = hello.deviceName { F.string(4, value, into: &out) }
+            if let value = hello.inviteCode { F.string(5, value, into: &out) }
+            if let value = hello.resumptionToken { F.bytes(6, value, into: &out) }
+            if let value = hello.clientAgent { F.string(7, value, into: &out) }
         case .serverHello(let hello):
-            body.varint(1, hello.version)
-            body.string(2, hello.nodeID)
-            body.varint(3, hello.maxFramePlaintext)
-            body.varint(4, hello.registration)
+            F.varint(1, hello.version, into: &out)
+            F.string(2, hello.nodeID, into: &out)
+            F.varint(3, hello.maxFramePlaintext, into: &out)
+            F.varint(4, hello.registration, into: &out)
         case .welcome(let welcome):
-            body.varint(1, welcome.accountID)
-            body.varint(2, welcome.deviceID)
-            body.string(3, welcome.accountName)
-            body.bytes(4, welcome.resumptionToken)
-            body.varint(5, welcome.tokenExpiresAt)
-            body.varint(6, welcome.serverTimeMilliseconds)
-            body.varint(7, welcome.newAccount ? 1 : 0)
-            body.varint(8, welcome.idleTimeoutSeconds)
+            F.varint(1, welcome.accountID, into: &out)
+            F.varint(2, welcome.deviceID, into: &out)
+            if !welcome.accountName.isEmpty { F.string(3, welcome.accountName, into: &out) }
+            F.bytes(4, welcome.resumptionToken, into: &out)
+            F.varint(5, welcome.tokenExpiresAt, into: &out)
+            F.varint(6, welcome.serverTimeMilliseconds, into: &out)
+            F.varint(7, welcome.newAccount ? 1 : 0, into: &out)
+            F.varint(8, welcome.idleTimeoutSeconds, into: &out)
         case .error(let error):
-            body.varint(1, error.code.rawValue)
-            body.string(2, error.message)
-            if let reference = error.reference { body.varint(3, reference) }
+            F.varint(1, error.code.rawValue, into: &out)
+            F.string(2, error.message, into: &out)
+            if let reference = error.reference { F.varint(3, reference, into: &out) }
         case .ping(let value), .pong(let value):
-            body.varint(1, value)
+            F.varint(1, value, into: &out)
         case .goodbye(let goodbye):
-            body.varint(1, goodbye.code.rawValue)
-            body.string(2, goodbye.message)
-            body.varint(3, goodbye.retryAfterMilliseconds)
+            F.varint(1, goodbye.code.rawValue, into: &out)
+            F.string(2, goodbye.message, into: &out)
+            F.varint(3, goodbye.retryAfterMilliseconds, into: &out)
         case .unknown:
             break
         }
-        Varint.append(stanza.type, to: &out)
-        Varint.append(UInt64(body.bytes.count), to: &out)
-        out.append(contentsOf: body.bytes)
+        var length = UInt64(out.count - bodyStart)
+        var at = bodyStart
+        repeat {
+            let more = length >= 0x80
+            out.insert(UInt8(truncatingIfNeeded: length) | (more ? 0x80 : 0), at: at)
+            at += 1
+            length >>= 7
+        } while length > 0
     }
 
     public static func encode(_ stanzas: Stanza...) -> [UInt8] {
@@ -53,18 +61,23 @@ public enum StanzaCodec {
 
     /// Decodes every stanza in `bytes` (a frame's plaintext or a handshake payload).
     public static func decodeAll(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> [Stanza] {
-        var offset = 0
         var stanzas: [Stanza] = []
+        try forEach(bytes) { stanzas.append($0) }
+        return stanzas
+    }
+
+    /// Decodes the stanzas in `bytes` one at a time, without collecting them.
+    public static func forEach(_ bytes: UnsafeRawBufferPointer, _ body: (Stanza) throws(WireError) -> Void) throws(WireError) {
+        var offset = 0
         while offset < bytes.count {
             guard let type = try Varint.read(bytes, at: &offset), let length = try Varint.read(bytes, at: &offset) else {
                 throw .malformed("truncated stanza header")
             }
             guard length <= UInt64(bytes.count - offset) else { throw .malformed("stanza runs past its frame") }
-            let body = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + Int(length)])
+            let stanzaBody = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + Int(length)])
             offset += Int(length)
-            stanzas.append(try decode(type: type, body: body))
+            try body(try decode(type: type, body: stanzaBody))
         }
-        return stanzas
     }
 
     public static func decodeAll(_ bytes: [UInt8]) throws(WireError) -> [Stanza] {

@@ -100,7 +100,7 @@ import TestSupport
         // A handler that answers every byte with 4 bytes outgrows the watermark in one read.
         final class Amplifier: ConnectionHandler, @unchecked Sendable {
             var reasons: [CloseReason] = []
-            func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+            func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) {
                 for _ in 0..<4 { connection.write(bytes) }
             }
             func connectionDidClose(_ connection: Connection, reason: CloseReason) { reasons.append(reason) }
@@ -149,7 +149,7 @@ import TestSupport
         final class Deadlined: ConnectionHandler, @unchecked Sendable {
             var reasons: [CloseReason] = []
             func connectionDidOpen(_ connection: Connection) { connection.setDeadline(milliseconds: 100) }
-            func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {}
+            func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) {}
             func connectionDidClose(_ connection: Connection, reason: CloseReason) { reasons.append(reason) }
         }
         let handler = Deadlined()
@@ -171,7 +171,7 @@ import TestSupport
             let done = ResultBox<[UInt8]>()
             var received: [UInt8] = []
             func connectionDidOpen(_ connection: Connection) { connection.write(Array("ping".utf8)) }
-            func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+            func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) {
                 received += bytes
                 if received.count >= 4 { connection.close() }
             }
@@ -245,7 +245,7 @@ func runThreadsDetached(_ body: @escaping @Sendable () -> Void) {
         final class Farewell: ConnectionHandler, @unchecked Sendable {
             let last = [UInt8](repeating: 0x42, count: 200_000)
             var reasons: [CloseReason] = []
-            func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) {
+            func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) {
                 connection.write(last)
                 connection.closeWhenFlushed(.local)
             }

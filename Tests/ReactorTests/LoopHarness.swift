@@ -57,7 +57,7 @@ final class EchoForTests: ConnectionHandler, @unchecked Sendable {
     var closeReasons: [CloseReason] = []
     var connections: [Connection] = []
     func connectionDidOpen(_ connection: Connection) { connections.append(connection) }
-    func connection(_ connection: Connection, didRead bytes: UnsafeRawBufferPointer) { connection.write(bytes) }
+    func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) { connection.write(bytes) }
     func connectionDidClose(_ connection: Connection, reason: CloseReason) { closeReasons.append(reason) }
 }
 

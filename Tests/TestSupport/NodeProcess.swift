@@ -9,6 +9,8 @@ public final class NodeProcess {
     private let collected = Collected()
     /// The port of the first listen address, read from the "listening" line.
     public private(set) var port = 0
+    /// The node's data directory (set by `serve`).
+    public private(set) var dataDirectory = ""
 
     /// The built `switchboard` binary.
     public static var executable: URL {
@@ -47,9 +49,10 @@ public final class NodeProcess {
     }
 
     /// Starts a node on a free loopback port and waits for its "listening" line.
-    public static func serve(_ extra: [String] = [], shellPrefix: String? = nil) throws -> NodeProcess {
-        let data = NSTemporaryDirectory() + "switchboard-test-\(UUID().uuidString)"
+    public static func serve(_ extra: [String] = [], data: String? = nil, shellPrefix: String? = nil) throws -> NodeProcess {
+        let data = data ?? NSTemporaryDirectory() + "switchboard-test-\(UUID().uuidString)"
         let node = try NodeProcess(["serve", "--listen", "127.0.0.1:0", "--data", data] + extra, shellPrefix: shellPrefix)
+        node.dataDirectory = data
         guard waitUntil({ node.standardOutput.contains("listening on") || !node.process.isRunning }),
             let line = node.standardOutput.split(separator: "\n").first(where: { $0.contains("listening on") }),
             let portText = line.split(separator: ":").last?.split(separator: " ").first,

@@ -75,4 +75,12 @@ uint64_t sb_monotonic_ns(void);
 /// Resident set size of this process in bytes, from /proc/self/statm, or 0.
 uint64_t sb_rss_bytes(void);
 
+// MARK: atomics for counter arrays (Swift's Atomic cannot live in an array)
+static inline void sb_atomic_add(long *counter, long value) {
+    __atomic_fetch_add(counter, value, __ATOMIC_RELAXED);
+}
+static inline long sb_atomic_load(const long *counter) {
+    return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
 #endif

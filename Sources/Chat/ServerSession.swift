@@ -1,0 +1,259 @@
+import Handshake
+import Noise
+import Reactor
+import Store
+import Wire
+
+/// One client connection on the node: preface, Noise Pipes handshake, authentication, then
+/// encrypted stanzas. Runs on its connection's loop; holds no buffer while idle.
+public final class ServerSession: ConnectionHandler {
+    private enum Phase { case handshaking, authenticating, established, closing }
+
+    private let services: SessionServices
+    private let metrics: SessionMetrics
+    private var phase = Phase.handshaking
+    private var assembler = FrameAssembler()
+    private var handshake: ServerHandshake?
+    private var transport: SecureTransport?
+    private var outbound = OutboundFrames()
+    /// Transport frames that arrived while the hello was being checked (XX and XXfallback
+    /// clients may send right after their last handshake message), replayed once welcomed.
+    private var held: [UInt8] = []
+    public private(set) var device: DeviceRecord?
+
+    /// Transport bytes a client may send before its login is confirmed.
+    static let maxHeldBytes = 64 * 1024
+
+    public init(services: SessionServices, metrics: SessionMetrics) {
+        self.services = services
+        self.metrics = metrics
+    }
+
+    public func connectionDidOpen(_ connection: Connection) {
+        handshake = ServerHandshake(configuration: services.handshakeConfiguration)
+        connection.setDeadline(milliseconds: services.handshakeTimeoutMilliseconds)
+        metrics.bump(.connectionsOpened)
+    }
+
+    public func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) {
+        guard phase != .closing else { return }
+        do {
+            try assembler.feed(bytes) { (unit) throws(FrameError) -> FrameAssembler.Mode? in
+                self.handle(unit, on: connection)
+            }
+        } catch {
+            metrics.bump(.protocolErrors)
+            if phase == .handshaking {
+                // No keys yet: the error goes out in plaintext.
+                connection.write(HandshakeFrameType.errorFrame(error.code, describe(error)))
+                close(connection)
+            } else {
+                fail(connection, error.code, describe(error))
+            }
+        }
+    }
+
+    private func describe(_ error: FrameError) -> String {
+        switch error {
+        case .badPreface: return "not a Switchboard client (bad preface)"
+        case .unsupportedVersion(let v): return "protocol version \(v) is not supported; this node speaks \(WireLimits.protocolVersion)"
+        case .frameTooShort(let n): return "transport frame of \(n) bytes is shorter than its tag"
+        case .rejected(_, let why): return why
+        }
+    }
+
+    /// Handles one unit; returns the mode of the next, or nil to stop reading.
+    private func handle(_ unit: FrameAssembler.Unit, on connection: Connection) -> FrameAssembler.Mode? {
+        switch unit {
+        case .preface:
+            return .handshake
+        case .handshake(let type, let body):
+            guard phase == .handshaking, var machine = handshake else {
+                fail(connection, .notAllowedNow, "handshake frame after the handshake")
+                return nil
+            }
+            let step = machine.receive(type: type, body: Array(body))
+            handshake = machine
+            switch step {
+            case .reply(let bytes):
+                connection.write(bytes)
+                return .handshake
+            case .authenticate(let hello, let clientKey):
+                phase = .authenticating
+                authenticate(hello, clientKey: clientKey, on: connection)
+                return phase == .closing ? nil : .transport
+            case .fail(let code, let reason, let wire):
+                metrics.bump(.handshakeFailures)
+                services.log?(.handshakeFailed(code: code, reason: reason))
+                connection.write(wire)
+                close(connection)
+                return nil
+            }
+        case .transport(let ciphertext):
+            switch phase {
+            case .authenticating:
+                guard held.count + ciphertext.count + 2 <= ServerSession.maxHeldBytes else {
+                    fail(connection, .overLimit, "too much sent before the login was confirmed")
+                    return nil
+                }
+                held.append(UInt8(ciphertext.count >> 8))
+                held.append(UInt8(ciphertext.count & 0xff))
+                held.append(contentsOf: ciphertext)
+                return .transport
+            case .established:
+                return receiveFrame(ciphertext, on: connection) ? .transport : nil
+            case .handshaking, .closing:
+                return nil
+            }
+        }
+    }
+
+    private func authenticate(_ hello: Hello, clientKey: [UInt8], on connection: Connection) {
+        let loop = connection.loop
+        let bound = LoopBound((self, connection), on: loop)
+        Authenticator(services: services).answer(hello, clientKey: clientKey, on: loop) { answer, device in
+            // Runs on the connection's loop (the store posts back there).
+            let (session, connection) = bound.value
+            guard !connection.isClosed else { return }
+            session.finishHandshake(answer, device: device, mode: hello.mode, on: connection)
+        }
+    }
+
+    private func finishHandshake(_ answer: Stanza, device: DeviceRecord?, mode: Hello.Mode, on connection: Connection) {
+        guard var machine = handshake else { return }
+        do {
+            let (frame, transport) = try machine.finish(with: answer)
+            handshake = nil
+            self.transport = transport
+            if let frame {
+                connection.write(frame)
+            } else {
+                try? outbound.append(answer)
+                connection.requestFlush()
+            }
+        } catch {
+            close(connection)
+            return
+        }
+        let pattern = machine.pattern ?? .xx
+        guard case .welcome = answer, let device else {
+            metrics.bump(.loginsRefused)
+            if case .error(let error) = answer { services.log?(.loginRefused(code: error.code)) }
+            phase = .closing
+            connection.closeWhenFlushed(.local)
+            return
+        }
+        metrics.countHandshake(pattern)
+        self.device = device
+        phase = .established
+        connection.clearDeadline()
+        services.log?(.loggedIn(accountID: device.accountID, deviceID: device.deviceID, pattern: pattern.rawValue, mode: mode))
+        replayHeld(on: connection)
+    }
+
+    private func replayHeld(on connection: Connection) {
+        guard !held.isEmpty else { return }
+        var frames = held
+        held = []
+        frames.withUnsafeMutableBytes { raw in
+            var offset = 0
+            while offset + 2 <= raw.count, phase == .established {
+                let length = Int(raw[offset]) << 8 | Int(raw[offset + 1])
+                let frame = UnsafeMutableRawBufferPointer(rebasing: raw[offset + 2..<offset + 2 + length])
+                offset += 2 + length
+                if !receiveFrame(frame, on: connection) { return }
+            }
+        }
+    }
+
+    /// Decrypts one transport frame in place and handles its stanzas; false when closing.
+    private func receiveFrame(_ ciphertext: UnsafeMutableRawBufferPointer, on connection: Connection) -> Bool {
+        let plaintext: UnsafeMutableRawBufferPointer
+        do {
+            plaintext = try transport!.open(ciphertext)
+        } catch {
+            metrics.bump(.decryptFailures)
+            fail(connection, .decryptFailed, "a frame failed authentication")
+            return false
+        }
+        metrics.bump(.framesIn)
+        do {
+            try StanzaCodec.forEach(UnsafeRawBufferPointer(plaintext)) { (stanza) throws(WireError) in
+                self.handle(stanza, on: connection)
+            }
+        } catch {
+            fail(connection, error.code, "\(error)")
+            return false
+        }
+        return phase == .established
+    }
+
+    private func handle(_ stanza: Stanza, on connection: Connection) {
+        switch stanza {
+        case .ping(let value):
+            send(.pong(value), on: connection)
+        case .pong, .error:
+            break  // answers to our pings; client-side errors are informational
+        case .unknown(let type):
+            send(.error(ErrorStanza(code: .unsupportedStanza, message: "stanza type \(type) is not supported", reference: type)), on: connection)
+        case .hello, .serverHello, .welcome, .goodbye:
+            send(.error(ErrorStanza(code: .notAllowedNow, message: "stanza not allowed after the handshake", reference: stanza.type)), on: connection)
+        }
+    }
+
+    /// Queues a stanza; it is sealed with everything else queued this iteration.
+    public func send(_ stanza: Stanza, on connection: Connection) {
+        guard transport != nil, phase == .established || phase == .closing else { return }
+        do {
+            try outbound.append(stanza)
+        } catch {
+            return
+        }
+        connection.requestFlush()
+    }
+
+    public func connectionWillFlush(_ connection: Connection) {
+        guard !outbound.isEmpty, transport != nil else { return }
+        do {
+            try outbound.seal(with: &transport!) { bytes in connection.write(bytes) }
+            metrics.bump(.framesOut)
+        } catch {
+            connection.close(.local)  // nonce exhaustion: the session must end
+        }
+    }
+
+    /// Sends an encrypted error (when keys exist) and closes after it is written.
+    private func fail(_ connection: Connection, _ code: ErrorCode, _ message: String) {
+        guard phase != .closing else { return }
+        metrics.bump(.protocolErrors)
+        if transport != nil {
+            try? outbound.append(.error(ErrorStanza(code: code, message: message)))
+        } else {
+            connection.write(HandshakeFrameType.errorFrame(code, message))
+        }
+        close(connection)
+    }
+
+    private func close(_ connection: Connection) {
+        phase = .closing
+        held = []
+        connection.closeWhenFlushed(.local)
+    }
+
+    public func connectionShouldDrain(_ connection: Connection) {
+        if phase == .established {
+            send(.goodbye(Goodbye(code: .draining, message: "node shutting down", retryAfterMilliseconds: 1000)), on: connection)
+        }
+        phase = .closing
+        connection.closeWhenFlushed(.draining)
+    }
+
+    public func connectionDidClose(_ connection: Connection, reason: CloseReason) {
+        if case .deadline = reason { metrics.bump(.handshakeTimeouts) }
+        metrics.bump(.connectionsClosed)
+        phase = .closing
+        handshake = nil
+        transport = nil
+        held = []
+    }
+}

@@ -1,0 +1,38 @@
+import Handshake
+import Reactor
+import Wire
+import Store
+
+/// Counters of the session layer, per loop (each loop has its own instance: nothing shared on
+/// the hot path); a scrape sums them. Relaxed atomics so other threads may read them.
+public final class SessionMetrics: Sendable {
+    public enum Counter: Int, CaseIterable, Sendable {
+        case connectionsOpened, connectionsClosed, handshakesXX, handshakesIK, handshakesFallback
+        case handshakeFailures, handshakeTimeouts, loginsRefused, decryptFailures, protocolErrors
+        case framesIn, framesOut
+    }
+
+    private let counts = AtomicCounters(count: Counter.allCases.count)
+
+    public init() {}
+
+    func bump(_ counter: Counter) { counts.add(counter.rawValue) }
+
+    public func value(_ counter: Counter) -> Int { counts.load(counter.rawValue) }
+
+    func countHandshake(_ pattern: ServerHandshake.Pattern) {
+        switch pattern {
+        case .xx: bump(.handshakesXX)
+        case .ik: bump(.handshakesIK)
+        case .xxFallback: bump(.handshakesFallback)
+        }
+    }
+}
+
+/// Session events worth a log line; the composition root decides how to write them.
+public enum SessionEvent: Sendable {
+    case handshakeFailed(code: ErrorCode, reason: String)
+    case loginRefused(code: ErrorCode)
+    case loggedIn(accountID: UInt64, deviceID: UInt64, pattern: String, mode: Hello.Mode)
+}
+

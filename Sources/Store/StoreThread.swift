@@ -1,0 +1,123 @@
+import Glibc
+import Reactor
+
+/// A unit of store work. It runs on the store thread inside the batch's transaction and returns
+/// what to do once the batch's fate is known: `committed` is true when the batch is durable.
+public typealias StoreJob = @Sendable (SQLiteDatabase) -> (@Sendable (_ committed: Bool) -> Void)
+
+/// The embedded store's own thread. Loops never touch the disk: they submit jobs, the thread
+/// takes every job waiting, runs them in one transaction (each inside a savepoint, so one
+/// job's failure does not undo the others) and commits once — one fsync per batch (group
+/// commit). Each job's completion then runs; jobs post their results back to the loop that
+/// asked (`EventLoop.execute`).
+///
+/// `@unchecked Sendable`: `queue` is guarded by `mutex`/`condition`; `database` is touched only
+/// by the store thread after `start()`.
+public final class StoreThread: @unchecked Sendable {
+    private let database: SQLiteDatabase
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var queue: [StoreJob] = []
+    private var stopping = false
+    private var thread = pthread_t()
+    private var running = false
+    /// Largest batch committed so far and batches committed (for metrics).
+    public private(set) var batches = 0
+    public private(set) var largestBatch = 0
+
+    public init(database: SQLiteDatabase) {
+        self.database = database
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+
+    public func start() {
+        running = true
+        let box = Unmanaged.passRetained(self).toOpaque()
+        pthread_create(&thread, nil, { raw in
+            Unmanaged<StoreThread>.fromOpaque(raw!).takeRetainedValue().run()
+            return nil
+        }, box)
+    }
+
+    /// Queues a job. Any thread.
+    public func submit(_ job: @escaping StoreJob) {
+        pthread_mutex_lock(&mutex)
+        queue.append(job)
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Runs every queued job, then stops the thread and waits for it.
+    public func stop() {
+        guard running else { return }
+        pthread_mutex_lock(&mutex)
+        stopping = true
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+        pthread_join(thread, nil)
+        running = false
+    }
+
+    private func run() {
+        var batch: [StoreJob] = []
+        while true {
+            pthread_mutex_lock(&mutex)
+            while queue.isEmpty && !stopping { pthread_cond_wait(&condition, &mutex) }
+            swap(&batch, &queue)
+            let done = stopping && batch.isEmpty
+            pthread_mutex_unlock(&mutex)
+            if done { return }
+            runBatch(batch)
+            batch.removeAll(keepingCapacity: true)
+        }
+    }
+
+    private func runBatch(_ jobs: [StoreJob]) {
+        var completions: [@Sendable (Bool) -> Void] = []
+        completions.reserveCapacity(jobs.count)
+        var committed = true
+        do {
+            try database.execute("BEGIN IMMEDIATE")
+        } catch {
+            committed = false
+        }
+        for job in jobs {
+            if committed {
+                _ = try? database.execute("SAVEPOINT job")
+                completions.append(job(database))
+                _ = try? database.execute("RELEASE job")
+            } else {
+                completions.append(job(database))
+            }
+        }
+        if committed {
+            do {
+                try database.execute("COMMIT")
+            } catch {
+                _ = try? database.execute("ROLLBACK")
+                committed = false
+            }
+        }
+        batches += 1
+        largestBatch = max(largestBatch, jobs.count)
+        for completion in completions { completion(committed) }
+    }
+
+    /// Runs a job and posts its result to `loop` once the batch is durable. A convenience for
+    /// request/response work: `body` computes a value (or an error) on the store thread.
+    public func request<T: Sendable>(
+        on loop: EventLoop, _ body: @escaping @Sendable (SQLiteDatabase) throws(StoreError) -> T,
+        completion: @escaping @Sendable (Result<T, StoreError>) -> Void
+    ) {
+        submit { database in
+            let result = Result { () throws(StoreError) -> T in try body(database) }
+            if case .failure = result { _ = try? database.execute("ROLLBACK TO job") }
+            return { committed in
+                let final: Result<T, StoreError> =
+                    committed ? result : .failure(StoreError(operation: "commit", code: 10, message: "batch not committed"))
+                loop.execute { completion(final) }
+            }
+        }
+    }
+}

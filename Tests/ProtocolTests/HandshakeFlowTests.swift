@@ -1,0 +1,170 @@
+import Foundation
+import Noise
+import SwitchboardClient
+import Testing
+import TestSupport
+import Wire
+
+@Suite(.serialized) struct HandshakeFlowTests {
+    @Test func registerWithXXThenResumeWithIKInOneRoundTrip() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let first = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                        hello: Hello(mode: .register, accountName: "alice", deviceName: "phone"))
+        let welcome = try #require(first.welcome, "error: \(String(describing: first.error))")
+        #expect(welcome.newAccount)
+        #expect(welcome.accountName == "alice")
+        #expect(first.pattern == .xx)
+        #expect(first.roundTrips == 2, "XX: server hello, then the welcome")
+        #expect(first.ping(7))
+        var credentials = first.credentials
+        #expect(credentials.serverKey != nil)
+        first.close()
+        _ = first.waitClosed()
+
+        // Returning client: IK with the cached server key and the token.
+        let second = try harness.connect(port: node.port, credentials: credentials, hello: Hello(mode: .resume))
+        let resumed = try #require(second.welcome, "error: \(String(describing: second.error))")
+        #expect(second.pattern == .ik)
+        #expect(second.roundTrips == 1, "IK: the welcome arrives with the server's one handshake message")
+        #expect(resumed.accountID == welcome.accountID)
+        #expect(resumed.deviceID == welcome.deviceID)
+        #expect(resumed.resumptionToken != welcome.resumptionToken, "tokens rotate on use")
+        #expect(second.ping(8))
+
+        // The used token cannot be presented again.
+        credentials.resumptionToken = welcome.resumptionToken
+        let replay = try harness.connect(port: node.port, credentials: credentials, hello: Hello(mode: .resume))
+        #expect(replay.welcome == nil)
+        #expect(replay.error?.code == .tokenReplayed)
+        // Logging in with the key alone still works over IK.
+        let login = try harness.connect(port: node.port, credentials: credentials, hello: Hello(mode: .login))
+        #expect(login.welcome?.deviceID == welcome.deviceID)
+        #expect(login.pattern == .ik)
+    }
+
+    @Test func staleServerKeyFallsBackToXXfallback() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let first = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                        hello: Hello(mode: .register, accountName: "bob"))
+        #expect(first.welcome != nil)
+        let credentials = first.credentials
+        let oldKey = try #require(credentials.serverKey)
+        first.close()
+
+        // Rotate the node's key and have it reload.
+        let keygen = try NodeProcess(["keygen", "--data", node.dataDirectory])
+        #expect(keygen.waitForExit() == 0)
+        let newKeyHex = keygen.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        node.signal(SIGHUP)
+        #expect(waitUntil { node.standardError.contains("server key reloaded") })
+
+        let again = try harness.connect(port: node.port, credentials: credentials, hello: Hello(mode: .resume))
+        #expect(again.welcome?.deviceID == first.welcome?.deviceID, "error: \(String(describing: again.error))")
+        #expect(again.pattern == .xxFallback)
+        let learned = try #require(again.credentials.serverKey)
+        #expect(learned != oldKey)
+        #expect(encodeHex(learned) == newKeyHex)
+        #expect(again.ping(1))
+
+        let pubkey = try NodeProcess(["pubkey", "--data", node.dataDirectory])
+        #expect(pubkey.waitForExit() == 0)
+        #expect(pubkey.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == newKeyHex)
+        // The next connection uses IK with the learned key.
+        let third = try harness.connect(port: node.port, credentials: again.credentials, hello: Hello(mode: .resume))
+        #expect(third.pattern == .ik)
+        #expect(third.welcome != nil)
+    }
+
+    @Test func registrationAndLoginRefusals() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let unknown = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .login))
+        #expect(unknown.error?.code == .unknownDevice)
+        #expect(unknown.isClosed)
+
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                        hello: Hello(mode: .register, accountName: "alice"))
+        #expect(alice.welcome != nil)
+        let taken = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                        hello: Hello(mode: .register, accountName: "alice"))
+        #expect(taken.error?.code == .accountNameTaken)
+        let invalid = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                          hello: Hello(mode: .register, accountName: "Not Valid!"))
+        #expect(invalid.error?.code == .accountNameInvalid)
+        let twice = try harness.connect(port: node.port, credentials: alice.credentials,
+                                        hello: Hello(mode: .register, accountName: "alice2"))
+        #expect(twice.error?.code == .deviceAlreadyRegistered)
+        let noToken = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .resume))
+        #expect(noToken.error?.code == .helloInvalid)
+        // The healthy client is unaffected by all of this.
+        #expect(alice.ping(3))
+    }
+
+    @Test func forgedAndMisboundTokensAreRefused() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                        hello: Hello(mode: .register, accountName: "alice"))
+        let mallory = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                          hello: Hello(mode: .register, accountName: "mallory"))
+        var forged = alice.credentials
+        forged.resumptionToken![40] ^= 0x01
+        let forgedAttempt = try harness.connect(port: node.port, credentials: forged, hello: Hello(mode: .resume))
+        #expect(forgedAttempt.error?.code == .tokenInvalid)
+        // Alice's genuine token presented by Mallory's key.
+        var stolen = mallory.credentials
+        stolen.resumptionToken = alice.credentials.resumptionToken
+        let theft = try harness.connect(port: node.port, credentials: stolen, hello: Hello(mode: .resume))
+        #expect(theft.error?.code == .tokenWrongDevice)
+        // A token from another node (another token key) is refused too.
+        let otherNode = try NodeProcess.serve()
+        var foreign = alice.credentials
+        foreign.serverKey = nil
+        let elsewhere = try harness.connect(port: otherNode.port, credentials: foreign, hello: Hello(mode: .resume))
+        #expect(elsewhere.error?.code == .tokenInvalid)
+    }
+
+    @Test func inviteOnlyRegistration() throws {
+        let node = try NodeProcess.serve(["--registration", "invite"])
+        let harness = try ClientHarness()
+        let without = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                          hello: Hello(mode: .register, accountName: "carol"))
+        #expect(without.error?.code == .registrationClosed)
+        let wrong = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                        hello: Hello(mode: .register, accountName: "carol", inviteCode: "nope"))
+        #expect(wrong.error?.code == .inviteInvalid)
+        let invite = try NodeProcess(["invite", "--data", node.dataDirectory, "--count", "2"])
+        #expect(invite.waitForExit() == 0)
+        let codes = invite.standardOutput.split(separator: "\n").map(String.init)
+        #expect(codes.count == 2)
+        let carol = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                        hello: Hello(mode: .register, accountName: "carol", inviteCode: codes[0]))
+        #expect(carol.welcome != nil, "error: \(String(describing: carol.error))")
+        let reuse = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                        hello: Hello(mode: .register, accountName: "dave", inviteCode: codes[0]))
+        #expect(reuse.error?.code == .inviteInvalid)
+        // A refused registration did not take the name.
+        let dave = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                       hello: Hello(mode: .register, accountName: "dave", inviteCode: codes[1]))
+        #expect(dave.welcome != nil)
+    }
+
+    @Test func accountsSurviveARestart() throws {
+        let data = NSTemporaryDirectory() + "switchboard-restart-\(UUID().uuidString)"
+        var node: NodeProcess? = try NodeProcess.serve(data: data)
+        let harness = try ClientHarness()
+        let first = try harness.connect(port: node!.port, credentials: ClientCredentials(),
+                                        hello: Hello(mode: .register, accountName: "erin"))
+        let credentials = first.credentials
+        node!.process.terminate()  // SIGTERM: drain
+        #expect(node!.waitForExit() == 0)
+        node = try NodeProcess.serve(data: data)
+        let back = try harness.connect(port: node!.port, credentials: credentials, hello: Hello(mode: .resume))
+        #expect(back.pattern == .ik, "the server key persisted")
+        #expect(back.welcome?.accountID == first.welcome?.accountID)
+        let login = try harness.connect(port: node!.port, credentials: credentials, hello: Hello(mode: .login))
+        #expect(login.welcome?.accountID == first.welcome?.accountID, "the device persisted")
+    }
+}
