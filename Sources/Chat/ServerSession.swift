@@ -82,6 +82,10 @@ public final class ServerSession: ConnectionHandler {
                 phase = .authenticating
                 authenticate(hello, clientKey: clientKey, on: connection)
                 return phase == .closing ? nil : .transport
+            case .refuse(let error):
+                phase = .authenticating
+                finishHandshake(.error(error), device: nil, mode: .login, on: connection)
+                return nil
             case .fail(let code, let reason, let wire):
                 metrics.bump(.handshakeFailures)
                 services.log?(.handshakeFailed(code: code, reason: reason))

@@ -21,6 +21,9 @@ public struct ServerHandshake: Sendable {
         case reply([UInt8])
         /// The client's hello and its authenticated static key: log it in, then call `finish`.
         case authenticate(Hello, clientKey: [UInt8])
+        /// The keys are agreed but the hello is unusable: answer with this error through
+        /// `finish(with:)` (so it travels encrypted, as a welcome would) and close.
+        case refuse(ErrorStanza)
         /// Send `wire` (possibly empty) and close: the handshake cannot continue.
         case fail(ErrorCode, String, wire: [UInt8])
     }
@@ -120,10 +123,11 @@ public struct ServerHandshake: Sendable {
         do {
             stanzas = try StanzaCodec.decodeAll(payload)
         } catch {
-            return fail(.helloInvalid, "hello does not decode: \(error)")
+            return .refuse(ErrorStanza(code: .helloInvalid, message: "hello does not decode: \(error)", reference: StanzaType.hello))
         }
         guard stanzas.count == 1, case .hello(let hello) = stanzas[0] else {
-            return fail(.helloInvalid, "the handshake payload must be exactly one hello stanza")
+            return .refuse(ErrorStanza(code: .helloInvalid, message: "the handshake payload must be exactly one hello stanza",
+                                       reference: StanzaType.hello))
         }
         return .authenticate(hello, clientKey: clientKey)
     }

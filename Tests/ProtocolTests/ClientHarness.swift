@@ -47,6 +47,27 @@ final class ClientHarness: @unchecked Sendable {
         return test
     }
 
+    /// Opens `count` clients at once (new devices) and waits until each is welcomed or closed.
+    func connectMany(count: Int, port: Int, hello: @escaping @Sendable (Int) -> Hello) throws -> ClientBatch {
+        let batch = ClientBatch(expected: count)
+        let loop = self.loop
+        loop.execute {
+            let address = try! SocketAddress(parsing: "127.0.0.1:\(port)")
+            for index in 0..<count {
+                do {
+                    let client = try ClientConnection(
+                        to: address, on: loop, credentials: ClientCredentials(), hello: hello(index), delegate: batch)
+                    batch.clients.append(client)
+                } catch {
+                    batch.failed(String(describing: error))
+                }
+            }
+        }
+        batch.waitSettled(timeout: 120)
+        batch.harness = self
+        return batch
+    }
+
     func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
         let box = ResultBox<T>()
         loop.execute { box.set(.success(body())) }
@@ -165,4 +186,64 @@ final class ResultBox<T: Sendable>: @unchecked Sendable {
         }
         return value!
     }
+}
+
+/// Many clients sharing one delegate.
+final class ClientBatch: ClientDelegate, @unchecked Sendable {
+    // `@unchecked Sendable`: `clients` is touched only on the harness loop; counters are guarded
+    // by `condition`.
+    var clients: [ClientConnection] = []
+    weak var harness: ClientHarness?
+    private let condition = NSCondition()
+    private let expected: Int
+    private(set) var welcomed = 0
+    private(set) var closed = 0
+    private(set) var errors: [String] = []
+    private var pongs = 0
+
+    init(expected: Int) { self.expected = expected }
+
+    func clientDidConnect(_ client: ClientConnection, welcome: Welcome) { bump { welcomed += 1 } }
+    func client(_ client: ClientConnection, didReceive stanza: Stanza) {
+        if case .pong = stanza { bump { pongs += 1 } }
+    }
+    func clientDidClose(_ client: ClientConnection, error: ErrorStanza?, reason: CloseReason) {
+        bump {
+            closed += 1
+            errors.append("\(String(describing: error)) \(reason)")
+        }
+    }
+    func failed(_ why: String) { bump { closed += 1; errors.append(why) } }
+
+    private func bump(_ change: () -> Void) {
+        condition.lock()
+        change()
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func waitSettled(timeout: Double) {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        while welcomed + closed < expected && condition.wait(until: deadline) {}
+        condition.unlock()
+    }
+
+    /// Pings every client once; returns how many pongs arrived.
+    func pingAll(value: UInt64, timeout: Double) -> Int {
+        guard let harness else { return 0 }
+        let clients = LoopBoundList(self)
+        harness.loop.execute { for client in clients.batch.clients { client.send(.ping(value)) } }
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while pongs < welcomed && condition.wait(until: deadline) {}
+        return pongs
+    }
+}
+
+/// Carries the batch into a loop closure. `@unchecked Sendable`: used only on the harness loop.
+struct LoopBoundList: @unchecked Sendable {
+    let batch: ClientBatch
+    init(_ batch: ClientBatch) { self.batch = batch }
 }
