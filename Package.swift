@@ -55,6 +55,8 @@ let package = Package(
         .testTarget(
             name: "ProtocolTests",
             dependencies: ["SwitchboardClient", "Handshake", "Wire", "Noise", "Reactor", "TestSupport", "CSwitchboardShims"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "HandshakeTests", dependencies: ["Handshake", "Noise", "Wire"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CSwitchboardShims", "TestSupport"]),
         .testTarget(
             name: "NodeTests", dependencies: ["SwitchboardServer", "Flags", "Reactor", "CSwitchboardShims", "TestSupport"]),

@@ -18,6 +18,9 @@ public struct CipherState: Sendable {
         initializeKey(key)
     }
 
+    /// A cipher state with a given key, for tests of code built on transports.
+    public static func testing(_ key: [UInt8]) -> CipherState { CipherState(key: key) }
+
     mutating func initializeKey(_ bytes: [UInt8]?) {
         key = bytes.map { SecretBytes($0.prefix(32)) }
         nonce = 0

@@ -1,0 +1,185 @@
+import Testing
+
+@testable import Wire
+
+@Suite struct VarintTests {
+    @Test(arguments: [UInt64(0), 1, 127, 128, 300, 16_383, 16_384, UInt64(UInt32.max), UInt64.max])
+    func roundTripsAndIsMinimal(value: UInt64) throws {
+        var bytes: [UInt8] = []
+        Varint.append(value, to: &bytes)
+        #expect(bytes.count == Varint.length(value))
+        var offset = 0
+        let decoded = try bytes.withUnsafeBytes { raw in try Varint.read(raw, at: &offset) }
+        #expect(decoded == value)
+        #expect(offset == bytes.count)
+    }
+
+    @Test func knownEncodings() {
+        var bytes: [UInt8] = []
+        Varint.append(300, to: &bytes)
+        #expect(bytes == [0xAC, 0x02])
+        bytes = []
+        Varint.append(UInt64.max, to: &bytes)
+        #expect(bytes == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01])
+    }
+
+    @Test func rejectsOverlongAndOverflowingAndReportsTruncation() throws {
+        var offset = 0
+        let eleven = [UInt8](repeating: 0x80, count: 10) + [0x01]
+        #expect(throws: WireError.self) { try eleven.withUnsafeBytes { raw in try Varint.read(raw, at: &offset) } }
+        let overflow: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02]
+        offset = 0
+        #expect(throws: WireError.self) { try overflow.withUnsafeBytes { raw in try Varint.read(raw, at: &offset) } }
+        offset = 0
+        let truncated: [UInt8] = [0x80, 0x80]
+        #expect(try truncated.withUnsafeBytes { raw in try Varint.read(raw, at: &offset) } == nil)
+        #expect(offset == 0)
+    }
+}
+
+@Suite struct StanzaCodecTests {
+    static let samples: [Stanza] = [
+        .hello(Hello(mode: .register, accountName: "alice", deviceName: "phone", inviteCode: "k3y", clientAgent: "t/1")),
+        .hello(Hello(mode: .resume, resumptionToken: [UInt8](repeating: 7, count: 125))),
+        .serverHello(ServerHello(nodeID: "node-1a2b3c4d", registration: 1)),
+        .welcome(Welcome(accountID: 1, deviceID: 2, accountName: "alice", resumptionToken: [1, 2, 3], tokenExpiresAt: 1_800_000_000,
+                         serverTimeMilliseconds: 1_764_000_000_000, newAccount: true, idleTimeoutSeconds: 300)),
+        .error(ErrorStanza(code: .unsupportedStanza, message: "stanza type 99 is not supported", reference: 99)),
+        .error(ErrorStanza(code: .decryptFailed, message: "")),
+        .ping(0), .ping(UInt64.max), .pong(42),
+        .goodbye(Goodbye(code: .draining, message: "node shutting down", retryAfterMilliseconds: 1000)),
+    ]
+
+    @Test func everyStanzaRoundTrips() throws {
+        for stanza in StanzaCodecTests.samples {
+            let bytes = StanzaCodec.encode(stanza)
+            #expect(try StanzaCodec.decodeAll(bytes) == [stanza])
+        }
+        // Many stanzas back to back, as in one frame.
+        var all: [UInt8] = []
+        for stanza in StanzaCodecTests.samples { StanzaCodec.encode(stanza, into: &all) }
+        #expect(try StanzaCodec.decodeAll(all) == StanzaCodecTests.samples)
+    }
+
+    @Test func lengthPrefixOverOneByteIsInsertedCorrectly() throws {
+        let long = Stanza.error(ErrorStanza(code: .internalError, message: String(repeating: "x", count: 200)))
+        let bytes = StanzaCodec.encode(long)
+        #expect(bytes[0] == 4)
+        #expect(bytes[1] & 0x80 != 0, "a body over 127 bytes needs a two-byte length")
+        #expect(try StanzaCodec.decodeAll(bytes) == [long])
+    }
+
+    @Test func unknownFieldsAreSkippedAndUnknownTypesReported() throws {
+        // A ping with an extra bytes field 9 and an extra varint field 10 before field 1.
+        var body: [UInt8] = []
+        FieldWriter.bytes(9, [1, 2, 3], into: &body)
+        FieldWriter.varint(10, 5, into: &body)
+        FieldWriter.varint(1, 77, into: &body)
+        let bytes: [UInt8] = [0x05, UInt8(body.count)] + body + [0xE7, 0x07, 0x00]  // + stanza type 999, empty
+        #expect(try StanzaCodec.decodeAll(bytes) == [.ping(77), .unknown(type: 999)])
+    }
+
+    @Test func malformedBodiesAreRejected() {
+        let cases: [[UInt8]] = [
+            [0x05, 0x05, 0x02],  // length past the frame
+            [0x05],  // truncated header
+            [0x05, 0x02, 0x03, 0x05],  // field 1 as bytes with length 5 past the stanza
+            [0x04, 0x02, 0x04, 0x00],  // error without a code (only field 2, empty)
+            [0x01, 0x02, 0x02, 0x01],  // hello without a version
+            [0x01, 0x04, 0x02, 0x01, 0x04, 0x09],  // hello mode 9
+            [0x05, 0x02, 0x00, 0x01],  // field number 0
+        ]
+        for bytes in cases {
+            #expect(throws: WireError.self, "\(bytes)") { try StanzaCodec.decodeAll(bytes) }
+        }
+        let longName = Stanza.hello(Hello(mode: .register, accountName: String(repeating: "a", count: 33)))
+        #expect(throws: WireError.tooLarge("field 3 is 33 bytes, limit 32")) { try StanzaCodec.decodeAll(StanzaCodec.encode(longName)) }
+        let badUTF8: [UInt8] = [0x04, 0x05, 0x02, 0x01, 0x05, 0x01, 0xFF]
+        #expect(throws: WireError.self) { try StanzaCodec.decodeAll(badUTF8) }
+    }
+}
+
+@Suite struct FrameAssemblerTests {
+    /// A stream: preface, two handshake frames, then transport frames.
+    static func stream() -> [UInt8] {
+        var bytes = WireLimits.preface
+        bytes += [0x01, 0x00, 0x20] + [UInt8](repeating: 0xE1, count: 32)
+        bytes += [0x01, 0x00, 0x00]
+        for size in [16, 17, 300, 16, 65_535] {
+            bytes += [UInt8(size >> 8), UInt8(size & 0xff)] + (0..<size).map { UInt8(truncatingIfNeeded: $0 &+ size) }
+        }
+        return bytes
+    }
+
+    enum Seen: Equatable { case preface, handshake(UInt8, [UInt8]), transport([UInt8]) }
+
+    static func run(_ stream: [UInt8], splits: [Int]) throws -> [Seen] {
+        var assembler = FrameAssembler()
+        var seen: [Seen] = []
+        var handshakes = 0
+        var offset = 0
+        for size in splits + [stream.count] {
+            let end = min(stream.count, offset + size)
+            var chunk = Array(stream[offset..<end])
+            offset = end
+            try chunk.withUnsafeMutableBytes { raw in
+                try assembler.feed(raw) { unit in
+                    switch unit {
+                    case .preface:
+                        seen.append(.preface)
+                        return .handshake
+                    case .handshake(let type, let body):
+                        seen.append(.handshake(type, Array(body)))
+                        handshakes += 1
+                        return handshakes == 2 ? .transport : .handshake
+                    case .transport(let ciphertext):
+                        seen.append(.transport(Array(ciphertext)))
+                        return .transport
+                    }
+                }
+            }
+            if offset == stream.count { break }
+        }
+        #expect(assembler.bufferedBytes == 0)
+        return seen
+    }
+
+    @Test func oneByteAtATimeAndRandomSplitsParseIdentically() throws {
+        let stream = FrameAssemblerTests.stream()
+        let whole = try FrameAssemblerTests.run(stream, splits: [])
+        #expect(whole.count == 1 + 2 + 5)
+        #expect(try FrameAssemblerTests.run(stream, splits: Array(repeating: 1, count: stream.count)) == whole)
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<50 {
+            var splits: [Int] = []
+            var total = 0
+            while total < stream.count {
+                let size = Int.random(in: 1...(Bool.random(using: &generator) ? 7 : 9000), using: &generator)
+                splits.append(size)
+                total += size
+            }
+            #expect(try FrameAssemblerTests.run(stream, splits: splits) == whole)
+        }
+    }
+
+    @Test func wrongMagicFailsOnTheFirstWrongByte() {
+        var assembler = FrameAssembler()
+        var bytes: [UInt8] = [0x53, 0x57, 0x58]  // "SWX"
+        #expect(throws: FrameError.badPreface) {
+            try bytes.withUnsafeMutableBytes { raw in try assembler.feed(raw) { _ in .handshake } }
+        }
+    }
+
+    @Test func unsupportedVersionAndShortFrames() {
+        var assembler = FrameAssembler()
+        var version2: [UInt8] = [0x53, 0x57, 0x42, 0x44, 0x02]
+        #expect(throws: FrameError.unsupportedVersion(2)) {
+            try version2.withUnsafeMutableBytes { raw in try assembler.feed(raw) { _ in .handshake } }
+        }
+        var transport = FrameAssembler(mode: .transport)
+        var short: [UInt8] = [0x00, 0x0F]
+        #expect(throws: FrameError.frameTooShort(15)) {
+            try short.withUnsafeMutableBytes { raw in try transport.feed(raw) { _ in .transport } }
+        }
+    }
+}
