@@ -252,6 +252,16 @@ public final class ServerSession: ConnectionHandler {
         connection.closeWhenFlushed(.draining)
     }
 
+    public func connectionIdleTimedOut(_ connection: Connection) {
+        guard phase == .established else {
+            connection.close(.idleTimeout)
+            return
+        }
+        send(.goodbye(Goodbye(code: .idleTimeout, message: "connection idle too long", retryAfterMilliseconds: 0)), on: connection)
+        phase = .closing
+        connection.closeWhenFlushed(.idleTimeout)
+    }
+
     public func connectionDidClose(_ connection: Connection, reason: CloseReason) {
         if case .deadline = reason { metrics.bump(.handshakeTimeouts) }
         metrics.bump(.connectionsClosed)

@@ -47,6 +47,9 @@ public protocol ConnectionHandler: AnyObject {
     /// The node is draining: finish what is in flight and close. The default closes once the
     /// outbound queue is flushed.
     func connectionShouldDrain(_ connection: Connection)
+    /// Nothing was read for the idle timeout. The default closes at once with `.idleTimeout`;
+    /// a protocol may say goodbye first (and then must close, e.g. `closeWhenFlushed`).
+    func connectionIdleTimedOut(_ connection: Connection)
     /// The connection is about to write its queue (once per loop iteration with pending
     /// output, or after `requestFlush()`): the last moment to add bytes to this write, e.g. to
     /// seal the stanzas gathered during the iteration into one encrypted frame.
@@ -58,6 +61,7 @@ extension ConnectionHandler {
     public func connectionDidClose(_ connection: Connection, reason: CloseReason) {}
     public func connectionShouldDrain(_ connection: Connection) { connection.closeWhenFlushed(.draining) }
     public func connectionWillFlush(_ connection: Connection) {}
+    public func connectionIdleTimedOut(_ connection: Connection) { connection.close(.idleTimeout) }
 }
 
 /// A non-blocking TCP connection owned by one loop: reads into the loop's shared buffer, queues
@@ -488,7 +492,7 @@ public final class Connection: Selectable, TimerTarget {
             let elapsed = loop.now &- lastActivity
             if elapsed >= idle {
                 idleTimer = .none
-                close(.idleTimeout)
+                handler.connectionIdleTimedOut(self)
             } else {
                 idleTimer = loop.scheduleTimer(in: Int(idle - elapsed), target: self, tag: TimerTag.idle)
             }

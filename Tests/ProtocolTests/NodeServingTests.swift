@@ -96,4 +96,29 @@ import Wire
         #expect(seconds >= 0.9 && seconds < 5, "took \(seconds) s")
         #expect(node.standardError.contains("grace period over"))
     }
+
+    @Test func idleClientsGetGoodbyeAndActiveOnesStay() throws {
+        let node = try NodeProcess.serve(["--idle-seconds", "1"])
+        let harness = try ClientHarness()
+        let idle = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                       hello: Hello(mode: .register, accountName: "idle"))
+        let active = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                         hello: Hello(mode: .register, accountName: "active"))
+        #expect(idle.welcome?.idleTimeoutSeconds == 1)
+        for round in 0..<8 {
+            #expect(active.ping(UInt64(round)))
+            sleepMilliseconds(300)
+        }
+        let goodbye = idle.recorder.waitFor(timeout: 5) { event in
+            if case .stanza(.goodbye) = event { return true }
+            return false
+        }
+        guard case .stanza(.goodbye(let farewell))? = goodbye else {
+            Issue.record("the idle client got no goodbye")
+            return
+        }
+        #expect(farewell.code == .idleTimeout)
+        #expect(idle.waitClosed() != nil)
+        #expect(!active.isClosed, "a client that pings stays connected past the idle timeout")
+    }
 }
