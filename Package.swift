@@ -45,7 +45,7 @@ let package = Package(
             dependencies: ["Reactor", "Flags", "Chat", "Store", "Noise", "Handshake", "Wire", "CSwitchboardShims", "CSodium", "COpenSSL"]),
         .executableTarget(name: "switchboard", dependencies: ["SwitchboardServer"]),
         .executableTarget(
-            name: "switchboard-bench", dependencies: ["Reactor", "Flags", "CSwitchboardShims"],
+            name: "switchboard-bench", dependencies: ["Reactor", "Flags", "SwitchboardClient", "Wire", "Noise", "CSwitchboardShims"],
             path: "Benchmarks/switchboard-bench"),
 
         .target(name: "TestSupport", dependencies: ["CSwitchboardShims"], path: "Tests/TestSupport"),

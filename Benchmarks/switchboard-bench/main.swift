@@ -2,19 +2,17 @@ import CSwitchboardShims
 import Flags
 import Foundation
 import Reactor
+import SwitchboardClient
 
-// switchboard-bench: the bundled load client. Scenarios so far: `echo` (the node's stand-in
-// protocol, measuring the Reactor alone). Progress on stderr, a table on stdout, --json FILE.
+// switchboard-bench: the bundled load client. Scenarios: `ping` (encrypted round trips),
+// `handshake` (XX or IK handshakes per second, next to the cost of one X25519 operation),
+// `x25519` (that cost alone). Progress on stderr, a table on stdout, --json FILE.
 
-let specs: [FlagSpec] = [
+let common: [FlagSpec] = [
     FlagSpec("target", value: "HOST:PORT", help: "node to load (default 127.0.0.1:5222)"),
-    FlagSpec("connections", value: "N", help: "connections to open (default 100)"),
-    FlagSpec("size", value: "BYTES", help: "message size (default 128)"),
-    FlagSpec("window", value: "N", help: "messages in flight per connection (default 1)"),
     FlagSpec("duration", value: "SECONDS", help: "measured window (default 5)"),
     FlagSpec("warmup", value: "SECONDS", help: "unmeasured run before the window (default 1)"),
     FlagSpec("threads", value: "N", help: "client event loops (default 1)"),
-    FlagSpec("sources", value: "N", help: "loopback source addresses 127.0.0.2... to spread over (default 1)"),
     FlagSpec("pin-cpu", value: "N", help: "pin the client loops to this CPU"),
     FlagSpec("server-pid", value: "PID", help: "read the node's CPU time, syscalls and RSS from /proc"),
     FlagSpec("malloc-count-file", value: "FILE", help: "the node runs with malloc_counter.so writing here on SIGUSR2"),
@@ -22,124 +20,196 @@ let specs: [FlagSpec] = [
     FlagSpec("json", value: "FILE", help: "write every figure as JSON to FILE"),
     FlagSpec("help", help: "print this help"),
 ]
-let usage = usageText(command: "switchboard-bench echo [flags]", summary: "Closed-loop echo round trips against a node.", specs: specs)
+let scenarios: [String: (summary: String, specs: [FlagSpec])] = [
+    "ping": ("Closed-loop encrypted ping/pong round trips: each connection registers, then keeps WINDOW pings in flight.", [
+        FlagSpec("connections", value: "N", help: "connections (default 100)"),
+        FlagSpec("window", value: "N", help: "pings in flight per connection (default 1)"),
+        FlagSpec("sources", value: "N", help: "loopback source addresses 127.0.0.2... to spread over (default 1)"),
+    ] + common),
+    "handshake": ("Handshakes per second: connect, handshake, welcome, close, repeat.", [
+        FlagSpec("pattern", value: "xx|ik", help: "ik: resume with the last token; xx: log in without a cached key (default ik)"),
+        FlagSpec("concurrency", value: "N", help: "handshakes in flight (default 32)"),
+    ] + common),
+    "x25519": ("The cost of one X25519 operation on this machine.", common),
+]
 
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("switchboard-bench: \(message)\n\n\(usage)".utf8))
+func usage(_ name: String?) -> String {
+    guard let name, let scenario = scenarios[name] else {
+        return """
+            usage: switchboard-bench <scenario> [flags]
+
+            scenarios:
+              ping        encrypted round trips (throughput, latency, server CPU, allocations, syscalls)
+              handshake   XX or IK handshakes per second, with the X25519 bound
+              x25519      the cost of one X25519 operation
+
+            """
+    }
+    return usageText(command: "switchboard-bench \(name) [flags]", summary: scenario.summary, specs: scenario.specs)
+}
+
+func fail(_ message: String, _ scenario: String?) -> Never {
+    FileHandle.standardError.write(Data("switchboard-bench: \(message)\n\n\(usage(scenario))".utf8))
     exit(2)
 }
 
 var arguments = Array(CommandLine.arguments.dropFirst())
-if arguments.first == "--help" || arguments.contains("--help") {
-    print(usage, terminator: "")
+guard let scenarioName = arguments.first, !scenarioName.hasPrefix("--") else {
+    if arguments.contains("--help") {
+        print(usage(nil), terminator: "")
+        exit(0)
+    }
+    fail("missing scenario", nil)
+}
+arguments.removeFirst()
+guard let scenario = scenarios[scenarioName] else { fail("unknown scenario '\(scenarioName)'", nil) }
+if arguments.contains("--help") {
+    print(usage(scenarioName), terminator: "")
     exit(0)
 }
-guard arguments.first == "echo" else { fail(arguments.isEmpty ? "missing scenario" : "unknown scenario '\(arguments[0])'") }
-arguments.removeFirst()
 
 let flags: ParsedFlags
-var options: EchoScenario.Options
+let target: SocketAddress
 let duration: Int, warmup: Int, threads: Int
 do {
-    flags = try ParsedFlags(arguments, specs: specs)
-    options = EchoScenario.Options(target: try SocketAddress(parsing: flags.value("target") ?? "127.0.0.1:5222"))
-    options.connections = try flags.integer("connections", default: 100, range: 1...1_000_000)
-    options.size = try flags.integer("size", default: 128, range: 1...1_048_576)
-    options.window = try flags.integer("window", default: 1, range: 1...4096)
-    options.sources = try flags.integer("sources", default: 1, range: 1...250)
+    flags = try ParsedFlags(arguments, specs: scenario.specs)
+    target = try SocketAddress(parsing: flags.value("target") ?? "127.0.0.1:5222")
     duration = try flags.integer("duration", default: 5, range: 1...3600)
     warmup = try flags.integer("warmup", default: 1, range: 0...600)
     threads = try flags.integer("threads", default: 1, range: 1...256)
 } catch let error as UsageError {
-    fail(error.description)
+    fail(error.description, scenarioName)
 } catch {
-    fail("\(error)")
+    fail("\(error)", scenarioName)
 }
-let serverPid = flags.value("server-pid").flatMap { Int32($0) }
-let probe = serverPid.map { ServerProbe(pid: $0, mallocCountFile: flags.value("malloc-count-file")) }
-
+let probe = flags.value("server-pid").flatMap { Int32($0) }.map {
+    ServerProbe(pid: $0, mallocCountFile: flags.value("malloc-count-file"))
+}
+if let cpu = flags.value("pin-cpu").flatMap(Int32.init) { _ = sb_pin_current_thread(cpu) }  // loops inherit it
 _ = sb_raise_nofile_limit()
-var loopConfiguration = LoopConfiguration()
-loopConfiguration.idleTimeoutMilliseconds = 0
-let group = try EventLoopGroup(threads: threads, configuration: loopConfiguration)
-if let cpu = flags.value("pin-cpu").flatMap(Int32.init) { _ = sb_pin_current_thread(cpu) }  // inherited by loops
-group.start()
-let scenario = EchoScenario(options: options, group: group)
+let label = flags.value("label") ?? scenarioName
 
-func progress(_ text: String) {
-    FileHandle.standardError.write(Data("\r\u{1B}[K[echo] \(text)".utf8))
+func integer(_ name: String, _ fallback: Int, _ range: ClosedRange<Int>) -> Int {
+    do { return try flags.integer(name, default: fallback, range: range) } catch { fail(error.description, scenarioName) }
 }
 
-scenario.connect()
-let connectStart = sb_monotonic_ns()
-while scenario.connected.load(ordering: .relaxed) + scenario.failed.load(ordering: .relaxed) < options.connections {
-    if sb_monotonic_ns() - connectStart > 60_000_000_000 { break }
-    progress("connecting \(scenario.connected.load(ordering: .relaxed))/\(options.connections)")
-    usleep(100_000)
-}
-let connectSeconds = Double(sb_monotonic_ns() - connectStart) / 1e9
-if scenario.failed.load(ordering: .relaxed) > 0 {
-    progress("")
-    FileHandle.standardError.write(Data("\nswitchboard-bench: \(scenario.failed.load(ordering: .relaxed)) connections failed\n".utf8))
-}
-scenario.phase.store(1, ordering: .relaxed)
-for second in 0..<warmup {
-    progress("warming up \(second + 1)/\(warmup) s")
-    sleep(1)
-}
-let before = probe?.sample()
-scenario.phase.store(2, ordering: .relaxed)
-let windowStart = sb_monotonic_ns()
-var last = 0
-for second in 0..<duration {
-    sleep(1)
-    let now = scenario.completed.load(ordering: .relaxed)
-    progress("\(second + 1)/\(duration) s  \(now - last) round trips/s")
-    last = now
-}
-scenario.phase.store(3, ordering: .relaxed)
-let wall = Double(sb_monotonic_ns() - windowStart) / 1e9
-let after = probe?.sample()
-let completed = scenario.completed.load(ordering: .relaxed)
-usleep(200_000)
-group.stop()
-group.join()
-progress("done\n")
-
-let histogram = scenario.histogram()
-var results: [(String, Double)] = [
-    ("connections", Double(scenario.connected.load(ordering: .relaxed))),
-    ("connect_seconds", connectSeconds),
-    ("message_bytes", Double(options.size)),
-    ("window", Double(options.window)),
-    ("seconds", wall),
-    ("round_trips", Double(completed)),
-    ("round_trips_per_second", Double(completed) / wall),
-    ("latency_p50_us", Double(histogram.value(atQuantile: 0.5)) / 1000),
-    ("latency_p99_us", Double(histogram.value(atQuantile: 0.99)) / 1000),
-    ("latency_p999_us", Double(histogram.value(atQuantile: 0.999)) / 1000),
-    ("latency_max_us", Double(histogram.maxValue) / 1000),
-]
-if let before, let after, completed > 0 {
-    let cpu = after.cpuSeconds - before.cpuSeconds
-    results.append(("server_cpu_seconds", cpu))
-    if cpu > 0 { results.append(("round_trips_per_server_cpu_second", Double(completed) / cpu)) }
-    results.append(("server_read_calls_per_message", Double(after.readCalls - before.readCalls) / Double(completed)))
-    results.append(("server_write_calls_per_message", Double(after.writeCalls - before.writeCalls) / Double(completed)))
-    results.append(("server_rss_bytes", Double(after.rssBytes)))
-    if let a = before.allocations, let b = after.allocations {
-        results.append(("server_allocations_per_message", Double(b - a) / Double(completed)))
+/// Waits `seconds` of measurement, printing progress with the per-second rate of `counter`.
+func measure(_ seconds: Int, _ counter: () -> Int, unit: String) -> Double {
+    let start = sb_monotonic_ns()
+    var last = counter()
+    for second in 0..<seconds {
+        sleep(1)
+        let now = counter()
+        progress(scenarioName, "\(second + 1)/\(seconds) s  \(now - last) \(unit)/s")
+        last = now
     }
+    return Double(sb_monotonic_ns() - start) / 1e9
 }
-let label = flags.value("label") ?? "echo"
-print("scenario: echo (\(label))  target: \(options.target)")
-for (name, value) in results {
-    let text = value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(format: "%.3f", value)
-    print(name.padding(toLength: 36, withPad: " ", startingAt: 0) + text)
+
+func makeGroup() -> EventLoopGroup {
+    var configuration = LoopConfiguration()
+    configuration.idleTimeoutMilliseconds = 0
+    let group = try! EventLoopGroup(threads: threads, configuration: configuration)
+    group.start()
+    return group
 }
-if let path = flags.value("json") {
-    var object: [String: Any] = ["scenario": "echo", "label": label, "target": options.target.description]
-    for (name, value) in results { object[name] = value }
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-    try data.write(to: URL(fileURLWithPath: path))
+
+var report = Report(scenario: scenarioName, label: label)
+switch scenarioName {
+case "x25519":
+    let costs = X25519Probe.measure(seconds: Double(duration))
+    report.add("x25519_dh_microseconds", costs.dhMicroseconds)
+    report.add("x25519_keygen_microseconds", costs.keygenMicroseconds)
+
+case "ping":
+    var options = PingScenario.Options(target: target)
+    options.connections = integer("connections", 100, 1...1_000_000)
+    options.window = integer("window", 1, 1...4096)
+    options.sources = integer("sources", 1, 1...250)
+    let group = makeGroup()
+    let ping = PingScenario(options: options, group: group)
+    let connectStart = sb_monotonic_ns()
+    ping.connect()
+    while ping.welcomed.load(ordering: .relaxed) + ping.failed.load(ordering: .relaxed) < options.connections,
+        sb_monotonic_ns() - connectStart < 120_000_000_000
+    {
+        progress("ping", "connecting \(ping.welcomed.load(ordering: .relaxed))/\(options.connections)")
+        usleep(100_000)
+    }
+    report.add("connections", Double(ping.welcomed.load(ordering: .relaxed)))
+    report.add("connect_seconds", Double(sb_monotonic_ns() - connectStart) / 1e9)
+    ping.phase.store(1, ordering: .relaxed)
+    if warmup > 0 { sleep(UInt32(warmup)) }
+    let before = probe?.sample()
+    ping.phase.store(2, ordering: .relaxed)
+    let wall = measure(duration, { ping.completed.load(ordering: .relaxed) }, unit: "round trips")
+    ping.phase.store(3, ordering: .relaxed)
+    let after = probe?.sample()
+    let completed = ping.completed.load(ordering: .relaxed)
+    usleep(200_000)
+    group.stop()
+    group.join()
+    progress("ping", "done\n")
+    let histogram = ping.histogram()
+    report.add("window", Double(options.window))
+    report.add("seconds", wall)
+    report.add("round_trips", Double(completed))
+    report.add("round_trips_per_second", Double(completed) / wall)
+    report.add("latency_p50_us", Double(histogram.value(atQuantile: 0.5)) / 1000)
+    report.add("latency_p99_us", Double(histogram.value(atQuantile: 0.99)) / 1000)
+    report.add("latency_p999_us", Double(histogram.value(atQuantile: 0.999)) / 1000)
+    report.add("latency_max_us", Double(histogram.maxValue) / 1000)
+    report.add("failed_connections", Double(ping.failed.load(ordering: .relaxed)))
+    report.addServer(before: before, after: after, operations: completed, unit: "round_trip")
+
+case "handshake":
+    guard let pattern = HandshakeScenario.Pattern(rawValue: flags.value("pattern") ?? "ik") else {
+        fail("flag '--pattern' needs xx or ik", scenarioName)
+    }
+    let concurrency = integer("concurrency", 32, 1...10_000)
+    // The X25519 costs first, on this (pinned) thread, before the load starts.
+    let costs = X25519Probe.measure()
+    let group = makeGroup()
+    let handshakes = HandshakeScenario(target: target, pattern: pattern, concurrency: concurrency, group: group)
+    handshakes.start()
+    let registerStart = sb_monotonic_ns()
+    while handshakes.registered.load(ordering: .relaxed) < concurrency, sb_monotonic_ns() - registerStart < 60_000_000_000 {
+        progress("handshake", "registering \(handshakes.registered.load(ordering: .relaxed))/\(concurrency)")
+        usleep(100_000)
+    }
+    handshakes.phase.store(1, ordering: .relaxed)
+    if warmup > 0 { sleep(UInt32(warmup)) }
+    let before = probe?.sample()
+    handshakes.phase.store(2, ordering: .relaxed)
+    let wall = measure(duration, { handshakes.completed.load(ordering: .relaxed) }, unit: "handshakes")
+    handshakes.phase.store(3, ordering: .relaxed)
+    let after = probe?.sample()
+    let completed = handshakes.completed.load(ordering: .relaxed)
+    usleep(300_000)
+    group.stop()
+    group.join()
+    progress("handshake", "done\n")
+    // Server-side X25519 work per handshake: IK responder: e (keygen), es, ss, ee, se (4 DH);
+    // XX responder: e (keygen), ee, es, se (3 DH).
+    let dhOperations = pattern == .ik ? 4 : 3
+    let bound = costs.bound(dh: dhOperations, keygen: 1)
+    report.add("pattern_" + pattern.rawValue, 1)
+    report.add("concurrency", Double(concurrency))
+    report.add("seconds", wall)
+    report.add("handshakes", Double(completed))
+    report.add("handshakes_per_second", Double(completed) / wall)
+    report.add("failed", Double(handshakes.failed.load(ordering: .relaxed)))
+    report.add("x25519_dh_microseconds", costs.dhMicroseconds)
+    report.add("x25519_keygen_microseconds", costs.keygenMicroseconds)
+    report.add("server_x25519_dh_per_handshake", Double(dhOperations))
+    report.add("server_x25519_keygen_per_handshake", 1)
+    report.add("x25519_bound_handshakes_per_core_second", bound)
+    report.addServer(before: before, after: after, operations: completed, unit: "handshake")
+    if let before, let after, after.cpuSeconds > before.cpuSeconds {
+        let perCore = Double(completed) / (after.cpuSeconds - before.cpuSeconds)
+        report.add("fraction_of_x25519_bound", perCore / bound)
+    }
+default:
+    fail("unknown scenario '\(scenarioName)'", nil)
 }
+try report.print(json: flags.value("json"))

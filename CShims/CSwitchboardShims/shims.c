@@ -169,14 +169,12 @@ _Static_assert(sizeof(struct iovec) == 2 * sizeof(void *), "iovec is (pointer, l
 _Static_assert(offsetof(struct iovec, iov_len) == sizeof(void *), "iovec is (pointer, length)");
 
 ssize_t sb_writev(int fd, const void *iovecs, int count) {
-    // sendmsg rather than writev: MSG_NOSIGNAL keeps a peer's reset from raising SIGPIPE in
-    // processes that did not ignore it (the bench client, tests).
-    struct msghdr message;
-    memset(&message, 0, sizeof message);
-    message.msg_iov = (struct iovec *)iovecs;
-    message.msg_iovlen = (size_t)count;
-    return sendmsg(fd, &message, MSG_NOSIGNAL);
+    // writev (not sendmsg) so /proc/PID/io counts the calls; SIGPIPE is ignored process-wide by
+    // sb_ignore_sigpipe when the first event loop is created.
+    return writev(fd, (const struct iovec *)iovecs, count);
 }
+
+void sb_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
 
 int sb_shutdown_write(int fd) { return shutdown(fd, SHUT_WR); }
 

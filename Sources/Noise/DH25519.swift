@@ -23,6 +23,11 @@ public struct KeyPair: Sendable {
     public init(privateKey bytes: [UInt8]) {
         self.init(privateKey: SecretBytes(bytes))
     }
+
+    /// X25519 with a peer's public key (what a handshake's DH tokens do).
+    public func agree(with publicKey: [UInt8]) throws(NoiseError) -> [UInt8] {
+        try DH25519.dh(self, publicKey)
+    }
 }
 
 enum DH25519 {

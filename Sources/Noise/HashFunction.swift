@@ -8,6 +8,8 @@ public protocol NoiseHashFunction: Sendable {
     static var blockLength: Int { get }
     /// HASH over the concatenation of `parts`.
     static func hash(_ parts: [UnsafeRawBufferPointer]) -> [UInt8]
+    /// HMAC-HASH(key, concatenation of `parts`) per RFC 2104; a default built on `hash` exists.
+    static func hmac(key: UnsafeRawBufferPointer, _ parts: [UnsafeRawBufferPointer]) -> [UInt8]
 }
 
 public enum SHA256: NoiseHashFunction {
@@ -23,6 +25,23 @@ public enum SHA256: NoiseHashFunction {
         }
         var out = [UInt8](repeating: 0, count: 32)
         crypto_hash_sha256_final(&state, &out)
+        return out
+    }
+
+    /// libsodium's HMAC-SHA-256 (any key length), with its state on the stack: the handshake
+    /// runs a dozen of these, so they should not allocate more than their output.
+    public static func hmac(key: UnsafeRawBufferPointer, _ parts: [UnsafeRawBufferPointer]) -> [UInt8] {
+        guard let keyBytes = key.baseAddress?.assumingMemoryBound(to: UInt8.self), key.count > 0 else {
+            return genericHMAC(key: key, parts)
+        }
+        var state = crypto_auth_hmacsha256_state()
+        crypto_auth_hmacsha256_init(&state, keyBytes, key.count)
+        for part in parts where part.count > 0 {
+            crypto_auth_hmacsha256_update(&state, part.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(part.count))
+        }
+        var out = [UInt8](repeating: 0, count: 32)
+        crypto_auth_hmacsha256_final(&state, &out)
+        sodium_memzero(&state, MemoryLayout<crypto_auth_hmacsha256_state>.size)
         return out
     }
 }
@@ -52,6 +71,16 @@ extension NoiseHashFunction {
 
     /// HMAC-HASH(key, data) per RFC 2104 with this hash's block length.
     static func hmac(key: [UInt8], _ data: [UInt8]...) -> [UInt8] {
+        key.withUnsafeBytes { rawKey in withBuffers(data) { hmac(key: rawKey, $0) } }
+    }
+
+    public static func hmac(key rawKey: UnsafeRawBufferPointer, _ data: [UnsafeRawBufferPointer]) -> [UInt8] {
+        genericHMAC(key: rawKey, data)
+    }
+
+    /// The generic HMAC construction over `hash`.
+    static func genericHMAC(key rawKey: UnsafeRawBufferPointer, _ data: [UnsafeRawBufferPointer]) -> [UInt8] {
+        let key = Array(rawKey)
         var block = key.count > blockLength ? hash(key) : key
         block += [UInt8](repeating: 0, count: blockLength - block.count)
         var inner = block.map { $0 ^ 0x36 }
@@ -61,7 +90,7 @@ extension NoiseHashFunction {
             wipe(&inner)
             wipe(&outer)
         }
-        let innerHash = withBuffers([inner] + data) { hash($0) }
+        let innerHash = inner.withUnsafeBytes { innerBytes in hash([innerBytes] + data) }
         return hash(outer, innerHash)
     }
 

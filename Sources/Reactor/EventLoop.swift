@@ -114,6 +114,7 @@ public final class EventLoop: @unchecked Sendable {
     public init(id: Int = 0, configuration: LoopConfiguration = LoopConfiguration()) throws(SystemError) {
         self.id = id
         self.configuration = configuration
+        sb_ignore_sigpipe()  // writes to a reset peer must fail with EPIPE, not kill the process
         epfd = try blockingCall("epoll_create1") { sb_epoll_create() }
         do {
             wakeFD = try blockingCall("eventfd") { sb_eventfd() }

@@ -35,6 +35,9 @@ int sb_eventfd_read(int fd);
 /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (threads created later inherit the
 /// mask) and ignores SIGPIPE. Returns 0 or -1.
 int sb_block_signals(void);
+/// Ignores SIGPIPE process-wide: a write to a reset socket then fails with EPIPE instead of
+/// killing the process.
+void sb_ignore_sigpipe(void);
 /// A non-blocking signalfd for SIGTERM, SIGINT and SIGHUP.
 int sb_signalfd(void);
 /// Reads one signal from a signalfd: the signal number, 0 when none is pending, -1 on error.
@@ -56,7 +59,7 @@ int sb_local_port(int fd);
 int sb_socket_error(int fd);
 /// shutdown(fd, SHUT_WR).
 int sb_shutdown_write(int fd);
-/// Gathered write of `count` (pointer, length) pairs laid out as `struct iovec`, without SIGPIPE.
+/// Gathered write of `count` (pointer, length) pairs laid out as `struct iovec`.
 ssize_t sb_writev(int fd, const void *iovecs, int count);
 ssize_t sb_read(int fd, void *buffer, size_t length);
 int sb_parse_ipv4(const char *text, uint8_t out[4]);
