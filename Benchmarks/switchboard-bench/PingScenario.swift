@@ -75,7 +75,7 @@ final class PingClient: ClientDelegate {
 
     func clientDidConnect(_ client: ClientConnection, welcome: Welcome) {
         scenario.welcomed.add(1, ordering: .relaxed)
-        for _ in 0..<scenario.options.window { client.send(.ping(sb_monotonic_ns())) }
+        for _ in 0..<scenario.options.window { client.send(.ping(sb_monotonic_ns())) }  // none when idle
     }
 
     func client(_ client: ClientConnection, didReceive stanza: Stanza) {

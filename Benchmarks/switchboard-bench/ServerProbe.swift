@@ -8,6 +8,7 @@ struct ServerSample {
     var readCalls: UInt64 = 0  // /proc/PID/io syscr
     var writeCalls: UInt64 = 0  // /proc/PID/io syscw
     var rssBytes: UInt64 = 0
+    var anonymousBytes: UInt64 = 0  // RssAnon: heap and stacks, not mapped files
     var allocations: UInt64?
 }
 
@@ -35,11 +36,13 @@ struct ServerProbe {
                 if parts[0] == "syscw" { result.writeCalls = value }
             }
         }
-        if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-            let kib = UInt64(line.split(separator: " ").dropFirst().first ?? "")
-        {
-            result.rssBytes = kib * 1024
+        if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) {
+            func kib(_ field: String) -> UInt64? {
+                guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }) else { return nil }
+                return UInt64(line.split(separator: " ").dropFirst().first ?? "")
+            }
+            result.rssBytes = (kib("VmRSS:") ?? 0) * 1024
+            result.anonymousBytes = (kib("RssAnon:") ?? 0) * 1024
         }
         if let file = mallocCountFile {
             try? FileManager.default.removeItem(atPath: file)

@@ -31,6 +31,10 @@ let scenarios: [String: (summary: String, specs: [FlagSpec])] = [
         FlagSpec("concurrency", value: "N", help: "handshakes in flight (default 32)"),
     ] + common),
     "x25519": ("The cost of one X25519 operation on this machine.", common),
+    "connect": ("Opens N connections that register (XX) and then stay idle; reports the node's memory per connection.", [
+        FlagSpec("connections", value: "N", help: "connections (default 1000)"),
+        FlagSpec("sources", value: "N", help: "loopback source addresses 127.0.0.2... to spread over (default 1)"),
+    ] + common),
 ]
 
 func usage(_ name: String?) -> String {
@@ -41,6 +45,7 @@ func usage(_ name: String?) -> String {
             scenarios:
               ping        encrypted round trips (throughput, latency, server CPU, allocations, syscalls)
               handshake   XX or IK handshakes per second, with the X25519 bound
+              connect     N authenticated idle connections: the node's memory per connection
               x25519      the cost of one X25519 operation
 
             """
@@ -161,6 +166,44 @@ case "ping":
     report.add("latency_max_us", Double(histogram.maxValue) / 1000)
     report.add("failed_connections", Double(ping.failed.load(ordering: .relaxed)))
     report.addServer(before: before, after: after, operations: completed, unit: "round_trip")
+
+case "connect":
+    var options = PingScenario.Options(target: target)
+    options.connections = integer("connections", 1000, 1...1_000_000)
+    options.sources = integer("sources", 1, 1...250)
+    options.window = 0
+    let group = makeGroup()
+    let idle = PingScenario(options: options, group: group)
+    let before = probe?.sample()
+    let connectStart = sb_monotonic_ns()
+    idle.connect()
+    while idle.welcomed.load(ordering: .relaxed) + idle.failed.load(ordering: .relaxed) < options.connections,
+        sb_monotonic_ns() - connectStart < 300_000_000_000
+    {
+        progress("connect", "connected \(idle.welcomed.load(ordering: .relaxed))/\(options.connections)")
+        usleep(200_000)
+    }
+    let connectSeconds = Double(sb_monotonic_ns() - connectStart) / 1e9
+    for second in 0..<duration {
+        progress("connect", "holding \(idle.welcomed.load(ordering: .relaxed)) idle connections \(second + 1)/\(duration) s")
+        sleep(1)
+    }
+    let after = probe?.sample()
+    let held = idle.welcomed.load(ordering: .relaxed)
+    idle.phase.store(3, ordering: .relaxed)
+    group.stop()
+    group.join()
+    progress("connect", "done\n")
+    report.add("connections", Double(held))
+    report.add("failed", Double(idle.failed.load(ordering: .relaxed)))
+    report.add("connect_seconds", connectSeconds)
+    report.add("registrations_per_second", Double(held) / connectSeconds)
+    if let before, let after, held > 0 {
+        report.add("server_rss_before_bytes", Double(before.rssBytes))
+        report.add("server_rss_after_bytes", Double(after.rssBytes))
+        report.add("server_rss_bytes_per_connection", (Double(after.rssBytes) - Double(before.rssBytes)) / Double(held))
+        report.add("server_anonymous_bytes_per_connection", (Double(after.anonymousBytes) - Double(before.anonymousBytes)) / Double(held))
+    }
 
 case "handshake":
     guard let pattern = HandshakeScenario.Pattern(rawValue: flags.value("pattern") ?? "ik") else {
