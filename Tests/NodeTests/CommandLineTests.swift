@@ -69,3 +69,69 @@ import TestSupport
         #expect(throws: UsageError.self) { try ServeOptions(arguments: ["--threads", "1", "--threads", "2"]) }
     }
 }
+
+@Suite struct CheckVectorsCommandTests {
+    static var vectorFile: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("NoiseTests/Vectors/noise_vectors.json").path
+    }
+
+    @Test func runsThePublicVectors() throws {
+        let run = try NodeProcess(["check-vectors", CheckVectorsCommandTests.vectorFile])
+        #expect(run.waitForExit() == 0)
+        let lines = run.standardOutput.split(separator: "\n")
+        #expect(lines.last == "10 passed, 0 failed")
+        #expect(lines.count == 11)
+    }
+
+    @Test func reportsFailuresAndUnsupportedEntries() throws {
+        let original = try String(contentsOfFile: CheckVectorsCommandTests.vectorFile, encoding: .utf8)
+        // Corrupt the first ciphertext's first hex digit pair and add an unsupported protocol.
+        var corrupted = original
+        if let range = corrupted.range(of: "\"ciphertext\": \"") {
+            let start = range.upperBound
+            let end = corrupted.index(start, offsetBy: 2)
+            let old = corrupted[start..<end]
+            corrupted.replaceSubrange(start..<end, with: old == "00" ? "01" : "00")
+        }
+        corrupted = corrupted.replacingOccurrences(
+            of: "\"vectors\": [", with: "\"vectors\": [{\"protocol_name\": \"Noise_NN_448_AESGCM_SHA512\", \"messages\": []},")
+        let path = NSTemporaryDirectory() + "vectors-\(UUID()).json"
+        try corrupted.write(toFile: path, atomically: true, encoding: .utf8)
+        let run = try NodeProcess(["check-vectors", path])
+        #expect(run.waitForExit() == 1)
+        #expect(run.standardOutput.split(separator: "\n").last == "9 passed, 1 failed, 1 skipped")
+        #expect(run.standardOutput.contains("FAILED"))
+
+        let missing = try NodeProcess(["check-vectors", "/nonexistent/vectors.json"])
+        #expect(missing.waitForExit() == 1)
+        #expect(missing.standardError.contains("cannot read vectors"))
+        let noFile = try NodeProcess(["check-vectors"])
+        #expect(noFile.waitForExit() == 2)
+    }
+
+    @Test func keyCommandsWorkOnADataDirectory() throws {
+        let data = NSTemporaryDirectory() + "sb-keys-\(UUID())"
+        let none = try NodeProcess(["pubkey", "--data", data])
+        #expect(none.waitForExit() == 1)
+        #expect(none.standardError.contains("no server key"))
+        let first = try NodeProcess(["keygen", "--data", data])
+        #expect(first.waitForExit() == 0)
+        let key1 = first.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(key1.count == 64)
+        let shown = try NodeProcess(["pubkey", "--data", data])
+        #expect(shown.waitForExit() == 0)
+        #expect(shown.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == key1)
+        let second = try NodeProcess(["keygen", "--data", data])
+        #expect(second.waitForExit() == 0)
+        #expect(second.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) != key1)
+        #expect(FileManager.default.fileExists(atPath: data + "/server.key.previous"))
+        let attributes = try FileManager.default.attributesOfItem(atPath: data + "/server.key")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let invites = try NodeProcess(["invite", "--data", data, "--count", "3"])
+        #expect(invites.waitForExit() == 0)
+        #expect(Set(invites.standardOutput.split(separator: "\n")).count == 3)
+        let bad = try NodeProcess(["invite", "--data", data, "--count", "0"])
+        #expect(bad.waitForExit() == 2)
+    }
+}
