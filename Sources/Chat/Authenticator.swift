@@ -28,7 +28,11 @@ struct Authenticator {
                 completion(error(.registrationClosed, "registration needs an invite code"), nil)
                 return
             }
-            guard let name = hello.accountName, Authenticator.isValidAccountName(name) else {
+            guard let name = hello.accountName else {
+                completion(error(.helloInvalid, "register needs an account name"), nil)
+                return
+            }
+            guard Authenticator.isValidAccountName(name) else {
                 completion(error(.accountNameInvalid, "account names are 3-32 of a-z 0-9 . _ - starting with a letter or digit"), nil)
                 return
             }

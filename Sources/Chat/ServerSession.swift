@@ -20,9 +20,17 @@ public final class ServerSession: ConnectionHandler {
     /// clients may send right after their last handshake message), replayed once welcomed.
     private var held: [UInt8] = []
     public private(set) var device: DeviceRecord?
+    /// False after an IK login until the client's first valid transport frame: routing must not
+    /// treat an unconfirmed session as the device's live connection.
+    public private(set) var confirmed = true
 
-    /// Transport bytes a client may send before its login is confirmed.
+    /// Transport bytes a client may send before its login is confirmed (frame headers included).
     static let maxHeldBytes = 64 * 1024
+    /// Non-fatal error replies (unsupported or misplaced stanzas) a connection may cause; a peer
+    /// that keeps sending them is closed rather than answered, so it cannot make the node write
+    /// more than it reads.
+    static let maxNonFatalErrors = 64
+    private var nonFatalErrors = 0
 
     public init(services: SessionServices, metrics: SessionMetrics) {
         self.services = services
@@ -42,14 +50,7 @@ public final class ServerSession: ConnectionHandler {
                 self.handle(unit, on: connection)
             }
         } catch {
-            metrics.bump(.protocolErrors)
-            if phase == .handshaking {
-                // No keys yet: the error goes out in plaintext.
-                connection.write(HandshakeFrameType.errorFrame(error.code, describe(error)))
-                close(connection)
-            } else {
-                fail(connection, error.code, describe(error))
-            }
+            fail(connection, error.code, describe(error))
         }
     }
 
@@ -80,16 +81,18 @@ public final class ServerSession: ConnectionHandler {
                 return .handshake
             case .authenticate(let hello, let clientKey):
                 phase = .authenticating
+                transport = machine.transport  // XX, XXfallback: errors from here on are encrypted
                 authenticate(hello, clientKey: clientKey, on: connection)
                 return phase == .closing ? nil : .transport
             case .refuse(let error):
                 phase = .authenticating
+                transport = machine.transport
                 finishHandshake(.error(error), device: nil, mode: .login, on: connection)
                 return nil
             case .fail(let code, let reason, let wire):
                 metrics.bump(.handshakeFailures)
                 services.log?(.handshakeFailed(code: code, reason: reason))
-                connection.write(wire)
+                if !wire.isEmpty { connection.write(wire) }
                 close(connection)
                 return nil
             }
@@ -118,7 +121,8 @@ public final class ServerSession: ConnectionHandler {
         Authenticator(services: services).answer(hello, clientKey: clientKey, on: loop) { answer, device in
             // Runs on the connection's loop (the store posts back there).
             let (session, connection) = bound.value
-            guard !connection.isClosed else { return }
+            // The connection may have failed, started draining or closed while the store worked.
+            guard connection.isOpen, session.phase == .authenticating else { return }
             session.finishHandshake(answer, device: device, mode: hello.mode, on: connection)
         }
     }
@@ -128,7 +132,7 @@ public final class ServerSession: ConnectionHandler {
         do {
             let (frame, transport) = try machine.finish(with: answer)
             handshake = nil
-            self.transport = transport
+            if self.transport == nil { self.transport = transport }
             if let frame {
                 connection.write(frame)
             } else {
@@ -150,7 +154,14 @@ public final class ServerSession: ConnectionHandler {
         metrics.countHandshake(pattern)
         self.device = device
         phase = .established
-        connection.clearDeadline()
+        if pattern == .ik {
+            // IK message 1 can be replayed by anyone who recorded it; only the real client can
+            // send a valid transport frame. Until one arrives the session is unconfirmed and the
+            // handshake deadline keeps running.
+            confirmed = false
+        } else {
+            connection.clearDeadline()
+        }
         services.log?(.loggedIn(accountID: device.accountID, deviceID: device.deviceID, pattern: pattern.rawValue, mode: mode))
         replayHeld(on: connection)
     }
@@ -181,6 +192,10 @@ public final class ServerSession: ConnectionHandler {
             return false
         }
         metrics.bump(.framesIn)
+        if !confirmed {
+            confirmed = true
+            connection.clearDeadline()
+        }
         do {
             try StanzaCodec.forEach(UnsafeRawBufferPointer(plaintext)) { (stanza) throws(WireError) in
                 self.handle(stanza, on: connection)
@@ -199,10 +214,19 @@ public final class ServerSession: ConnectionHandler {
         case .pong, .error:
             break  // answers to our pings; client-side errors are informational
         case .unknown(let type):
-            send(.error(ErrorStanza(code: .unsupportedStanza, message: "stanza type \(type) is not supported", reference: type)), on: connection)
+            answerNonFatal(ErrorStanza(code: .unsupportedStanza, message: "stanza type \(type) is not supported", reference: type), on: connection)
         case .hello, .serverHello, .welcome, .goodbye:
-            send(.error(ErrorStanza(code: .notAllowedNow, message: "stanza not allowed after the handshake", reference: stanza.type)), on: connection)
+            answerNonFatal(ErrorStanza(code: .notAllowedNow, message: "stanza not allowed after the handshake", reference: stanza.type), on: connection)
         }
+    }
+
+    private func answerNonFatal(_ error: ErrorStanza, on connection: Connection) {
+        nonFatalErrors += 1
+        guard nonFatalErrors <= ServerSession.maxNonFatalErrors else {
+            fail(connection, .overLimit, "too many unsupported or misplaced stanzas")
+            return
+        }
+        send(.error(error), on: connection)
     }
 
     /// Queues a stanza; it is sealed with everything else queued this iteration.
@@ -217,16 +241,22 @@ public final class ServerSession: ConnectionHandler {
     }
 
     public func connectionWillFlush(_ connection: Connection) {
-        guard !outbound.isEmpty, transport != nil else { return }
+        // Seal with a copy of the transport: `write` may close the connection (hard limit),
+        // whose close handler drops `transport`, and that must not overlap this access.
+        guard !outbound.isEmpty, var sealing = transport else { return }
         do {
-            try outbound.seal(with: &transport!) { bytes in connection.write(bytes) }
+            try outbound.seal(with: &sealing) { bytes in connection.write(bytes) }
             metrics.bump(.framesOut)
         } catch {
             connection.close(.local)  // nonce exhaustion: the session must end
+            return
         }
+        if transport != nil { transport = sealing }
     }
 
-    /// Sends an encrypted error (when keys exist) and closes after it is written.
+    /// Sends the error where the client will read it — encrypted once keys exist, as a
+    /// plaintext handshake error frame while the client still reads handshake frames — and
+    /// closes after it is written.
     private func fail(_ connection: Connection, _ code: ErrorCode, _ message: String) {
         guard phase != .closing else { return }
         metrics.bump(.protocolErrors)

@@ -11,6 +11,10 @@ import Synchronization
 public final class TokenLedger: Sendable {
     private struct State {
         var used: [[UInt8]: UInt64] = [:]  // token id -> expiry (unix seconds)
+        /// The same ids in the order they were used. Tokens are issued with one lifetime, so this
+        /// is (nearly) expiry order too: evicting from the front drops the soonest to expire.
+        var order: [(id: [UInt8], expiresAt: UInt64)] = []
+        var head = 0
         var revoked: Set<UInt64> = []
     }
 
@@ -22,17 +26,23 @@ public final class TokenLedger: Sendable {
         self.capacity = capacity
     }
 
-    /// Marks a token id used; false if it was used before (a replay).
+    /// Marks a token id used; false if it was used before (a replay). O(1) amortized.
     public func consume(tokenID: [UInt8], expiresAt: UInt64, now: UInt64) -> Bool {
         state.withLock { state in
             if state.used[tokenID] != nil { return false }
-            if state.used.count >= capacity {
-                state.used = state.used.filter { $0.value > now }
-                while state.used.count >= capacity, let soonest = state.used.min(by: { $0.value < $1.value }) {
-                    state.used.removeValue(forKey: soonest.key)
-                }
+            // Forget what expired, and the oldest entries past capacity.
+            while state.head < state.order.count,
+                state.order[state.head].expiresAt <= now || state.used.count >= capacity
+            {
+                state.used.removeValue(forKey: state.order[state.head].id)
+                state.head += 1
+            }
+            if state.head > 1024 && state.head * 2 > state.order.count {
+                state.order.removeFirst(state.head)
+                state.head = 0
             }
             state.used[tokenID] = expiresAt
+            state.order.append((tokenID, expiresAt))
             return true
         }
     }
@@ -41,6 +51,9 @@ public final class TokenLedger: Sendable {
         state.withLock { $0.revoked.contains(deviceID) }
     }
 
+    /// Records a device's removal so its tokens stop working at once. The device-removal path
+    /// (issue: messaging core, "a device can be ... removed") must call this as well as set
+    /// `devices.revoked_at`.
     public func revoke(deviceID: UInt64) {
         state.withLock { _ = $0.revoked.insert(deviceID) }
     }

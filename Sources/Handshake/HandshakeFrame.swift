@@ -20,7 +20,9 @@ public enum HandshakeFrameType {
     public static func errorFrame(_ code: ErrorCode, _ reason: String) -> [UInt8] {
         var body: [UInt8] = []
         Varint.append(code.rawValue, to: &body)
-        body += Array(reason.utf8.prefix(WireLimits.maxErrorMessage))
+        var text = Substring(reason)
+        while text.utf8.count > WireLimits.maxErrorMessage { text = text.dropLast() }  // whole characters only
+        body += Array(text.utf8)
         return frame(error, body)
     }
 

@@ -50,8 +50,21 @@ public struct ServerHandshake: Sendable {
 
     private var prologue: [UInt8] { WireLimits.preface }
 
+    /// The transport, once the client's last handshake message has been read (XX and
+    /// XXfallback: before the answer is decided, so errors can travel encrypted).
+    public var transport: SecureTransport? {
+        if case .established(let transport) = state { return transport }
+        return nil
+    }
+
     /// Handles one handshake frame from the client.
     public mutating func receive(type: UInt8, body: [UInt8]) -> Step {
+        // After its last handshake message (XX 3, XXfallback 2) the client reads transport
+        // frames only: a plaintext error frame would be misread, so failures then just close.
+        switch state {
+        case .xxAwaitingThird, .fallbackAwaitingSecond: plaintextErrors = false
+        default: break
+        }
         do {
             switch (state, type) {
             case (.awaitingFirst, HandshakeFrameType.xx):
@@ -132,9 +145,11 @@ public struct ServerHandshake: Sendable {
         return .authenticate(hello, clientKey: clientKey)
     }
 
+    private var plaintextErrors = true
+
     private mutating func fail(_ code: ErrorCode, _ reason: String) -> Step {
         state = .finished
-        return .fail(code, reason, wire: HandshakeFrameType.errorFrame(code, reason))
+        return .fail(code, reason, wire: plaintextErrors ? HandshakeFrameType.errorFrame(code, reason) : [])
     }
 
     /// Completes the handshake with the answer to the hello (a welcome, or an error that ends

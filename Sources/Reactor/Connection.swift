@@ -75,6 +75,8 @@ public final class Connection: Selectable, TimerTarget {
     private enum TimerTag { static let idle = 0, deadline = 1, linger = 2 }
     /// How long a closing connection waits for the peer's FIN before closing anyway.
     static let lingerMilliseconds = 2_000
+    /// How long `closeWhenFlushed` waits for the queue to drain to a peer that does not read.
+    static let closingFlushMilliseconds = 5_000
 
     public unowned let loop: EventLoop
     public let fd: Int32
@@ -439,9 +441,12 @@ public final class Connection: Selectable, TimerTarget {
             close(reason)
         case .open:
             // Through the flush path even when nothing is queued, so the handler's
-            // `connectionWillFlush` can add its last words.
+            // `connectionWillFlush` can add its last words. A peer that never reads cannot keep
+            // us here: the linger timer closes after `closingFlushMilliseconds`.
             closingReason = reason
             state = .closing
+            loop.cancelTimer(deadlineTimer)
+            deadlineTimer = loop.scheduleTimer(in: Connection.closingFlushMilliseconds, target: self, tag: TimerTag.linger)
             updateInterest()
             scheduleFlush()
         }
@@ -467,13 +472,13 @@ public final class Connection: Selectable, TimerTarget {
 
     /// Closes the connection with `.deadline` unless `clearDeadline()` comes first.
     public func setDeadline(milliseconds: Int) {
-        guard state != .lingering, state != .closed else { return }
+        guard state == .open || state == .connecting else { return }
         loop.cancelTimer(deadlineTimer)
         deadlineTimer = loop.scheduleTimer(in: milliseconds, target: self, tag: TimerTag.deadline)
     }
 
     public func clearDeadline() {
-        guard state != .lingering else { return }
+        guard state == .open || state == .connecting else { return }
         loop.cancelTimer(deadlineTimer)
         deadlineTimer = .none
     }
@@ -492,7 +497,7 @@ public final class Connection: Selectable, TimerTarget {
             let elapsed = loop.now &- lastActivity
             if elapsed >= idle {
                 idleTimer = .none
-                handler.connectionIdleTimedOut(self)
+                if state == .open { handler.connectionIdleTimedOut(self) } else { close(.idleTimeout) }
             } else {
                 idleTimer = loop.scheduleTimer(in: Int(idle - elapsed), target: self, tag: TimerTag.idle)
             }

@@ -3,7 +3,10 @@ import Reactor
 
 /// A unit of store work. It runs on the store thread inside the batch's transaction and returns
 /// what to do once the batch's fate is known: `committed` is true when the batch is durable.
-public typealias StoreJob = @Sendable (SQLiteDatabase) -> (@Sendable (_ committed: Bool) -> Void)
+/// It is called with nil instead of the database when it cannot run (the transaction could not
+/// be opened or was lost, or the queue is full); it must then do nothing but return its
+/// completion, which will be called with false.
+public typealias StoreJob = @Sendable (SQLiteDatabase?) -> (@Sendable (_ committed: Bool) -> Void)
 
 /// The embedded store's own thread. Loops never touch the disk: they submit jobs, the thread
 /// takes every job waiting, runs them in one transaction (each inside a savepoint, so one
@@ -24,9 +27,13 @@ public final class StoreThread: @unchecked Sendable {
     /// Largest batch committed so far and batches committed (for metrics).
     public private(set) var batches = 0
     public private(set) var largestBatch = 0
+    /// Jobs that may wait at once; more are refused at once (a peer that connects, asks and
+    /// disconnects in a loop cannot grow the queue without bound).
+    public let maxQueued: Int
 
-    public init(database: SQLiteDatabase) {
+    public init(database: SQLiteDatabase, maxQueued: Int = 50_000) {
         self.database = database
+        self.maxQueued = maxQueued
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&condition, nil)
     }
@@ -40,12 +47,17 @@ public final class StoreThread: @unchecked Sendable {
         }, box)
     }
 
-    /// Queues a job. Any thread.
+    /// Queues a job. Any thread. When the queue is full the job is refused on the spot: it is
+    /// called with nil and its completion with false.
     public func submit(_ job: @escaping StoreJob) {
         pthread_mutex_lock(&mutex)
-        queue.append(job)
-        pthread_cond_signal(&condition)
+        let accepted = queue.count < maxQueued && !stopping
+        if accepted {
+            queue.append(job)
+            pthread_cond_signal(&condition)
+        }
         pthread_mutex_unlock(&mutex)
+        if !accepted { job(nil)(false) }
     }
 
     /// Runs every queued job, then stops the thread and waits for it.
@@ -76,28 +88,29 @@ public final class StoreThread: @unchecked Sendable {
     private func runBatch(_ jobs: [StoreJob]) {
         var completions: [@Sendable (Bool) -> Void] = []
         completions.reserveCapacity(jobs.count)
-        var committed = true
-        do {
-            try database.execute("BEGIN IMMEDIATE")
-        } catch {
-            committed = false
-        }
+        // Without a transaction nothing runs: jobs must never commit one by one.
+        var open = (try? database.execute("BEGIN IMMEDIATE")) != nil
         for job in jobs {
-            if committed {
-                _ = try? database.execute("SAVEPOINT job")
-                completions.append(job(database))
-                _ = try? database.execute("RELEASE job")
-            } else {
-                completions.append(job(database))
+            guard open, (try? database.execute("SAVEPOINT job")) != nil else {
+                completions.append(job(nil))
+                continue
+            }
+            completions.append(job(database))
+            if (try? database.execute("RELEASE job")) == nil || !database.inTransaction {
+                // SQLite rolled the whole transaction back (disk full, I/O error): every job of
+                // the batch so far is lost, and the rest must not run in autocommit mode.
+                open = false
             }
         }
-        if committed {
-            do {
-                try database.execute("COMMIT")
-            } catch {
+        var committed = false
+        if open {
+            if (try? database.execute("COMMIT")) != nil {
+                committed = true
+            } else {
                 _ = try? database.execute("ROLLBACK")
-                committed = false
             }
+        } else if database.inTransaction {
+            _ = try? database.execute("ROLLBACK")
         }
         batches += 1
         largestBatch = max(largestBatch, jobs.count)
@@ -111,6 +124,10 @@ public final class StoreThread: @unchecked Sendable {
         completion: @escaping @Sendable (Result<T, StoreError>) -> Void
     ) {
         submit { database in
+            guard let database else {
+                let refused = StoreError(operation: "queue", code: 5, message: "store busy or unavailable")
+                return { _ in loop.execute { completion(.failure(refused)) } }
+            }
             let result = Result { () throws(StoreError) -> T in try body(database) }
             if case .failure = result { _ = try? database.execute("ROLLBACK TO job") }
             return { committed in

@@ -130,11 +130,16 @@ public final class ClientConnection: ConnectionHandler {
             credentials.accountID = welcome.accountID
             credentials.deviceID = welcome.deviceID
             phase = .established
+            // After IK the node waits for one transport frame to confirm the session (an IK
+            // first message can be replayed; this frame cannot): send it now.
+            if pattern == .ik { send(.ping(0)) }
             delegate?.clientDidConnect(self, welcome: welcome)
         case (_, .error(let error)) where error.code.isFatal:
             lastError = error
             phase = .closed
             connection.close(.local)
+        case (.established, .unknown(let type)):
+            send(.error(ErrorStanza(code: .unsupportedStanza, message: "stanza type \(type) is not supported", reference: type)))
         default:
             delegate?.client(self, didReceive: stanza)
         }
@@ -152,12 +157,14 @@ public final class ClientConnection: ConnectionHandler {
     }
 
     public func connectionWillFlush(_ connection: Connection) {
-        guard !outbound.isEmpty, transport != nil else { return }
+        guard !outbound.isEmpty, var sealing = transport else { return }
         do {
-            try outbound.seal(with: &transport!) { connection.write($0) }
+            try outbound.seal(with: &sealing) { connection.write($0) }
         } catch {
             connection.close(.local)
+            return
         }
+        if transport != nil { transport = sealing }
     }
 
     /// Closes after queued stanzas are written.

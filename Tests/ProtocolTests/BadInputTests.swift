@@ -55,7 +55,9 @@ import Wire
         #expect(offer[0] == HandshakeFrameType.xxFallback)
         _ = try garbage.receive(exactly: Int(offer[1]) << 8 | Int(offer[2]))
         try garbage.send(HandshakeFrameType.frame(0x03, [UInt8](repeating: 1, count: 80)))
-        try BadInputTests.expectHandshakeError(garbage, .handshakeFailed)
+        // That was the client's last handshake message: a real client would now read transport
+        // frames only, so the node closes without a plaintext error.
+        #expect(try garbage.receiveSome().isEmpty)
 
         #expect(healthy.ping(1), "other connections are unaffected")
     }
@@ -182,6 +184,34 @@ import Wire
         again.dripFeed = true
         guard case .welcome? = try again.handshakeAndAnswer() else { Issue.record("no welcome on IK"); return }
         #expect(again.established?.pattern == .ik)
+    }
+
+    /// A recorded IK first message replayed by someone without the device's keys gets an answer
+    /// it cannot read, and the session is closed at the handshake deadline because it never
+    /// sends a valid frame.
+    @Test func replayedIKMessagesNeverBecomeLiveSessions() throws {
+        let node = try NodeProcess.serve(["--handshake-seconds", "1"])
+        let harness = try ClientHarness()
+        let device = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                         hello: Hello(mode: .register, accountName: "victim"))
+        let credentials = device.credentials
+        let genuine = try RawClient(port: node.port, credentials: credentials, hello: Hello(mode: .login))
+        guard case .welcome? = try genuine.handshakeAndAnswer() else { Issue.record("no welcome"); return }
+        let recorded = genuine.sent
+        try genuine.sendStanzas([.ping(1)])  // the genuine client confirms its session
+        #expect(try genuine.nextStanza() == .pong(1))
+
+        let replay = try BlockingSocket(port: node.port)
+        try replay.send(recorded)
+        let header = try replay.receive(exactly: 3)
+        #expect(header[0] == HandshakeFrameType.ik, "the node answers; the answer is sealed to keys the replayer lacks")
+        _ = try replay.receive(exactly: Int(header[1]) << 8 | Int(header[2]))
+        let started = Date()
+        #expect(replay.waitForClose())
+        #expect(Date().timeIntervalSince(started) < 4)
+        sleepMilliseconds(1500)
+        try genuine.sendStanzas([.ping(2)])
+        #expect(try genuine.nextStanza() == .pong(2), "the confirmed session outlives the deadline")
     }
 
     static func sealed(_ client: RawClient, _ stanzas: [Stanza]) throws -> [UInt8] {
