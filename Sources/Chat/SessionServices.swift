@@ -23,18 +23,20 @@ public final class SessionServices: Sendable {
     public let tokenLifetimeSeconds: UInt64
     public let handshakeTimeoutMilliseconds: Int
     public let idleTimeoutSeconds: UInt64
-    private let staticKey: Mutex<KeyPair>
+    private let identity: Mutex<(key: KeyPair, certificate: [UInt8])>
     /// Receives session events for logging (any loop's thread).
     public let log: (@Sendable (SessionEvent) -> Void)?
 
+    /// - Parameter certificate: `staticKey`'s public half signed by the operator root
+    ///   (`ServerCertificate.encoded`), sent in every ServerHello.
     public init(
-        staticKey: KeyPair, accounts: AccountStore, tokens: TokenSealer, ledger: TokenLedger,
+        staticKey: KeyPair, certificate: [UInt8], accounts: AccountStore, tokens: TokenSealer, ledger: TokenLedger,
         registration: RegistrationPolicy, nodeID: String, tokenLifetimeSeconds: UInt64,
         handshakeTimeoutMilliseconds: Int, idleTimeoutSeconds: UInt64,
         log: (@Sendable (SessionEvent) -> Void)? = nil
     ) {
         self.log = log
-        self.staticKey = Mutex(staticKey)
+        self.identity = Mutex((staticKey, certificate))
         self.accounts = accounts
         self.tokens = tokens
         self.ledger = ledger
@@ -46,14 +48,18 @@ public final class SessionServices: Sendable {
     }
 
     /// The key new handshakes use (read once per connection).
-    public var currentStaticKey: KeyPair { staticKey.withLock { $0 } }
+    public var currentStaticKey: KeyPair { identity.withLock { $0.key } }
 
-    /// Replaces the server's static key; handshakes already under way keep the old one.
-    public func replaceStaticKey(_ key: KeyPair) { staticKey.withLock { $0 = key } }
+    /// Replaces the server's static key and its certificate; handshakes already under way keep
+    /// the old ones.
+    public func replaceStaticKey(_ key: KeyPair, certificate: [UInt8]) {
+        identity.withLock { $0 = (key, certificate) }
+    }
 
     var handshakeConfiguration: ServerHandshake.Configuration {
-        ServerHandshake.Configuration(
-            staticKey: currentStaticKey,
-            serverHello: ServerHello(nodeID: nodeID, registration: registration == .open ? 1 : 2))
+        let (key, certificate) = identity.withLock { ($0.key, $0.certificate) }
+        return ServerHandshake.Configuration(
+            staticKey: key,
+            serverHello: ServerHello(nodeID: nodeID, registration: registration == .open ? 1 : 2, certificate: certificate))
     }
 }

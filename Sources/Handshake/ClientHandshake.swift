@@ -13,6 +13,8 @@ public struct ClientHandshake: Sendable {
         /// other patterns deliver it as the first transport frame.
         public var answer: Stanza?
         public var serverHello: ServerHello?
+        /// The operator root key that vouches for `serverKey` (cache it with the server key).
+        public var serverRootKey: [UInt8]?
     }
 
     public enum Step: Sendable {
@@ -31,16 +33,21 @@ public struct ClientHandshake: Sendable {
 
     private let staticKey: KeyPair
     private let cachedServerKey: [UInt8]?
+    private let trustedRoot: [UInt8]?
     private let hello: Hello
     private var state = State.idle
 
     /// - Parameters:
     ///   - staticKey: the device's key pair (its identity).
     ///   - cachedServerKey: the server key from an earlier handshake; selects IK.
+    ///   - trustedRoot: the operator root key the server's certificate must be signed by — pinned
+    ///     by the application or learned on first contact. Without it, first contact trusts the
+    ///     root it is shown; a fallback (a server key change) is refused.
     ///   - hello: register, login or resume.
-    public init(staticKey: KeyPair, cachedServerKey: [UInt8]?, hello: Hello) {
+    public init(staticKey: KeyPair, cachedServerKey: [UInt8]?, trustedRoot: [UInt8]? = nil, hello: Hello) {
         self.staticKey = staticKey
         self.cachedServerKey = cachedServerKey
+        self.trustedRoot = trustedRoot
         self.hello = hello
     }
 
@@ -77,12 +84,17 @@ public struct ClientHandshake: Sendable {
             case (.xxAwaitingSecond(var noise), HandshakeFrameType.xx):
                 let (payload, _) = try noise.readMessage(body)
                 let serverHello = try ClientHandshake.serverHello(payload)
+                guard let serverKey = noise.remoteStatic else { return failed("XX incomplete") }
+                // Check the server before telling it anything.
+                guard let root = vouchedRoot(serverHello, serverKey: serverKey, requireKnownRoot: false) else {
+                    return failed("the server's certificate does not vouch for its key")
+                }
                 let (message, completion) = try noise.writeMessage(helloPayload)
-                guard let completion, let serverKey = noise.remoteStatic else { return failed("XX incomplete") }
+                guard let completion else { return failed("XX incomplete") }
                 state = .finished
                 let established = Established(
                     transport: SecureTransport(sender: completion.initiatorToResponder, receiver: completion.responderToInitiator),
-                    serverKey: serverKey, pattern: .xx, answer: nil, serverHello: serverHello)
+                    serverKey: serverKey, pattern: .xx, answer: nil, serverHello: serverHello, serverRootKey: root)
                 return .send(HandshakeFrameType.frame(HandshakeFrameType.xx, message), established: established)
 
             case (.ikAwaitingSecond(var noise, _), HandshakeFrameType.ik):
@@ -93,7 +105,7 @@ public struct ClientHandshake: Sendable {
                 state = .finished
                 return .established(Established(
                     transport: SecureTransport(sender: completion.initiatorToResponder, receiver: completion.responderToInitiator),
-                    serverKey: serverKey, pattern: .ik, answer: stanzas[0], serverHello: nil))
+                    serverKey: serverKey, pattern: .ik, answer: stanzas[0], serverHello: nil, serverRootKey: trustedRoot))
 
             case (.ikAwaitingSecond(_, let ephemeral), HandshakeFrameType.xxFallback):
                 // The server could not read our IK message: our cached key is stale. Continue as
@@ -103,12 +115,18 @@ public struct ClientHandshake: Sendable {
                     localEphemeral: ephemeral)
                 let (payload, _) = try noise.readMessage(body)
                 let serverHello = try ClientHandshake.serverHello(payload)
+                guard let serverKey = noise.remoteStatic else { return failed("XXfallback incomplete") }
+                // A key change must be vouched for by the root we already trust: otherwise
+                // anyone who saw our IK attempt could answer with a fallback of its own.
+                guard let root = vouchedRoot(serverHello, serverKey: serverKey, requireKnownRoot: true) else {
+                    return failed("the server's new key is not signed by the trusted root")
+                }
                 let (message, completion) = try noise.writeMessage(helloPayload)
-                guard let completion, let serverKey = noise.remoteStatic else { return failed("XXfallback incomplete") }
+                guard let completion else { return failed("XXfallback incomplete") }
                 state = .finished
                 let established = Established(
                     transport: SecureTransport(sender: completion.responderToInitiator, receiver: completion.initiatorToResponder),
-                    serverKey: serverKey, pattern: .xxFallback, answer: nil, serverHello: serverHello)
+                    serverKey: serverKey, pattern: .xxFallback, answer: nil, serverHello: serverHello, serverRootKey: root)
                 return .send(HandshakeFrameType.frame(HandshakeFrameType.xxFallback, message), established: established)
 
             default:
@@ -117,6 +135,16 @@ public struct ClientHandshake: Sendable {
         } catch {
             return failed("server handshake message rejected: \(error)")
         }
+    }
+
+    /// The root that vouches for `serverKey` through the ServerHello's certificate, if the
+    /// certificate is valid, names this key, and (when a root is trusted) is signed by that root.
+    private func vouchedRoot(_ hello: ServerHello, serverKey: [UInt8], requireKnownRoot: Bool) -> [UInt8]? {
+        guard let bytes = hello.certificate, let certificate = ServerCertificate(decoding: bytes),
+            certificate.serverKey == serverKey
+        else { return nil }
+        if let trustedRoot { return certificate.rootKey == trustedRoot ? trustedRoot : nil }
+        return requireKnownRoot ? nil : certificate.rootKey
     }
 
     private mutating func failed(_ reason: String) -> Step {

@@ -30,7 +30,14 @@ public struct TokenSealer: Sendable {
     static let plaintextLength = 1 + 8 * 4 + 16 + 32
     static let nonceLength = 24
     public static let sealedLength = 4 + nonceLength + plaintextLength + 16
-    static let associatedData = Array("switchboard resumption token v1".utf8)
+    static let context = Array("switchboard resumption token v1".utf8)
+
+    /// The context string and the key id: the id in front of the token is authenticated too.
+    static func associatedData(keyID: UInt32) -> [UInt8] {
+        var data = context
+        appendBigEndian(UInt64(keyID), to: &data, bytes: 4)
+        return data
+    }
 
     public let keyID: UInt32
     private let key: SecretBytes
@@ -57,9 +64,10 @@ public struct TokenSealer: Sendable {
         out += nonce
         var ciphertext = [UInt8](repeating: 0, count: plaintext.count + 16)
         var written: UInt64 = 0
+        let ad = TokenSealer.associatedData(keyID: keyID)
         _ = crypto_aead_xchacha20poly1305_ietf_encrypt(
-            &ciphertext, &written, plaintext, UInt64(plaintext.count), TokenSealer.associatedData,
-            UInt64(TokenSealer.associatedData.count), nil, nonce, key.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            &ciphertext, &written, plaintext, UInt64(plaintext.count), ad,
+            UInt64(ad.count), nil, nonce, key.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
         return out + ciphertext
     }
 
@@ -74,9 +82,10 @@ public struct TokenSealer: Sendable {
         let ciphertext = Array(token[28...])
         var plaintext = [UInt8](repeating: 0, count: TokenSealer.plaintextLength)
         var written: UInt64 = 0
+        let ad = TokenSealer.associatedData(keyID: id)
         let result = crypto_aead_xchacha20poly1305_ietf_decrypt(
-            &plaintext, &written, nil, ciphertext, UInt64(ciphertext.count), TokenSealer.associatedData,
-            UInt64(TokenSealer.associatedData.count), nonce, key.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            &plaintext, &written, nil, ciphertext, UInt64(ciphertext.count), ad,
+            UInt64(ad.count), nonce, key.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
         guard result == 0, written == UInt64(TokenSealer.plaintextLength), plaintext[0] == TokenSealer.version else {
             throw .tokenInvalid
         }

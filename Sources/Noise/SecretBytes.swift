@@ -6,7 +6,8 @@ internal import CSodium
 public final class SecretBytes: @unchecked Sendable {
     // `@unchecked Sendable`: written only at creation (and by `overwrite`, which its owner calls
     // from its own thread); handshake and transport states are owned by one loop.
-    let pointer: UnsafeMutableRawPointer
+    /// The secret's storage, for C crypto calls; valid while this object lives.
+    public let pointer: UnsafeMutableRawPointer
     public let count: Int
 
     public init(count: Int) {

@@ -48,7 +48,9 @@ public final class ClientConnection: ConnectionHandler {
         var hello = hello
         if hello.mode == .resume { hello.resumptionToken = credentials.resumptionToken }
         if hello.clientAgent == nil { hello.clientAgent = "switchboard-swift/0.1" }
-        handshake = ClientHandshake(staticKey: credentials.staticKey, cachedServerKey: credentials.serverKey, hello: hello)
+        handshake = ClientHandshake(
+            staticKey: credentials.staticKey, cachedServerKey: credentials.serverKey,
+            trustedRoot: credentials.serverRootKey, hello: hello)
         connection = try Connection.connect(to: address, from: source, on: loop, handler: self)
     }
 
@@ -120,6 +122,7 @@ public final class ClientConnection: ConnectionHandler {
         pattern = established.pattern
         serverHello = established.serverHello
         credentials.serverKey = established.serverKey
+        credentials.serverRootKey = established.serverRootKey
         phase = .awaitingWelcome
     }
 

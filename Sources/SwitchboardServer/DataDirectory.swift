@@ -1,4 +1,5 @@
 import Foundation
+import Handshake
 import Noise
 
 /// The files of a node's data directory (docs/STORAGE.md): its Noise static key, the previous
@@ -9,6 +10,7 @@ struct DataDirectory {
     var serverKeyPath: String { path + "/server.key" }
     var previousServerKeyPath: String { path + "/server.key.previous" }
     var tokenKeyPath: String { path + "/token.key" }
+    var rootKeyPath: String { path + "/root.key" }
     var nodeIDPath: String { path + "/node-id" }
     var databasePath: String { path + "/switchboard.db" }
 
@@ -30,6 +32,19 @@ struct DataDirectory {
             try manager.moveItem(atPath: serverKeyPath, toPath: previousServerKeyPath)
         }
         return try serverKey()
+    }
+
+    /// The operator root's Ed25519 seed, created on first use. It signs the server key.
+    func rootSeed() throws -> SecretBytes {
+        try secret(at: rootKeyPath, create: true)
+    }
+
+    /// The server key pair and a certificate for it signed by the root, issued now.
+    func serverIdentity() throws -> (key: KeyPair, certificate: ServerCertificate) {
+        let key = try serverKey()
+        let certificate = ServerCertificate.issue(
+            serverKey: key.publicKey, rootSeed: try rootSeed(), issuedAt: UInt64(Date().timeIntervalSince1970))
+        return (key, certificate)
     }
 
     func tokenKey() throws -> SecretBytes {

@@ -1,5 +1,6 @@
 import Flags
 import Foundation
+import Handshake
 import Noise
 import Store
 
@@ -34,6 +35,7 @@ enum KeyCommands {
         guard case .success(let (directory, _)) = parsed else { return parsed.exitCode }
         do {
             try makeDirectory(directory.path)
+            _ = try directory.rootSeed()  // the root that will vouch for the new key
             let key = try directory.rotateServerKey()
             print(encodeHex(key.publicKey))
             return 0
@@ -44,8 +46,24 @@ enum KeyCommands {
     }
 
     static func pubkey(_ arguments: [String]) -> Int32 {
-        let parsed = dataDirectory(arguments, command: "pubkey", summary: "Prints the node's current Noise static public key (hex).")
-        guard case .success(let (directory, _)) = parsed else { return parsed.exitCode }
+        let parsed = dataDirectory(
+            arguments, command: "pubkey",
+            summary: "Prints the node's current Noise static public key (hex), or with --root the operator root key\n(Ed25519, hex) that signs it: the key applications pin.",
+            extra: [FlagSpec("root", help: "print the root key instead")])
+        guard case .success(let (directory, flags)) = parsed else { return parsed.exitCode }
+        if flags.isSet("root") {
+            guard FileManager.default.fileExists(atPath: directory.rootKeyPath) else {
+                writeStandardError("switchboard: no root key in '\(directory.path)': start the node once or run 'switchboard keygen'\n")
+                return 1
+            }
+            do {
+                print(encodeHex(ServerCertificate.rootPublicKey(seed: try directory.rootSeed())))
+                return 0
+            } catch {
+                writeStandardError("switchboard: \(error)\n")
+                return 1
+            }
+        }
         guard FileManager.default.fileExists(atPath: directory.serverKeyPath) else {
             writeStandardError("switchboard: no server key in '\(directory.path)': start the node once or run 'switchboard keygen'\n")
             return 1

@@ -57,8 +57,9 @@ public final class Node: @unchecked Sendable {
             let tokenLifetime = UInt64(options.tokenDays) * 86_400
             let revoked = try AccountStore.revokedDevices(database, since: Int64(time(nil)) - Int64(tokenLifetime))
             store = StoreThread(database: database)
+            let identity = try dataDirectory.serverIdentity()
             services = SessionServices(
-                staticKey: try dataDirectory.serverKey(), accounts: AccountStore(thread: store),
+                staticKey: identity.key, certificate: identity.certificate.encoded, accounts: AccountStore(thread: store),
                 tokens: TokenSealer(keyID: 1, key: try dataDirectory.tokenKey()),
                 ledger: TokenLedger(revokedDevices: revoked), registration: options.registration,
                 nodeID: try dataDirectory.nodeID(), tokenLifetimeSeconds: tokenLifetime,
@@ -122,6 +123,7 @@ public final class Node: @unchecked Sendable {
         logger.info("node started", [
             "node_id": services.nodeID,
             "server_key": encodeHex(services.currentStaticKey.publicKey),
+            "root_key": (try? dataDirectory.rootSeed()).map { encodeHex(ServerCertificate.rootPublicKey(seed: $0)) } ?? "",
             "registration": options.registration.rawValue,
             "listen": bound.map(\.description).joined(separator: ","),
             "threads": "\(group.loops.count)",
@@ -165,8 +167,8 @@ public final class Node: @unchecked Sendable {
             }
         case SIGHUP:
             do {
-                let key = try dataDirectory.serverKey()
-                services.replaceStaticKey(key)
+                let (key, certificate) = try dataDirectory.serverIdentity()
+                services.replaceStaticKey(key, certificate: certificate.encoded)
                 logger.info("server key reloaded", ["server_key": encodeHex(key.publicKey)])
             } catch {
                 logger.error("server key reload failed", ["error": "\(error)"])

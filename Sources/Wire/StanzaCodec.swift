@@ -21,6 +21,7 @@ public enum StanzaCodec {
             F.string(2, hello.nodeID, into: &out)
             F.varint(3, hello.maxFramePlaintext, into: &out)
             F.varint(4, hello.registration, into: &out)
+            if let certificate = hello.certificate { F.bytes(5, certificate, into: &out) }
         case .welcome(let welcome):
             F.varint(1, welcome.accountID, into: &out)
             F.varint(2, welcome.deviceID, into: &out)
@@ -117,6 +118,7 @@ public enum StanzaCodec {
                 case 2: hello.nodeID = try value.string(field, max: WireLimits.maxStringField); seen |= 2
                 case 3: hello.maxFramePlaintext = try value.varint(field)
                 case 4: hello.registration = try value.varint(field)
+                case 5: hello.certificate = try value.bytes(field, max: WireLimits.maxStringField)
                 default: continue
                 }
             }

@@ -38,10 +38,13 @@ public struct ServerHello: Equatable, Sendable {
     public var nodeID: String
     public var maxFramePlaintext: UInt64 = UInt64(WireLimits.maxFramePlaintext)
     public var registration: UInt64  // 1 open, 2 invite
+    /// The node's static key signed by its operator's root key (PROTOCOL.md section 11).
+    public var certificate: [UInt8]?
 
-    public init(nodeID: String, registration: UInt64) {
+    public init(nodeID: String, registration: UInt64, certificate: [UInt8]? = nil) {
         self.nodeID = nodeID
         self.registration = registration
+        self.certificate = certificate
     }
 }
 

@@ -11,8 +11,14 @@ import Wire
         accountID: 1, deviceID: 2, accountName: "a", resumptionToken: [9], tokenExpiresAt: 1,
         serverTimeMilliseconds: 2, newAccount: false, idleTimeoutSeconds: 3))
 
-    static func server(_ key: KeyPair) -> ServerHandshake {
-        ServerHandshake(configuration: .init(staticKey: key, serverHello: ServerHello(nodeID: "n", registration: 1)))
+    static let root = SecretBytes.random(count: 32)
+    static var rootKey: [UInt8] { ServerCertificate.rootPublicKey(seed: root) }
+
+    /// A server whose ServerHello carries a certificate for its key, signed by `signer`.
+    static func server(_ key: KeyPair, signer: SecretBytes = root) -> ServerHandshake {
+        let certificate = ServerCertificate.issue(serverKey: key.publicKey, rootSeed: signer, issuedAt: 1)
+        return ServerHandshake(configuration: .init(
+            staticKey: key, serverHello: ServerHello(nodeID: "n", registration: 1, certificate: certificate.encoded)))
     }
 
     /// Splits wire bytes into handshake frames (after an optional preface).
@@ -77,7 +83,8 @@ import Wire
     @Test func staleKeyFallsBackWithRolesReversed() throws {
         let key = KeyPair.generate()
         let stale = KeyPair.generate().publicKey
-        var client = ClientHandshake(staticKey: .generate(), cachedServerKey: stale, hello: HandshakeMachineTests.hello)
+        var client = ClientHandshake(staticKey: .generate(), cachedServerKey: stale, trustedRoot: HandshakeMachineTests.rootKey,
+                                     hello: HandshakeMachineTests.hello)
         var server = HandshakeMachineTests.server(key)
         let first = HandshakeMachineTests.frames(try client.start())
         guard case .reply(let offer) = server.receive(type: first[0].0, body: first[0].1) else { Issue.record("no fallback"); return }
@@ -89,12 +96,68 @@ import Wire
         }
         #expect(established.pattern == .xxFallback)
         #expect(established.serverKey == key.publicKey)
+        #expect(established.serverRootKey == HandshakeMachineTests.rootKey)
         let answerFrame = HandshakeMachineTests.frames(answer)[0]
         guard case .authenticate = server.receive(type: answerFrame.0, body: answerFrame.1) else { Issue.record("no hello"); return }
         let (frame, serverTransport) = try server.finish(with: HandshakeMachineTests.welcome)
         #expect(frame == nil)
         var clientTransport = established.transport
         try HandshakeMachineTests.exchange(&clientTransport, serverTransport)
+    }
+
+    /// The client checks the certificate before it sends its hello.
+    @Test func keyChangesMustBeSignedByTheTrustedRoot() throws {
+        let otherRoot = SecretBytes.random(count: 32)
+        for (trusted, signer, cached, expectAccepted) in [
+            (HandshakeMachineTests.rootKey, otherRoot, true, false),  // fallback, wrong root
+            (nil, HandshakeMachineTests.root, true, false),  // fallback, no root known
+            (HandshakeMachineTests.rootKey, otherRoot, false, false),  // first contact, pinned root differs
+            (nil, otherRoot, false, true),  // first contact, nothing pinned: trust on first use
+        ] as [([UInt8]?, SecretBytes, Bool, Bool)] {
+            let key = KeyPair.generate()
+            var client = ClientHandshake(staticKey: .generate(), cachedServerKey: cached ? KeyPair.generate().publicKey : nil,
+                                         trustedRoot: trusted, hello: HandshakeMachineTests.hello)
+            var server = HandshakeMachineTests.server(key, signer: signer)
+            let first = HandshakeMachineTests.frames(try client.start())
+            guard case .reply(let reply) = server.receive(type: first[0].0, body: first[0].1) else {
+                Issue.record("no reply")
+                continue
+            }
+            let frame = HandshakeMachineTests.frames(reply)[0]
+            switch client.receive(type: frame.0, body: frame.1) {
+            case .send: #expect(expectAccepted)
+            case .failed(let code, _):
+                #expect(!expectAccepted)
+                #expect(code == .handshakeFailed)
+            case .established: Issue.record("unexpected")
+            }
+        }
+        // A certificate for a different server key is refused even from the right root.
+        let key = KeyPair.generate()
+        let wrong = ServerCertificate.issue(serverKey: KeyPair.generate().publicKey, rootSeed: HandshakeMachineTests.root, issuedAt: 1)
+        var server = ServerHandshake(configuration: .init(
+            staticKey: key, serverHello: ServerHello(nodeID: "n", registration: 1, certificate: wrong.encoded)))
+        var client = ClientHandshake(staticKey: .generate(), cachedServerKey: nil, trustedRoot: HandshakeMachineTests.rootKey,
+                                     hello: HandshakeMachineTests.hello)
+        let first = HandshakeMachineTests.frames(try client.start())
+        guard case .reply(let reply) = server.receive(type: first[0].0, body: first[0].1) else { return }
+        let frame = HandshakeMachineTests.frames(reply)[0]
+        guard case .failed = client.receive(type: frame.0, body: frame.1) else {
+            Issue.record("a certificate for another key must be refused")
+            return
+        }
+    }
+
+    @Test func certificatesRoundTripAndRejectTampering() {
+        let certificate = ServerCertificate.issue(serverKey: KeyPair.generate().publicKey, rootSeed: HandshakeMachineTests.root, issuedAt: 42)
+        #expect(certificate.encoded.count == ServerCertificate.encodedLength)
+        #expect(ServerCertificate(decoding: certificate.encoded) == certificate)
+        for index in [0, 1, 40, 70, 100] {
+            var tampered = certificate.encoded
+            tampered[index] ^= 1
+            #expect(ServerCertificate(decoding: tampered) == nil, "byte \(index)")
+        }
+        #expect(ServerCertificate(decoding: Array(certificate.encoded.dropLast())) == nil)
     }
 
     @Test func outOfOrderFramesFailTheHandshake() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Handshake
 import Noise
 import SwitchboardClient
 import Testing
@@ -122,6 +123,7 @@ import Wire
         let otherNode = try NodeProcess.serve()
         var foreign = alice.credentials
         foreign.serverKey = nil
+        foreign.serverRootKey = nil  // as if the other node's operator were trusted
         let elsewhere = try harness.connect(port: otherNode.port, credentials: foreign, hello: Hello(mode: .resume))
         #expect(elsewhere.error?.code == .tokenInvalid)
     }
@@ -166,5 +168,35 @@ import Wire
         #expect(back.welcome?.accountID == first.welcome?.accountID)
         let login = try harness.connect(port: node!.port, credentials: credentials, hello: Hello(mode: .login))
         #expect(login.welcome?.accountID == first.welcome?.accountID, "the device persisted")
+    }
+
+    /// A client that cached node A's key and root tries IK against node B (another operator, or
+    /// an attacker answering in A's place): B offers XXfallback with its own key, and the client
+    /// refuses before sending its hello, because A's root did not sign B's key.
+    @Test func fallbackToAKeyTheTrustedRootDidNotSignIsRefused() throws {
+        let nodeA = try NodeProcess.serve()
+        let nodeB = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let onA = try harness.connect(port: nodeA.port, credentials: ClientCredentials(),
+                                      hello: Hello(mode: .register, accountName: "grace"))
+        let credentials = onA.credentials
+        #expect(credentials.serverRootKey != nil)
+        let rootA = try NodeProcess(["pubkey", "--root", "--data", nodeA.dataDirectory])
+        #expect(rootA.waitForExit() == 0)
+        #expect(rootA.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == encodeHex(credentials.serverRootKey!))
+
+        let raw = try RawClient(port: nodeB.port, credentials: credentials,
+                                hello: Hello(mode: .resume, resumptionToken: credentials.resumptionToken))
+        let answer = try raw.handshakeAndAnswer()
+        #expect(answer == nil)
+        #expect(raw.handshakeError?.0 == .handshakeFailed)
+        // Everything sent is the preface and the one IK frame: the hello was not repeated to B.
+        #expect(raw.sent[5] == HandshakeFrameType.ik)
+        #expect(raw.sent.count == 5 + 3 + (Int(raw.sent[6]) << 8 | Int(raw.sent[7])))
+        #expect(harness.onLoop { true })
+        // The same client still resumes on A.
+        let back = try harness.connect(port: nodeA.port, credentials: credentials, hello: Hello(mode: .resume))
+        #expect(back.pattern == .ik)
+        #expect(back.welcome != nil)
     }
 }
