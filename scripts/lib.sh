@@ -15,3 +15,10 @@ switchboard_install_packages() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
 }
+
+# Python packages the interoperability test uses (an independent client on PyPI's Noise library).
+switchboard_install_python_packages() {
+    python3 -c "import noise.connection, cryptography" 2>/dev/null && return 0
+    echo "installing Python packages for the interop test: noiseprotocol cryptography" >&2
+    python3 -m pip install -q noiseprotocol cryptography >&2
+}

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""An independent Switchboard client, written from docs/PROTOCOL.md alone, on an off-the-shelf
+Noise library (PyPI `noiseprotocol`) and `cryptography` for Ed25519. It registers over XX
+(checking the server certificate), pings, then resumes over IK with the token (one round trip),
+confirms the session with a ping, and checks every byte it gets against the document.
+
+    usage: python_client.py HOST PORT ACCOUNT_NAME
+Prints one line per step and exits 0 when everything matched.
+"""
+import os, socket, struct, sys
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives import serialization
+from noise.connection import NoiseConnection, Keypair
+
+PREFACE = b"SWBD\x01"                     # section 3; also the prologue (5.2)
+XX, IK, XXFALLBACK, ERROR = 0x01, 0x02, 0x03, 0x7F   # section 4.1
+HELLO, SERVER_HELLO, WELCOME, ERROR_STANZA, PING, PONG, GOODBYE = 1, 2, 3, 4, 5, 6, 7
+
+
+def fail(message):
+    print("FAIL:", message)
+    sys.exit(1)
+
+
+# --- section 8: varints, fields, stanzas
+def varint(value):
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def read_varint(data, offset):
+    result, shift = 0, 0
+    for i in range(10):
+        if offset >= len(data):
+            fail("truncated varint")
+        byte = data[offset]
+        offset += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, offset
+        shift += 7
+    fail("varint longer than 10 bytes")
+
+
+def field_varint(number, value):
+    return varint(number << 1) + varint(value)
+
+
+def field_bytes(number, value):
+    return varint(number << 1 | 1) + varint(len(value)) + value
+
+
+def stanza(kind, body):
+    return varint(kind) + varint(len(body)) + body
+
+
+def parse_stanzas(data):
+    """Returns [(type, {field: value})]; bytes fields as bytes, varints as int."""
+    out, offset = [], 0
+    while offset < len(data):
+        kind, offset = read_varint(data, offset)
+        length, offset = read_varint(data, offset)
+        body, offset = data[offset:offset + length], offset + length
+        fields, i = {}, 0
+        while i < len(body):
+            key, i = read_varint(body, i)
+            if key & 1:
+                n, i = read_varint(body, i)
+                fields[key >> 1] = bytes(body[i:i + n])
+                i += n
+            else:
+                fields[key >> 1], i = read_varint(body, i)
+        out.append((kind, fields))
+    return out
+
+
+# --- sections 4 and 7: framing
+def recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            fail(f"connection closed after {len(data)} of {n} bytes")
+        data += chunk
+    return data
+
+
+def send_handshake(sock, kind, message):
+    sock.sendall(bytes([kind]) + struct.pack(">H", len(message)) + message)
+
+
+def recv_handshake(sock):
+    kind = recv_exactly(sock, 1)[0]
+    (length,) = struct.unpack(">H", recv_exactly(sock, 2))
+    return kind, recv_exactly(sock, length)
+
+
+def send_transport(sock, noise, plaintext):
+    ciphertext = noise.encrypt(plaintext)
+    sock.sendall(struct.pack(">H", len(ciphertext)) + ciphertext)
+
+
+def recv_transport(sock, noise):
+    (length,) = struct.unpack(">H", recv_exactly(sock, 2))
+    if length < 16:
+        fail("transport frame shorter than its tag")
+    return parse_stanzas(noise.decrypt(recv_exactly(sock, length)))
+
+
+# --- section 11: server certificates
+def check_certificate(certificate, server_key, trusted_root=None):
+    if len(certificate) != 137 or certificate[0] != 1:
+        fail("certificate has the wrong size or version")
+    root, key, issued = certificate[1:33], certificate[33:65], certificate[65:73]
+    signature = certificate[73:]
+    signed = b"switchboard server certificate v1" + certificate[0:1] + root + key + issued
+    Ed25519PublicKey.from_public_bytes(root).verify(signature, signed)  # raises if forged
+    if key != server_key:
+        fail("certificate is for another server key")
+    if trusted_root is not None and root != trusted_root:
+        fail("certificate signed by another root")
+    return root
+
+
+def noise_for(pattern, static_private):
+    noise = NoiseConnection.from_name(f"Noise_{pattern}_25519_ChaChaPoly_SHA256".encode())
+    noise.set_as_initiator()
+    noise.set_prologue(PREFACE)
+    noise.set_keypair_from_private_bytes(Keypair.STATIC, static_private)
+    return noise
+
+
+def main():
+    host, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    device = X25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+
+    # --- first contact: XX (section 6.1)
+    sock = socket.create_connection((host, port))
+    noise = noise_for("XX", device)
+    noise.start_handshake()
+    sock.sendall(PREFACE)
+    send_handshake(sock, XX, noise.write_message())
+    kind, message = recv_handshake(sock)
+    if kind != XX:
+        fail(f"expected an XX frame, got type {kind}")
+    payload = noise.read_message(message)
+    (stype, server_hello), = parse_stanzas(payload)
+    if stype != SERVER_HELLO or server_hello.get(1) != 1:
+        fail(f"expected ServerHello version 1, got {stype} {server_hello}")
+    server_key = noise.noise_protocol.handshake_state.rs.public_bytes
+    root = check_certificate(server_hello[5], server_key)
+    print("XX: server hello from", server_hello[2].decode(), "certificate ok")
+    hello = stanza(HELLO, field_varint(1, 1) + field_varint(2, 1) + field_bytes(3, name.encode())
+                   + field_bytes(4, b"python") + field_bytes(7, b"interop/1"))
+    send_handshake(sock, XX, noise.write_message(hello))
+    if not noise.handshake_finished:
+        fail("XX did not finish after message 3")
+    (wtype, welcome), = recv_transport(sock, noise)
+    if wtype != WELCOME:
+        fail(f"expected Welcome, got {wtype} {welcome}")
+    if welcome.get(7) != 1 or welcome.get(3) != name.encode():
+        fail(f"welcome does not describe a new account {name}: {welcome}")
+    token = welcome[4]
+    print("XX: welcome account", welcome[1], "device", welcome[2], "token", len(token), "bytes")
+    send_transport(sock, noise, stanza(PING, field_varint(1, 77)))
+    if recv_transport(sock, noise) != [(PONG, {1: 77})]:
+        fail("no pong 77")
+    print("XX: ping/pong ok")
+    sock.close()
+
+    # --- returning client: IK with the token, one round trip (section 6.2)
+    sock = socket.create_connection((host, port))
+    noise = noise_for("IK", device)
+    noise.set_keypair_from_public_bytes(Keypair.REMOTE_STATIC, server_key)
+    noise.start_handshake()
+    hello = stanza(HELLO, field_varint(1, 1) + field_varint(2, 3) + field_bytes(6, token))
+    sock.sendall(PREFACE)
+    send_handshake(sock, IK, noise.write_message(hello))
+    kind, message = recv_handshake(sock)
+    if kind != IK:
+        fail(f"expected an IK answer, got type {kind}")
+    (wtype, welcome2), = parse_stanzas(noise.read_message(message))
+    if not noise.handshake_finished or wtype != WELCOME:
+        fail(f"expected Welcome in IK message 2, got {wtype} {welcome2}")
+    if welcome2[1] != welcome[1] or welcome2[2] != welcome[2] or welcome2[4] == token:
+        fail("resumed welcome names another device or did not rotate the token")
+    print("IK: welcome in one round trip, token rotated")
+    send_transport(sock, noise, stanza(PING, field_varint(1, 5)) + stanza(PING, field_varint(1, 6)))
+    if recv_transport(sock, noise) != [(PONG, {1: 5}), (PONG, {1: 6})]:
+        fail("no pongs 5 and 6 in one frame")
+    print("IK: two pings in one frame, two pongs in one frame")
+
+    # --- the old token again: refused (section 12)
+    sock.close()
+    sock = socket.create_connection((host, port))
+    noise = noise_for("IK", device)
+    noise.set_keypair_from_public_bytes(Keypair.REMOTE_STATIC, server_key)
+    noise.start_handshake()
+    sock.sendall(PREFACE)
+    send_handshake(sock, IK, noise.write_message(stanza(HELLO, field_varint(1, 1) + field_varint(2, 3) + field_bytes(6, token))))
+    kind, message = recv_handshake(sock)
+    (etype, error), = parse_stanzas(noise.read_message(message))
+    if etype != ERROR_STANZA or error.get(1) != 29:
+        fail(f"expected token_replayed (29), got {etype} {error}")
+    print("IK: replayed token refused with code 29")
+    print("OK")
+
+
+main()
