@@ -111,6 +111,40 @@ func measure(_ seconds: Int, _ counter: () -> Int, unit: String) -> Double {
     return Double(sb_monotonic_ns() - start) / 1e9
 }
 
+/// Waits until `done` or `limit` seconds pass, showing `status` as progress.
+func wait(limit seconds: Double, until done: () -> Bool, status: () -> String) {
+    let start = sb_monotonic_ns()
+    while !done(), Double(sb_monotonic_ns() - start) / 1e9 < seconds {
+        progress(scenarioName, status())
+        usleep(100_000)
+    }
+}
+
+/// The measured part of a run: warm up, sample the server, record for `duration`, sample again,
+/// stop the load. Phases: 1 warm-up, 2 recording, 3 stopping.
+struct Window {
+    let seconds: Double
+    let before: ServerSample?
+    let after: ServerSample?
+    let completed: Int
+}
+
+func measuredWindow(setPhase: (Int) -> Void, completed: () -> Int, unit: String, group: EventLoopGroup) -> Window {
+    setPhase(1)
+    if warmup > 0 { sleep(UInt32(warmup)) }
+    let before = probe?.sample()
+    setPhase(2)
+    let wall = measure(duration, completed, unit: unit)
+    setPhase(3)
+    let after = probe?.sample()
+    let count = completed()
+    usleep(300_000)
+    group.stop()
+    group.join()
+    progress(scenarioName, "done\n")
+    return Window(seconds: wall, before: before, after: after, completed: count)
+}
+
 func makeGroup() -> EventLoopGroup {
     var configuration = LoopConfiguration()
     configuration.idleTimeoutMilliseconds = 0
@@ -135,26 +169,15 @@ case "ping":
     let ping = PingScenario(options: options, group: group)
     let connectStart = sb_monotonic_ns()
     ping.connect()
-    while ping.welcomed.load(ordering: .relaxed) + ping.failed.load(ordering: .relaxed) < options.connections,
-        sb_monotonic_ns() - connectStart < 120_000_000_000
-    {
-        progress("ping", "connecting \(ping.welcomed.load(ordering: .relaxed))/\(options.connections)")
-        usleep(100_000)
+    wait(limit: 120, until: { ping.welcomed.load(ordering: .relaxed) + ping.failed.load(ordering: .relaxed) >= options.connections }) {
+        "connecting \(ping.welcomed.load(ordering: .relaxed))/\(options.connections)"
     }
     report.add("connections", Double(ping.welcomed.load(ordering: .relaxed)))
     report.add("connect_seconds", Double(sb_monotonic_ns() - connectStart) / 1e9)
-    ping.phase.store(1, ordering: .relaxed)
-    if warmup > 0 { sleep(UInt32(warmup)) }
-    let before = probe?.sample()
-    ping.phase.store(2, ordering: .relaxed)
-    let wall = measure(duration, { ping.completed.load(ordering: .relaxed) }, unit: "round trips")
-    ping.phase.store(3, ordering: .relaxed)
-    let after = probe?.sample()
-    let completed = ping.completed.load(ordering: .relaxed)
-    usleep(200_000)
-    group.stop()
-    group.join()
-    progress("ping", "done\n")
+    let window = measuredWindow(
+        setPhase: { ping.phase.store($0, ordering: .relaxed) }, completed: { ping.completed.load(ordering: .relaxed) },
+        unit: "round trips", group: group)
+    let (wall, before, after, completed) = (window.seconds, window.before, window.after, window.completed)
     let histogram = ping.histogram()
     report.add("window", Double(options.window))
     report.add("seconds", wall)
@@ -177,11 +200,8 @@ case "connect":
     let before = probe?.sample()
     let connectStart = sb_monotonic_ns()
     idle.connect()
-    while idle.welcomed.load(ordering: .relaxed) + idle.failed.load(ordering: .relaxed) < options.connections,
-        sb_monotonic_ns() - connectStart < 300_000_000_000
-    {
-        progress("connect", "connected \(idle.welcomed.load(ordering: .relaxed))/\(options.connections)")
-        usleep(200_000)
+    wait(limit: 300, until: { idle.welcomed.load(ordering: .relaxed) + idle.failed.load(ordering: .relaxed) >= options.connections }) {
+        "connected \(idle.welcomed.load(ordering: .relaxed))/\(options.connections)"
     }
     let connectSeconds = Double(sb_monotonic_ns() - connectStart) / 1e9
     for second in 0..<duration {
@@ -210,28 +230,23 @@ case "handshake":
         fail("flag '--pattern' needs xx or ik", scenarioName)
     }
     let concurrency = integer("concurrency", 32, 1...10_000)
-    // The X25519 costs first, on this (pinned) thread, before the load starts.
-    let costs = X25519Probe.measure()
+    // The X25519 costs on this (pinned) thread, before the load starts and after it ends.
+    let earlier = X25519Probe.measure()
     let group = makeGroup()
     let handshakes = HandshakeScenario(target: target, pattern: pattern, concurrency: concurrency, group: group)
     handshakes.start()
-    let registerStart = sb_monotonic_ns()
-    while handshakes.registered.load(ordering: .relaxed) < concurrency, sb_monotonic_ns() - registerStart < 60_000_000_000 {
-        progress("handshake", "registering \(handshakes.registered.load(ordering: .relaxed))/\(concurrency)")
-        usleep(100_000)
+    wait(limit: 60, until: { handshakes.registered.load(ordering: .relaxed) >= concurrency }) {
+        "registering \(handshakes.registered.load(ordering: .relaxed))/\(concurrency)"
     }
-    handshakes.phase.store(1, ordering: .relaxed)
-    if warmup > 0 { sleep(UInt32(warmup)) }
-    let before = probe?.sample()
-    handshakes.phase.store(2, ordering: .relaxed)
-    let wall = measure(duration, { handshakes.completed.load(ordering: .relaxed) }, unit: "handshakes")
-    handshakes.phase.store(3, ordering: .relaxed)
-    let after = probe?.sample()
-    let completed = handshakes.completed.load(ordering: .relaxed)
-    usleep(300_000)
-    group.stop()
-    group.join()
-    progress("handshake", "done\n")
+    let window = measuredWindow(
+        setPhase: { handshakes.phase.store($0, ordering: .relaxed) }, completed: { handshakes.completed.load(ordering: .relaxed) },
+        unit: "handshakes", group: group)
+    let (wall, before, after, completed) = (window.seconds, window.before, window.after, window.completed)
+    // Again after the load, keeping the cheaper figures: the probe only ever overestimates.
+    let later = X25519Probe.measure()
+    let costs = X25519Probe.Costs(
+        dhMicroseconds: min(earlier.dhMicroseconds, later.dhMicroseconds),
+        keygenMicroseconds: min(earlier.keygenMicroseconds, later.keygenMicroseconds))
     // Server-side X25519 work per handshake: IK responder: e (keygen), es, ss, ee, se (4 DH);
     // XX responder: e (keygen), ee, es, se (3 DH).
     let dhOperations = pattern == .ik ? 4 : 3

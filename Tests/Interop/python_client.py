@@ -136,6 +136,23 @@ def noise_for(pattern, static_private):
     return noise
 
 
+def ik_attempt(host, port, device, server_key, hello):
+    """Sends the preface and IK message 1; returns the socket, the Noise state and the answer."""
+    sock = socket.create_connection((host, port))
+    noise = noise_for("IK", device)
+    noise.set_keypair_from_public_bytes(Keypair.REMOTE_STATIC, server_key)
+    noise.start_handshake()
+    sock.sendall(PREFACE)
+    send_handshake(sock, IK, noise.write_message(hello))
+    kind, message = recv_handshake(sock)
+    if kind != IK:
+        fail(f"expected an IK answer, got type {kind}")
+    answer = parse_stanzas(noise.read_message(message))
+    if not noise.handshake_finished or len(answer) != 1:
+        fail(f"IK message 2 must finish the handshake and hold one stanza: {answer}")
+    return sock, noise, answer[0]
+
+
 def main():
     host, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     device = X25519PrivateKey.generate().private_bytes(
@@ -176,18 +193,9 @@ def main():
     sock.close()
 
     # --- returning client: IK with the token, one round trip (section 6.2)
-    sock = socket.create_connection((host, port))
-    noise = noise_for("IK", device)
-    noise.set_keypair_from_public_bytes(Keypair.REMOTE_STATIC, server_key)
-    noise.start_handshake()
-    hello = stanza(HELLO, field_varint(1, 1) + field_varint(2, 3) + field_bytes(6, token))
-    sock.sendall(PREFACE)
-    send_handshake(sock, IK, noise.write_message(hello))
-    kind, message = recv_handshake(sock)
-    if kind != IK:
-        fail(f"expected an IK answer, got type {kind}")
-    (wtype, welcome2), = parse_stanzas(noise.read_message(message))
-    if not noise.handshake_finished or wtype != WELCOME:
+    resume = stanza(HELLO, field_varint(1, 1) + field_varint(2, 3) + field_bytes(6, token))
+    sock, noise, (wtype, welcome2) = ik_attempt(host, port, device, server_key, resume)
+    if wtype != WELCOME:
         fail(f"expected Welcome in IK message 2, got {wtype} {welcome2}")
     if welcome2[1] != welcome[1] or welcome2[2] != welcome[2] or welcome2[4] == token:
         fail("resumed welcome names another device or did not rotate the token")
@@ -199,14 +207,7 @@ def main():
 
     # --- the old token again: refused (section 12)
     sock.close()
-    sock = socket.create_connection((host, port))
-    noise = noise_for("IK", device)
-    noise.set_keypair_from_public_bytes(Keypair.REMOTE_STATIC, server_key)
-    noise.start_handshake()
-    sock.sendall(PREFACE)
-    send_handshake(sock, IK, noise.write_message(stanza(HELLO, field_varint(1, 1) + field_varint(2, 3) + field_bytes(6, token))))
-    kind, message = recv_handshake(sock)
-    (etype, error), = parse_stanzas(noise.read_message(message))
+    sock, noise, (etype, error) = ik_attempt(host, port, device, server_key, resume)
     if etype != ERROR_STANZA or error.get(1) != 29:
         fail(f"expected token_replayed (29), got {etype} {error}")
     print("IK: replayed token refused with code 29")
