@@ -7,11 +7,21 @@ import Wire
 /// One client connection on the node: preface, Noise Pipes handshake, authentication, then
 /// encrypted stanzas. Runs on its connection's loop; holds no buffer while idle.
 public final class ServerSession: ConnectionHandler {
-    private enum Phase { case handshaking, authenticating, established, closing }
+    enum Phase { case handshaking, authenticating, established, closing }
 
-    private let services: SessionServices
+    let services: SessionServices
     private let metrics: SessionMetrics
-    private var phase = Phase.handshaking
+    var phase = Phase.handshaking
+    /// The connection while it is open (cleared on close, which breaks the reference cycle).
+    var connection: Connection?
+    /// Tells this session apart from other sessions of the same device (router entries).
+    let serial: UInt64
+    var online = false
+    var outstandingSends = 0
+    var lastDeliveredSeq: UInt64 = 0
+    var unacknowledged: Set<UInt64> = []
+    var pulling = false
+    var pullAgain = false
     private var assembler = FrameAssembler()
     private var handshake: ServerHandshake?
     private var transport: SecureTransport?
@@ -22,7 +32,7 @@ public final class ServerSession: ConnectionHandler {
     public private(set) var device: DeviceRecord?
     /// False after an IK login until the client's first valid transport frame: routing must not
     /// treat an unconfirmed session as the device's live connection.
-    public private(set) var confirmed = true
+    public internal(set) var confirmed = true
 
     /// Transport bytes a client may send before its login is confirmed (frame headers included).
     static let maxHeldBytes = 64 * 1024
@@ -35,9 +45,11 @@ public final class ServerSession: ConnectionHandler {
     public init(services: SessionServices, metrics: SessionMetrics) {
         self.services = services
         self.metrics = metrics
+        self.serial = services.router.nextSerial()
     }
 
     public func connectionDidOpen(_ connection: Connection) {
+        self.connection = connection
         handshake = ServerHandshake(configuration: services.handshakeConfiguration)
         connection.setDeadline(milliseconds: services.handshakeTimeoutMilliseconds)
         metrics.bump(.connectionsOpened)
@@ -156,11 +168,12 @@ public final class ServerSession: ConnectionHandler {
         phase = .established
         if pattern == .ik {
             // IK message 1 can be replayed by anyone who recorded it; only the real client can
-            // send a valid transport frame. Until one arrives the session is unconfirmed and the
-            // handshake deadline keeps running.
+            // send a valid transport frame. Until one arrives the session is unconfirmed (the
+            // router does not know it) and the handshake deadline keeps running.
             confirmed = false
         } else {
             connection.clearDeadline()
+            goOnline(on: connection)
         }
         services.log?(.loggedIn(accountID: device.accountID, deviceID: device.deviceID, pattern: pattern.rawValue, mode: mode))
         replayHeld(on: connection)
@@ -195,6 +208,7 @@ public final class ServerSession: ConnectionHandler {
         if !confirmed {
             confirmed = true
             connection.clearDeadline()
+            goOnline(on: connection)
         }
         do {
             try StanzaCodec.forEach(UnsafeRawBufferPointer(plaintext)) { (stanza) throws(WireError) in
@@ -215,8 +229,10 @@ public final class ServerSession: ConnectionHandler {
             break  // answers to our pings; client-side errors are informational
         case .unknown(let type):
             answerNonFatal(ErrorStanza(code: .unsupportedStanza, message: "stanza type \(type) is not supported", reference: type), on: connection)
-        case .hello, .serverHello, .welcome, .goodbye:
-            answerNonFatal(ErrorStanza(code: .notAllowedNow, message: "stanza not allowed after the handshake", reference: stanza.type), on: connection)
+        case .listDevices, .addDevice, .removeDevice, .publishKeys, .getKeys, .send, .ack:
+            handleMessaging(stanza, on: connection)
+        case .hello, .serverHello, .welcome, .goodbye, .deviceList, .result, .keyBundles, .prekeysLow, .sendResult, .deliver:
+            answerNonFatal(ErrorStanza(code: .notAllowedNow, message: "stanza not sent by clients or not allowed now", reference: stanza.type), on: connection)
         }
     }
 
@@ -257,6 +273,10 @@ public final class ServerSession: ConnectionHandler {
     /// Sends the error where the client will read it — encrypted once keys exist, as a
     /// plaintext handshake error frame while the client still reads handshake frames — and
     /// closes after it is written.
+    func failSession(_ connection: Connection, _ code: ErrorCode, _ message: String) {
+        fail(connection, code, message)
+    }
+
     private func fail(_ connection: Connection, _ code: ErrorCode, _ message: String) {
         guard phase != .closing else { return }
         metrics.bump(.protocolErrors)
@@ -294,6 +314,11 @@ public final class ServerSession: ConnectionHandler {
 
     public func connectionDidClose(_ connection: Connection, reason: CloseReason) {
         if case .deadline = reason { metrics.bump(.handshakeTimeouts) }
+        if online, let device {
+            online = false
+            services.router.offline(device: device.deviceID, serial: serial, loop: connection.loop)
+        }
+        self.connection = nil
         metrics.bump(.connectionsClosed)
         phase = .closing
         handshake = nil

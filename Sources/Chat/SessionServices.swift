@@ -16,6 +16,9 @@ public enum RegistrationPolicy: String, Sendable {
 /// the policies. One instance per node; the server key can be swapped (SIGHUP after keygen).
 public final class SessionServices: Sendable {
     public let accounts: AccountStore
+    public let directory: DeviceDirectory
+    public let messages: MessageStore
+    public let router: DeliveryRouter
     public let tokens: TokenSealer
     public let ledger: TokenLedger
     public let registration: RegistrationPolicy
@@ -30,12 +33,16 @@ public final class SessionServices: Sendable {
     /// - Parameter certificate: `staticKey`'s public half signed by the operator root
     ///   (`ServerCertificate.encoded`), sent in every ServerHello.
     public init(
-        staticKey: KeyPair, certificate: [UInt8], accounts: AccountStore, tokens: TokenSealer, ledger: TokenLedger,
+        staticKey: KeyPair, certificate: [UInt8], accounts: AccountStore, directory: DeviceDirectory,
+        messages: MessageStore, router: DeliveryRouter, tokens: TokenSealer, ledger: TokenLedger,
         registration: RegistrationPolicy, nodeID: String, tokenLifetimeSeconds: UInt64,
         handshakeTimeoutMilliseconds: Int, idleTimeoutSeconds: UInt64,
         log: (@Sendable (SessionEvent) -> Void)? = nil
     ) {
         self.log = log
+        self.directory = directory
+        self.messages = messages
+        self.router = router
         self.identity = Mutex((staticKey, certificate))
         self.accounts = accounts
         self.tokens = tokens

@@ -25,7 +25,7 @@ public final class AccountStore: Sendable {
 
     public init(thread: StoreThread) { self.thread = thread }
 
-    static let schemaVersion = 1
+    static let schemaVersion = 2
 
     /// Creates or upgrades the schema. Runs before the store thread starts, or in a CLI tool.
     public static func migrate(_ database: SQLiteDatabase) throws(StoreError) {
@@ -48,11 +48,47 @@ public final class AccountStore: Sendable {
                 created_at INTEGER NOT NULL,
                 used_at INTEGER,
                 used_by_account INTEGER REFERENCES accounts(id));
-            INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '\(schemaVersion)');
+            INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1');
             """)
         let rows = try database.query("SELECT value FROM meta WHERE key = 'schema_version'")
-        guard let version = rows.first?.first?.text, Int(version) ?? 0 <= schemaVersion else {
+        guard let text = rows.first?.first?.text, let version = Int(text), version <= schemaVersion else {
             throw StoreError(operation: "migrate", code: 0, message: "data directory was written by a newer version")
+        }
+        if version < 2 {
+            // Version 2: the key directory and the message queue (docs/STORAGE.md).
+            try database.execute("""
+                BEGIN;
+                ALTER TABLE devices ADD COLUMN identity_key BLOB;
+                ALTER TABLE devices ADD COLUMN signed_prekey_id INTEGER;
+                ALTER TABLE devices ADD COLUMN signed_prekey BLOB;
+                ALTER TABLE devices ADD COLUMN signed_prekey_signature BLOB;
+                ALTER TABLE devices ADD COLUMN next_seq INTEGER NOT NULL DEFAULT 1;
+                ALTER TABLE devices ADD COLUMN queued_count INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE devices ADD COLUMN queued_bytes INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE prekeys(
+                    device_id INTEGER NOT NULL,
+                    key_id INTEGER NOT NULL,
+                    public_key BLOB NOT NULL,
+                    PRIMARY KEY (device_id, key_id)) WITHOUT ROWID;
+                CREATE TABLE messages(
+                    recipient_device INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    sender_account INTEGER NOT NULL,
+                    sender_device INTEGER NOT NULL,
+                    message_id BLOB NOT NULL,
+                    sent_at INTEGER NOT NULL,
+                    ciphertext BLOB NOT NULL,
+                    PRIMARY KEY (recipient_device, seq)) WITHOUT ROWID;
+                CREATE INDEX messages_by_time ON messages(sent_at);
+                CREATE TABLE accepted_messages(
+                    sender_device INTEGER NOT NULL,
+                    message_id BLOB NOT NULL,
+                    accepted_at INTEGER NOT NULL,
+                    PRIMARY KEY (sender_device, message_id)) WITHOUT ROWID;
+                CREATE INDEX accepted_by_time ON accepted_messages(accepted_at);
+                UPDATE meta SET value = '2' WHERE key = 'schema_version';
+                COMMIT;
+                """)
         }
     }
 

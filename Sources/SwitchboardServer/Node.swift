@@ -1,4 +1,5 @@
 import CSwitchboardShims
+import Foundation
 import Chat
 import Glibc
 import Handshake
@@ -52,6 +53,12 @@ public final class Node: @unchecked Sendable {
         dataDirectory = DataDirectory(path: options.dataDirectory)
         let logger = self.logger
         do {
+            group = try EventLoopGroup(
+                threads: options.threads, configuration: options.loop, maxConnections: options.maxConnections)
+        } catch {
+            throw .system(error, "cannot create event loops")
+        }
+        do {
             let database = try SQLiteDatabase(path: dataDirectory.databasePath)
             try AccountStore.migrate(database)
             let tokenLifetime = UInt64(options.tokenDays) * 86_400
@@ -60,6 +67,9 @@ public final class Node: @unchecked Sendable {
             let identity = try dataDirectory.serverIdentity()
             services = SessionServices(
                 staticKey: identity.key, certificate: identity.certificate.encoded, accounts: AccountStore(thread: store),
+                directory: DeviceDirectory(thread: store, maxDevicesPerAccount: options.maxDevices),
+                messages: MessageStore(thread: store, limits: options.queueLimits),
+                router: DeliveryRouter(group: group),
                 tokens: TokenSealer(keyID: 1, key: try dataDirectory.tokenKey()),
                 ledger: TokenLedger(revokedDevices: revoked), registration: options.registration,
                 nodeID: try dataDirectory.nodeID(), tokenLifetimeSeconds: tokenLifetime,
@@ -70,12 +80,6 @@ public final class Node: @unchecked Sendable {
             throw .store("cannot open the data directory '\(options.dataDirectory)': \(error)")
         }
         metrics = (0..<options.threads).map { _ in SessionMetrics() }
-        do {
-            group = try EventLoopGroup(
-                threads: options.threads, configuration: options.loop, maxConnections: options.maxConnections)
-        } catch {
-            throw .system(error, "cannot create event loops")
-        }
     }
 
     /// Binds every listener on every loop and starts the loop threads. Call once, from the
@@ -119,6 +123,7 @@ public final class Node: @unchecked Sendable {
             throw .system(error, "cannot receive signals")
         }
         store.start()
+        schedulePurge()
         group.start(pinToCPUs: options.pinCPUs)
         logger.info("node started", [
             "node_id": services.nodeID,
@@ -133,6 +138,12 @@ public final class Node: @unchecked Sendable {
             "epoll": options.loop.trigger.rawValue,
             "libraries": CryptoLibraries.versions,
         ])
+    }
+
+    /// Drops messages past their retention, now and every hour (loop 0).
+    private func schedulePurge() {
+        services.messages.purge(nowMilliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+        group.loops[0].scheduleTimer(in: 3_600_000) { [weak self] in self?.schedulePurge() }
     }
 
     /// Blocks until every loop has stopped (after a drain).

@@ -1,6 +1,7 @@
 import Chat
 import Flags
 import Reactor
+import Store
 
 /// Everything `switchboard serve` is told on its command line, validated.
 public struct ServeOptions: Sendable {
@@ -15,6 +16,8 @@ public struct ServeOptions: Sendable {
     public var registration = RegistrationPolicy.open
     public var handshakeSeconds = 10
     public var tokenDays = 30
+    public var maxDevices = 16
+    public var queueLimits = MessageStore.Limits()
 
     public init() {}
 
@@ -37,6 +40,10 @@ public struct ServeOptions: Sendable {
                  help: "open (anyone may register; the default, for development) or invite (codes from 'switchboard invite')"),
         FlagSpec("handshake-seconds", value: "N", help: "close connections that have not finished the handshake by then (default 10)"),
         FlagSpec("token-days", value: "N", help: "lifetime of resumption tokens (default 30)"),
+        FlagSpec("max-devices", value: "N", help: "devices per account (default 16)"),
+        FlagSpec("queue-messages", value: "N", help: "messages that may wait for one device (default 100000)"),
+        FlagSpec("queue-bytes", value: "BYTES", help: "bytes that may wait for one device (default 268435456)"),
+        FlagSpec("retention-days", value: "N", help: "undelivered messages are dropped after this (default 30)"),
         FlagSpec("help", help: "print this help"),
     ]
 
@@ -92,6 +99,11 @@ public struct ServeOptions: Sendable {
         }
         handshakeSeconds = try flags.integer("handshake-seconds", default: handshakeSeconds, range: 1...600)
         tokenDays = try flags.integer("token-days", default: tokenDays, range: 1...365)
+        maxDevices = try flags.integer("max-devices", default: maxDevices, range: 1...1000)
+        queueLimits.messagesPerDevice = try flags.integer(
+            "queue-messages", default: queueLimits.messagesPerDevice, range: 1...100_000_000)
+        queueLimits.bytesPerDevice = try flags.integer("queue-bytes", default: queueLimits.bytesPerDevice, range: 1024...(1 << 40))
+        queueLimits.retentionSeconds = Int64(try flags.integer("retention-days", default: 30, range: 1...3650)) * 86_400
         guard loop.outboundHardLimit > loop.outboundHighWatermark else {
             throw UsageError("flag '--outbound-limit' must be above --outbound-high-watermark")
         }

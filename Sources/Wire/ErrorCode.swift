@@ -40,14 +40,16 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         9: "not_allowed_now", 20: "registration_closed", 21: "invite_invalid", 22: "account_name_taken",
         23: "account_name_invalid", 24: "unknown_device", 25: "device_revoked", 26: "token_expired",
         27: "token_invalid", 28: "token_wrong_device", 29: "token_replayed", 30: "hello_invalid",
-        31: "device_already_registered", 40: "draining", 41: "idle_timeout", 42: "over_limit",
-        50: "internal_error",
+        31: "device_already_registered", 40: "draining", 41: "idle_timeout", 42: "over_limit", 43: "session_replaced",
+        50: "internal_error", 60: "device_list_mismatch", 61: "unknown_account", 62: "unknown_device_id",
+        63: "recipient_queue_full", 64: "message_too_large", 66: "too_many_devices", 67: "not_permitted",
     ]
 
     /// The code's name in PROTOCOL.md, or `error_N` for a code this version does not know.
     public var name: String { ErrorCode.names[rawValue] ?? "error_\(rawValue)" }
     public var description: String { name }
 
-    /// Whether the sender closes the connection after this error.
-    public var isFatal: Bool { !(rawValue == 8 || rawValue == 9) }
+    /// Whether the sender closes the connection after this error. Codes answered in Result and
+    /// SendResult (60 and up) never are.
+    public var isFatal: Bool { !(rawValue == 8 || rawValue == 9 || rawValue >= 60) }
 }

@@ -17,6 +17,27 @@ public enum FieldWriter {
     public static func string(_ field: UInt64, _ value: String, into out: inout [UInt8]) {
         bytes(field, value.utf8, into: &out)
     }
+
+    /// A record: a kind-1 field whose bytes are fields written by `body`, its length inserted in
+    /// front afterwards (no temporary buffer).
+    public static func record(_ field: UInt64, into out: inout [UInt8], _ body: (inout [UInt8]) -> Void) {
+        Varint.append(field << 1 | 1, to: &out)
+        let start = out.count
+        body(&out)
+        insertLength(out.count - start, at: start, in: &out)
+    }
+
+    /// Inserts the varint `length` at `position` (used for records and stanza bodies).
+    static func insertLength(_ length: Int, at position: Int, in out: inout [UInt8]) {
+        var remaining = UInt64(length)
+        var at = position
+        repeat {
+            let more = remaining >= 0x80
+            out.insert(UInt8(truncatingIfNeeded: remaining) | (more ? 0x80 : 0), at: at)
+            at += 1
+            remaining >>= 7
+        } while remaining > 0
+    }
 }
 
 /// One decoded field; `bytes` views the stanza body and is valid while the body is.
@@ -60,6 +81,11 @@ extension FieldValue {
         guard case .bytes(let value) = self else { throw .malformed("field \(field) must be bytes") }
         guard value.count <= max else { throw .tooLarge("field \(field) is \(value.count) bytes, limit \(max)") }
         return Array(value)
+    }
+
+    func record(_ field: UInt64) throws(WireError) -> FieldReader {
+        guard case .bytes(let value) = self else { throw .malformed("field \(field) must be a record") }
+        return FieldReader(value)
     }
 
     func string(_ field: UInt64, max: Int) throws(WireError) -> String {

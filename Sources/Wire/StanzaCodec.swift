@@ -43,15 +43,10 @@ public enum StanzaCodec {
             F.varint(3, goodbye.retryAfterMilliseconds, into: &out)
         case .unknown:
             break
+        default:
+            MessagingCodec.encodeBody(stanza, into: &out)
         }
-        var length = UInt64(out.count - bodyStart)
-        var at = bodyStart
-        repeat {
-            let more = length >= 0x80
-            out.insert(UInt8(truncatingIfNeeded: length) | (more ? 0x80 : 0), at: at)
-            at += 1
-            length >>= 7
-        } while length > 0
+        FieldWriter.insertLength(out.count - bodyStart, at: bodyStart, in: &out)
     }
 
     public static func encode(_ stanzas: Stanza...) -> [UInt8] {
@@ -167,7 +162,7 @@ public enum StanzaCodec {
             }
             return type == StanzaType.ping ? .ping(value) : .pong(value)
         default:
-            return .unknown(type: type)
+            return try MessagingCodec.decode(type: type, body: body)
         }
     }
 }

@@ -107,6 +107,19 @@ public enum Stanza: Equatable, Sendable {
     case ping(UInt64)
     case pong(UInt64)
     case goodbye(Goodbye)
+    case listDevices(requestID: UInt64, accountID: UInt64)
+    case deviceList(requestID: UInt64, accountID: UInt64, devices: [DeviceInfo])
+    case addDevice(requestID: UInt64, staticKey: [UInt8], name: String)
+    case removeDevice(requestID: UInt64, deviceID: UInt64)
+    case result(RequestResult)
+    case publishKeys(requestID: UInt64, identityKey: [UInt8]?, signedPrekey: SignedPrekey?, oneTimePrekeys: [OneTimePrekey])
+    case getKeys(requestID: UInt64, accountID: UInt64, deviceID: UInt64?)
+    case keyBundles(requestID: UInt64, accountID: UInt64, bundles: [KeyBundle])
+    case prekeysLow(remaining: UInt64)
+    case send(SendMessage)
+    case sendResult(SendResult)
+    case deliver(Delivery)
+    case ack(seqs: [UInt64])
     case unknown(type: UInt64)
 
     public var type: UInt64 {
@@ -118,6 +131,19 @@ public enum Stanza: Equatable, Sendable {
         case .ping: return StanzaType.ping
         case .pong: return StanzaType.pong
         case .goodbye: return StanzaType.goodbye
+        case .listDevices: return StanzaType.listDevices
+        case .deviceList: return StanzaType.deviceList
+        case .addDevice: return StanzaType.addDevice
+        case .removeDevice: return StanzaType.removeDevice
+        case .result: return StanzaType.result
+        case .publishKeys: return StanzaType.publishKeys
+        case .getKeys: return StanzaType.getKeys
+        case .keyBundles: return StanzaType.keyBundles
+        case .prekeysLow: return StanzaType.prekeysLow
+        case .send: return StanzaType.send
+        case .sendResult: return StanzaType.sendResult
+        case .deliver: return StanzaType.deliver
+        case .ack: return StanzaType.ack
         case .unknown(let type): return type
         }
     }

@@ -152,6 +152,16 @@ final class Recorder: ClientDelegate, @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Every event so far.
+    var all: [Event] {
+        condition.lock()
+        defer { condition.unlock() }
+        return events
+    }
+
+    /// Every event so far, for predicates that already hold the lock (inside `waitFor`).
+    var allUnlocked: [Event] { events }
+
     /// Waits for an event matching `predicate` (looking at every event recorded so far).
     func waitFor(timeout: Double, _ predicate: (Event) -> Bool) -> Event? {
         let deadline = Date().addingTimeInterval(timeout)

@@ -1,0 +1,106 @@
+import Reactor
+import Synchronization
+import Wire
+
+/// Which loop holds which device's session, kept without locks: the entry for device `d` lives on
+/// loop `d % loops` (its registry loop), sessions announce themselves there, and everything
+/// addressed to a device travels as a message — to the registry loop, then to the session's
+/// loop — through the loops' mailboxes.
+public final class DeliveryRouter: Sendable {
+    enum Message: Sendable {
+        case register(device: UInt64, loop: Int, serial: UInt64)
+        case unregister(device: UInt64, serial: UInt64)
+        case wake(device: UInt64)
+        case revoke(device: UInt64)
+        case notify(device: UInt64, stanza: Stanza)
+        // To the session's loop:
+        case pull(device: UInt64)
+        case replaced(device: UInt64, serial: UInt64)
+        case kill(device: UInt64)
+        case stanza(device: UInt64, stanza: Stanza)
+    }
+
+    private let mailboxes: [Mailbox<Message>]
+    private let routes: [LoopBound<LoopRoutes>]
+    private let serials = Atomic<UInt64>(0)
+
+    /// Call before the group's loops start.
+    public init(group: EventLoopGroup) {
+        let routes = group.loops.map { LoopRoutes(loop: $0) }
+        self.routes = zip(routes, group.loops).map { LoopBound($0, on: $1) }
+        mailboxes = zip(routes, group.loops).map { routes, loop in
+            Mailbox(consumer: loop) { message in routes.handle(message) }
+        }
+        for table in routes { table.router = self }
+    }
+
+    func nextSerial() -> UInt64 { serials.add(1, ordering: .relaxed).newValue }
+
+    private func registryLoop(_ device: UInt64) -> Int { Int(device % UInt64(mailboxes.count)) }
+
+    func send(_ message: Message, toLoop loop: Int) { mailboxes[loop].send(message) }
+
+    // MARK: Called by sessions, on their loop
+
+    func online(_ session: ServerSession, device: UInt64, serial: UInt64, loop: EventLoop) {
+        routes(on: loop).sessions[device, default: [:]][serial] = session
+        send(.register(device: device, loop: loop.id, serial: serial), toLoop: registryLoop(device))
+    }
+
+    func offline(device: UInt64, serial: UInt64, loop: EventLoop) {
+        routes(on: loop).sessions[device]?.removeValue(forKey: serial)
+        if routes(on: loop).sessions[device]?.isEmpty == true { routes(on: loop).sessions.removeValue(forKey: device) }
+        send(.unregister(device: device, serial: serial), toLoop: registryLoop(device))
+    }
+
+    /// Something new waits for `device` in the store.
+    public func wake(device: UInt64) { send(.wake(device: device), toLoop: registryLoop(device)) }
+
+    /// `device` was removed from its account: end its session.
+    public func revoke(device: UInt64) { send(.revoke(device: device), toLoop: registryLoop(device)) }
+
+    /// Sends a stanza to `device` if it is connected (not stored otherwise).
+    public func notify(device: UInt64, _ stanza: Stanza) { send(.notify(device: device, stanza: stanza), toLoop: registryLoop(device)) }
+
+    private func routes(on loop: EventLoop) -> LoopRoutes { routes[loop.id].value }
+}
+
+/// One loop's part of the router: the sessions on this loop by device, and the registry shard
+/// of the devices this loop is the registry loop for. Touched only on its loop.
+final class LoopRoutes {
+    unowned let loop: EventLoop
+    weak var router: DeliveryRouter?
+    var sessions: [UInt64: [UInt64: ServerSession]] = [:]  // device -> serial -> session
+    var registry: [UInt64: (loop: Int, serial: UInt64)] = [:]
+
+    init(loop: EventLoop) { self.loop = loop }
+
+    func handle(_ message: DeliveryRouter.Message) {
+        guard let router else { return }
+        switch message {
+        case .register(let device, let loop, let serial):
+            if let old = registry[device], old.serial != serial {
+                // A device connects again: the newer session wins, the older one is closed.
+                router.send(.replaced(device: device, serial: old.serial), toLoop: old.loop)
+            }
+            registry[device] = (loop, serial)
+        case .unregister(let device, let serial):
+            if registry[device]?.serial == serial { registry.removeValue(forKey: device) }
+        case .wake(let device):
+            if let entry = registry[device] { router.send(.pull(device: device), toLoop: entry.loop) }
+        case .revoke(let device):
+            if let entry = registry[device] { router.send(.kill(device: device), toLoop: entry.loop) }
+            registry.removeValue(forKey: device)
+        case .notify(let device, let stanza):
+            if let entry = registry[device] { router.send(.stanza(device: device, stanza: stanza), toLoop: entry.loop) }
+        case .pull(let device):
+            for session in sessions[device]?.values ?? [:].values { session.pullDeliveries() }
+        case .replaced(let device, let serial):
+            sessions[device]?[serial]?.replacedByNewerSession()
+        case .kill(let device):
+            for session in sessions[device]?.values ?? [:].values { session.revoked() }
+        case .stanza(let device, let stanza):
+            for session in sessions[device]?.values ?? [:].values { session.push(stanza) }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+import Glibc
+import Reactor
+import Store
+import Wire
+
+/// The stanzas of a logged-in device (PROTOCOL.md sections 18-20): devices, keys, sending,
+/// delivery with acknowledgements and flow control.
+extension ServerSession {
+    /// Deliveries in flight to one device before it must acknowledge.
+    static let deliveryWindow = 256
+    /// Sends waiting for the store per connection.
+    static let maxOutstandingSends = 256
+
+    func handleMessaging(_ stanza: Stanza, on connection: Connection) {
+        guard let device else { return }
+        let loop = connection.loop
+        let bound = LoopBound((self, connection), on: loop)
+        let services = self.services
+        switch stanza {
+        case .listDevices(let requestID, let account):
+            let target = account == 0 ? device.accountID : account
+            services.directory.list(account: target, on: loop) { result in
+                let (session, connection) = bound.value
+                switch result {
+                case .success(let devices?):
+                    session.send(.deviceList(requestID: requestID, accountID: target, devices: devices), on: connection)
+                case .success(nil):
+                    session.send(.result(RequestResult(requestID: requestID, code: .unknownAccount)), on: connection)
+                case .failure:
+                    session.send(.result(RequestResult(requestID: requestID, code: .internalError)), on: connection)
+                }
+            }
+        case .addDevice(let requestID, let key, let name):
+            services.directory.add(account: device.accountID, staticKey: key, name: name, now: Int64(time(nil)), on: loop) { result in
+                let (session, connection) = bound.value
+                switch result {
+                case .success(let id): session.send(.result(RequestResult(requestID: requestID, code: .ok, value: id)), on: connection)
+                case .failure(let code): session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+                }
+            }
+        case .removeDevice(let requestID, let removed):
+            services.directory.remove(account: device.accountID, device: removed, requestedBy: device.deviceID,
+                                      now: Int64(time(nil)), on: loop) { result in
+                let (session, connection) = bound.value
+                switch result {
+                case .success:
+                    services.ledger.revoke(deviceID: removed)
+                    services.router.revoke(device: removed)
+                    session.send(.result(RequestResult(requestID: requestID, code: .ok)), on: connection)
+                case .failure(let code):
+                    session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+                }
+            }
+        case .publishKeys(let requestID, let identity, let signed, let oneTime):
+            services.directory.publish(device: device.deviceID, identityKey: identity, signedPrekey: signed, oneTime: oneTime,
+                                       on: loop) { result in
+                let (session, connection) = bound.value
+                switch result {
+                case .success(let stock): session.send(.result(RequestResult(requestID: requestID, code: .ok, value: stock)), on: connection)
+                case .failure(let code): session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+                }
+            }
+        case .getKeys(let requestID, let account, let one):
+            services.directory.bundles(account: account, device: one, on: loop) { result in
+                let (session, connection) = bound.value
+                switch result {
+                case .success(let found?):
+                    session.send(.keyBundles(requestID: requestID, accountID: account, bundles: found.bundles), on: connection)
+                    for (owner, left) in found.low { services.router.notify(device: owner, .prekeysLow(remaining: left)) }
+                case .success(nil):
+                    session.send(.result(RequestResult(requestID: requestID, code: .unknownAccount)), on: connection)
+                case .failure:
+                    session.send(.result(RequestResult(requestID: requestID, code: .internalError)), on: connection)
+                }
+            }
+        case .send(let message):
+            accept(message, from: device, on: connection)
+        case .ack(let seqs):
+            var acknowledged: [UInt64] = []
+            for seq in seqs where unacknowledged.remove(seq) != nil { acknowledged.append(seq) }
+            if !acknowledged.isEmpty { services.messages.acknowledge(device: device.deviceID, seqs: acknowledged) }
+            if pullAgain { pullDeliveries() }
+        default:
+            break
+        }
+    }
+
+    private func accept(_ message: SendMessage, from device: DeviceRecord, on connection: Connection) {
+        guard outstandingSends < ServerSession.maxOutstandingSends else {
+            send(.sendResult(SendResult(messageID: message.messageID, code: .overLimit, message: "too many sends waiting")), on: connection)
+            return
+        }
+        outstandingSends += 1
+        let bound = LoopBound((self, connection), on: connection.loop)
+        let router = services.router
+        services.messages.accept(message, fromAccount: device.accountID, fromDevice: device.deviceID,
+                                 nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: connection.loop) { result in
+            let (session, connection) = bound.value
+            session.outstandingSends -= 1
+            let answer: SendResult
+            switch result {
+            case .success(.accepted(let recipients)):
+                // Durable now: answer the sender, then tell the recipients' sessions.
+                answer = SendResult(messageID: message.messageID, code: .ok)
+                for recipient in recipients { router.wake(device: recipient) }
+            case .success(.duplicate):
+                answer = SendResult(messageID: message.messageID, code: .ok, duplicate: true)
+            case .success(.mismatch(let devices)):
+                answer = SendResult(messageID: message.messageID, code: .deviceListMismatch,
+                                    message: "the copies must cover exactly these devices", devices: devices)
+            case .success(.refused(let code, let why)):
+                answer = SendResult(messageID: message.messageID, code: code, message: why)
+            case .failure:
+                answer = SendResult(messageID: message.messageID, code: .internalError, message: "the store failed; send again")
+            }
+            session.send(.sendResult(answer), on: connection)
+        }
+    }
+
+    /// Fetches waiting messages for this device, within the delivery window. Called at login,
+    /// when the router says something new arrived, and as acknowledgements free the window.
+    func pullDeliveries() {
+        guard phase == .established, confirmed, let device, let connection else { return }
+        if pulling {
+            pullAgain = true
+            return
+        }
+        let room = ServerSession.deliveryWindow - unacknowledged.count
+        guard room > 0 else {
+            pullAgain = true
+            return
+        }
+        pulling = true
+        pullAgain = false
+        let bound = LoopBound((self, connection), on: connection.loop)
+        services.messages.pending(device: device.deviceID, afterSeq: lastDeliveredSeq, limit: room, on: connection.loop) { result in
+            let (session, connection) = bound.value
+            session.pulling = false
+            guard session.phase == .established, case .success(let deliveries) = result else { return }
+            for delivery in deliveries where delivery.seq > session.lastDeliveredSeq {
+                session.send(.deliver(delivery), on: connection)
+                session.lastDeliveredSeq = delivery.seq
+                session.unacknowledged.insert(delivery.seq)
+            }
+            if deliveries.count == room { session.pullAgain = true }  // maybe more: after acks
+            if session.pullAgain && session.unacknowledged.count < ServerSession.deliveryWindow { session.pullDeliveries() }
+        }
+    }
+
+    /// Called once the session may receive: registers with the router and starts delivering.
+    func goOnline(on connection: Connection) {
+        guard let device, !online else { return }
+        online = true
+        services.router.online(self, device: device.deviceID, serial: serial, loop: connection.loop)
+        pullDeliveries()
+        let bound = LoopBound((self, connection), on: connection.loop)
+        services.directory.prekeyStock(device: device.deviceID, on: connection.loop) { result in
+            let (session, connection) = bound.value
+            if case .success(let stock) = result, stock < UInt64(DeviceDirectory.prekeysLowMark) {
+                session.send(.prekeysLow(remaining: stock), on: connection)
+            }
+        }
+    }
+
+    /// A newer session of the same device took over.
+    func replacedByNewerSession() {
+        guard let connection, phase == .established else { return }
+        send(.goodbye(Goodbye(code: .sessionReplaced, message: "this device connected again", retryAfterMilliseconds: 0)), on: connection)
+        phase = .closing
+        connection.closeWhenFlushed(.local)
+    }
+
+    /// The device was removed from its account.
+    func revoked() {
+        guard let connection else { return }
+        failSession(connection, .deviceRevoked, "this device was removed from its account")
+    }
+
+    /// A stanza from elsewhere in the node for this device (not stored).
+    func push(_ stanza: Stanza) {
+        guard let connection else { return }
+        send(stanza, on: connection)
+    }
+}

@@ -1,0 +1,137 @@
+import Reactor
+import Wire
+
+/// The durable message queue (PROTOCOL.md section 20): every copy of an accepted message waits
+/// here, keyed by recipient device and its delivery sequence number, until the device
+/// acknowledges it. The sender is answered only after the batch holding its copies is committed.
+public final class MessageStore: Sendable {
+    public struct Limits: Sendable {
+        public var messagesPerDevice = 100_000
+        public var bytesPerDevice = 256 * 1024 * 1024
+        public var retentionSeconds: Int64 = 30 * 86_400
+        public init() {}
+    }
+
+    /// What accepting a message did.
+    public enum Acceptance: Sendable {
+        /// Stored; these recipient devices have something new.
+        case accepted(recipients: [UInt64])
+        /// The same message id from the same device was accepted before.
+        case duplicate
+        /// The copies do not cover exactly these devices.
+        case mismatch([DeviceAddress])
+        case refused(ErrorCode, String)
+    }
+
+    public let thread: StoreThread
+    public let limits: Limits
+
+    public init(thread: StoreThread, limits: Limits = Limits()) {
+        self.thread = thread
+        self.limits = limits
+    }
+
+    /// Checks the device list and stores one copy per device, all or nothing.
+    public func accept(_ message: SendMessage, fromAccount: UInt64, fromDevice: UInt64, nowMilliseconds: Int64,
+                       on loop: EventLoop, completion: @escaping @Sendable (Result<Acceptance, StoreError>) -> Void) {
+        let limits = self.limits
+        thread.request(on: loop, { (db) throws(StoreError) -> Acceptance in
+            let sender = SQLiteDatabase.Value.integer(Int64(fromDevice))
+            if try !db.query("SELECT 1 FROM accepted_messages WHERE sender_device = ? AND message_id = ?",
+                             [sender, .blob(message.messageID)]).isEmpty {
+                return .duplicate
+            }
+            guard let recipients = try DeviceDirectory.devices(db, account: message.toAccount) else {
+                return .refused(.unknownAccount, "account \(message.toAccount) does not exist")
+            }
+            var expected = Set(recipients.map { DeviceAddress(accountID: message.toAccount, deviceID: $0.deviceID) })
+            if message.toAccount != fromAccount {
+                for own in try DeviceDirectory.devices(db, account: fromAccount) ?? [] {
+                    expected.insert(DeviceAddress(accountID: fromAccount, deviceID: own.deviceID))
+                }
+            }
+            expected.remove(DeviceAddress(accountID: fromAccount, deviceID: fromDevice))
+            let given = message.copies.map(\.deviceID)
+            let expectedIDs = Set(expected.map(\.deviceID))
+            guard Set(given).count == given.count, Set(given) == expectedIDs else {
+                return .mismatch(expected.sorted())
+            }
+            // Room for every copy, or nothing is stored.
+            for copy in message.copies {
+                let row = try db.query("SELECT queued_count, queued_bytes FROM devices WHERE id = ?", [.integer(Int64(copy.deviceID))])
+                let count = row.first?[0].integer ?? 0, bytes = row.first?[1].integer ?? 0
+                if count + 1 > Int64(limits.messagesPerDevice) || bytes + Int64(copy.ciphertext.count) > Int64(limits.bytesPerDevice) {
+                    return .refused(.recipientQueueFull, "device \(copy.deviceID) has too much waiting")
+                }
+            }
+            for copy in message.copies {
+                let device = SQLiteDatabase.Value.integer(Int64(copy.deviceID))
+                let seq = try db.query("SELECT next_seq FROM devices WHERE id = ?", [device]).first?.first?.integer ?? 1
+                try db.query(
+                    "UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1, queued_bytes = queued_bytes + ? WHERE id = ?",
+                    [.integer(Int64(copy.ciphertext.count)), device])
+                try db.query("""
+                    INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, [device, .integer(seq), .integer(Int64(fromAccount)), sender, .blob(message.messageID),
+                          .integer(nowMilliseconds), .blob(copy.ciphertext)])
+            }
+            try db.query("INSERT INTO accepted_messages(sender_device, message_id, accepted_at) VALUES (?, ?, ?)",
+                         [sender, .blob(message.messageID), .integer(nowMilliseconds / 1000)])
+            return .accepted(recipients: given)
+        }, completion: completion)
+    }
+
+    /// Up to `limit` waiting messages of a device after `afterSeq`, in order.
+    public func pending(device: UInt64, afterSeq: UInt64, limit: Int, on loop: EventLoop,
+                        completion: @escaping @Sendable (Result<[Delivery], StoreError>) -> Void) {
+        thread.request(on: loop, { (db) throws(StoreError) -> [Delivery] in
+            try db.query("""
+                SELECT seq, message_id, sender_account, sender_device, sent_at, ciphertext FROM messages
+                WHERE recipient_device = ? AND seq > ? ORDER BY seq LIMIT ?
+                """, [.integer(Int64(device)), .integer(Int64(afterSeq)), .integer(Int64(limit))]
+            ).map {
+                Delivery(seq: UInt64($0[0].integer ?? 0), messageID: $0[1].blob ?? [], fromAccount: UInt64($0[2].integer ?? 0),
+                         fromDevice: UInt64($0[3].integer ?? 0), sentAtMilliseconds: UInt64($0[4].integer ?? 0),
+                         ciphertext: $0[5].blob ?? [])
+            }
+        }, completion: completion)
+    }
+
+    /// Forgets acknowledged copies. Fire and forget: an ack lost in a crash means a redelivery,
+    /// which clients drop by message id.
+    public func acknowledge(device: UInt64, seqs: [UInt64]) {
+        thread.submit { db in
+            guard let db else { return { _ in } }
+            for seq in seqs {
+                let key: [SQLiteDatabase.Value] = [.integer(Int64(device)), .integer(Int64(seq))]
+                guard let size = try? db.query(
+                    "SELECT length(ciphertext) FROM messages WHERE recipient_device = ? AND seq = ?", key).first?.first?.integer
+                else { continue }
+                _ = try? db.query("DELETE FROM messages WHERE recipient_device = ? AND seq = ?", key)
+                _ = try? db.query(
+                    "UPDATE devices SET queued_count = queued_count - 1, queued_bytes = queued_bytes - ? WHERE id = ?",
+                    [.integer(size), .integer(Int64(device))])
+            }
+            return { _ in }
+        }
+    }
+
+    /// Drops messages and de-duplication records older than the retention period.
+    public func purge(nowMilliseconds: Int64) {
+        let cutoff = nowMilliseconds - limits.retentionSeconds * 1000
+        thread.submit { db in
+            guard let db else { return { _ in } }
+            _ = try? db.query("""
+                UPDATE devices SET
+                    queued_count = queued_count - (SELECT COUNT(*) FROM messages m WHERE m.recipient_device = devices.id AND m.sent_at < ?1),
+                    queued_bytes = queued_bytes - (SELECT COALESCE(SUM(length(ciphertext)), 0) FROM messages m
+                                                   WHERE m.recipient_device = devices.id AND m.sent_at < ?1)
+                WHERE id IN (SELECT DISTINCT recipient_device FROM messages WHERE sent_at < ?1)
+                """, [.integer(cutoff)])
+            _ = try? db.query("DELETE FROM messages WHERE sent_at < ?", [.integer(cutoff)])
+            _ = try? db.query("DELETE FROM accepted_messages WHERE accepted_at < ?", [.integer(cutoff / 1000)])
+            return { _ in }
+        }
+    }
+}

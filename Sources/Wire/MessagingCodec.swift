@@ -1,0 +1,337 @@
+/// Encoding and decoding of the stanzas of PROTOCOL.md sections 18-20.
+enum MessagingCodec {
+    typealias F = FieldWriter
+
+    static func encodeBody(_ stanza: Stanza, into out: inout [UInt8]) {
+        switch stanza {
+        case .listDevices(let requestID, let accountID):
+            F.varint(1, requestID, into: &out)
+            if accountID != 0 { F.varint(2, accountID, into: &out) }
+        case .deviceList(let requestID, let accountID, let devices):
+            F.varint(1, requestID, into: &out)
+            F.varint(2, accountID, into: &out)
+            for device in devices {
+                F.record(3, into: &out) { inner in
+                    F.varint(1, device.deviceID, into: &inner)
+                    F.string(2, device.name, into: &inner)
+                    F.varint(3, device.createdAt, into: &inner)
+                }
+            }
+        case .addDevice(let requestID, let staticKey, let name):
+            F.varint(1, requestID, into: &out)
+            F.bytes(2, staticKey, into: &out)
+            if !name.isEmpty { F.string(3, name, into: &out) }
+        case .removeDevice(let requestID, let deviceID):
+            F.varint(1, requestID, into: &out)
+            F.varint(2, deviceID, into: &out)
+        case .result(let result):
+            F.varint(1, result.requestID, into: &out)
+            F.varint(2, result.code.rawValue, into: &out)
+            if !result.message.isEmpty { F.string(3, result.message, into: &out) }
+            if let value = result.value { F.varint(4, value, into: &out) }
+        case .publishKeys(let requestID, let identityKey, let signedPrekey, let oneTimePrekeys):
+            F.varint(1, requestID, into: &out)
+            if let identityKey { F.bytes(2, identityKey, into: &out) }
+            if let signedPrekey { F.record(3, into: &out) { encodeSigned(signedPrekey, into: &$0) } }
+            for prekey in oneTimePrekeys { F.record(4, into: &out) { encodeOneTime(prekey, into: &$0) } }
+        case .getKeys(let requestID, let accountID, let deviceID):
+            F.varint(1, requestID, into: &out)
+            F.varint(2, accountID, into: &out)
+            if let deviceID { F.varint(3, deviceID, into: &out) }
+        case .keyBundles(let requestID, let accountID, let bundles):
+            F.varint(1, requestID, into: &out)
+            F.varint(2, accountID, into: &out)
+            for bundle in bundles {
+                F.record(3, into: &out) { inner in
+                    F.varint(1, bundle.deviceID, into: &inner)
+                    F.bytes(2, bundle.identityKey, into: &inner)
+                    if let signed = bundle.signedPrekey { F.record(3, into: &inner) { encodeSigned(signed, into: &$0) } }
+                    if let oneTime = bundle.oneTimePrekey { F.record(4, into: &inner) { encodeOneTime(oneTime, into: &$0) } }
+                }
+            }
+        case .prekeysLow(let remaining):
+            F.varint(1, remaining, into: &out)
+        case .send(let message):
+            F.bytes(1, message.messageID, into: &out)
+            F.varint(2, message.toAccount, into: &out)
+            for copy in message.copies {
+                F.record(3, into: &out) { inner in
+                    F.varint(1, copy.deviceID, into: &inner)
+                    F.bytes(2, copy.ciphertext, into: &inner)
+                }
+            }
+        case .sendResult(let result):
+            F.bytes(1, result.messageID, into: &out)
+            F.varint(2, result.code.rawValue, into: &out)
+            if !result.message.isEmpty { F.string(3, result.message, into: &out) }
+            for device in result.devices {
+                F.record(4, into: &out) { inner in
+                    F.varint(1, device.accountID, into: &inner)
+                    F.varint(2, device.deviceID, into: &inner)
+                }
+            }
+            if result.duplicate { F.varint(5, 1, into: &out) }
+        case .deliver(let delivery):
+            F.varint(1, delivery.seq, into: &out)
+            F.bytes(2, delivery.messageID, into: &out)
+            F.varint(3, delivery.fromAccount, into: &out)
+            F.varint(4, delivery.fromDevice, into: &out)
+            F.varint(5, delivery.sentAtMilliseconds, into: &out)
+            F.bytes(6, delivery.ciphertext, into: &out)
+        case .ack(let seqs):
+            for seq in seqs { F.varint(1, seq, into: &out) }
+        default:
+            break
+        }
+    }
+
+    static func encodeSigned(_ key: SignedPrekey, into out: inout [UInt8]) {
+        F.varint(1, key.keyID, into: &out)
+        F.bytes(2, key.publicKey, into: &out)
+        F.bytes(3, key.signature, into: &out)
+    }
+
+    static func encodeOneTime(_ key: OneTimePrekey, into out: inout [UInt8]) {
+        F.varint(1, key.keyID, into: &out)
+        F.bytes(2, key.publicKey, into: &out)
+    }
+
+    // MARK: Decoding
+
+    static func decode(type: UInt64, body: UnsafeRawBufferPointer) throws(WireError) -> Stanza {
+        var reader = FieldReader(body)
+        switch type {
+        case StanzaType.listDevices:
+            var requestID: UInt64 = 0, accountID: UInt64 = 0
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: requestID = try value.varint(field)
+                case 2: accountID = try value.varint(field)
+                default: continue
+                }
+            }
+            return .listDevices(requestID: requestID, accountID: accountID)
+        case StanzaType.deviceList:
+            var requestID: UInt64 = 0, accountID: UInt64?
+            var devices: [DeviceInfo] = []
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: requestID = try value.varint(field)
+                case 2: accountID = try value.varint(field)
+                case 3:
+                    var device = DeviceInfo(deviceID: 0, name: "", createdAt: 0)
+                    var inner = try value.record(field)
+                    while let (f, v) = try inner.next() {
+                        switch f {
+                        case 1: device.deviceID = try v.varint(f)
+                        case 2: device.name = try v.string(f, max: WireLimits.maxDeviceName)
+                        case 3: device.createdAt = try v.varint(f)
+                        default: continue
+                        }
+                    }
+                    devices.append(device)
+                default: continue
+                }
+            }
+            guard let accountID else { throw .malformed("device list needs an account id") }
+            return .deviceList(requestID: requestID, accountID: accountID, devices: devices)
+        case StanzaType.addDevice:
+            var requestID: UInt64 = 0, key: [UInt8]?, name = ""
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: requestID = try value.varint(field)
+                case 2: key = try value.bytes(field, max: 32)
+                case 3: name = try value.string(field, max: WireLimits.maxDeviceName)
+                default: continue
+                }
+            }
+            guard let key, key.count == 32 else { throw .malformed("add device needs a 32-byte static key") }
+            return .addDevice(requestID: requestID, staticKey: key, name: name)
+        case StanzaType.removeDevice:
+            var requestID: UInt64 = 0, deviceID: UInt64?
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: requestID = try value.varint(field)
+                case 2: deviceID = try value.varint(field)
+                default: continue
+                }
+            }
+            guard let deviceID else { throw .malformed("remove device needs a device id") }
+            return .removeDevice(requestID: requestID, deviceID: deviceID)
+        case StanzaType.result:
+            var result = RequestResult(requestID: 0, code: .ok)
+            var seen = false
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: result.requestID = try value.varint(field)
+                case 2: result.code = ErrorCode(rawValue: try value.varint(field)); seen = true
+                case 3: result.message = try value.string(field, max: WireLimits.maxErrorMessage)
+                case 4: result.value = try value.varint(field)
+                default: continue
+                }
+            }
+            guard seen else { throw .malformed("result needs a code") }
+            return .result(result)
+        case StanzaType.publishKeys:
+            var requestID: UInt64 = 0, identity: [UInt8]?, signed: SignedPrekey?
+            var oneTime: [OneTimePrekey] = []
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: requestID = try value.varint(field)
+                case 2: identity = try value.bytes(field, max: WireLimits.maxKeyBytes)
+                case 3: signed = try decodeSigned(try value.record(field))
+                case 4:
+                    guard oneTime.count < WireLimits.maxPrekeysPerStanza else {
+                        throw .tooLarge("more than \(WireLimits.maxPrekeysPerStanza) one-time pre-keys")
+                    }
+                    oneTime.append(try decodeOneTime(try value.record(field)))
+                default: continue
+                }
+            }
+            return .publishKeys(requestID: requestID, identityKey: identity, signedPrekey: signed, oneTimePrekeys: oneTime)
+        case StanzaType.getKeys:
+            var requestID: UInt64 = 0, accountID: UInt64?, deviceID: UInt64?
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: requestID = try value.varint(field)
+                case 2: accountID = try value.varint(field)
+                case 3: deviceID = try value.varint(field)
+                default: continue
+                }
+            }
+            guard let accountID else { throw .malformed("get keys needs an account id") }
+            return .getKeys(requestID: requestID, accountID: accountID, deviceID: deviceID)
+        case StanzaType.keyBundles:
+            var requestID: UInt64 = 0, accountID: UInt64 = 0
+            var bundles: [KeyBundle] = []
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: requestID = try value.varint(field)
+                case 2: accountID = try value.varint(field)
+                case 3:
+                    var bundle = KeyBundle(deviceID: 0, identityKey: [], signedPrekey: nil, oneTimePrekey: nil)
+                    var inner = try value.record(field)
+                    while let (f, v) = try inner.next() {
+                        switch f {
+                        case 1: bundle.deviceID = try v.varint(f)
+                        case 2: bundle.identityKey = try v.bytes(f, max: WireLimits.maxKeyBytes)
+                        case 3: bundle.signedPrekey = try decodeSigned(try v.record(f))
+                        case 4: bundle.oneTimePrekey = try decodeOneTime(try v.record(f))
+                        default: continue
+                        }
+                    }
+                    bundles.append(bundle)
+                default: continue
+                }
+            }
+            return .keyBundles(requestID: requestID, accountID: accountID, bundles: bundles)
+        case StanzaType.prekeysLow:
+            var remaining: UInt64 = 0
+            while let (field, value) = try reader.next() {
+                if field == 1 { remaining = try value.varint(field) }
+            }
+            return .prekeysLow(remaining: remaining)
+        case StanzaType.send:
+            var id: [UInt8]?, to: UInt64?
+            var copies: [MessageCopy] = []
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: id = try value.bytes(field, max: WireLimits.messageIDLength)
+                case 2: to = try value.varint(field)
+                case 3:
+                    var copy = MessageCopy(deviceID: 0, ciphertext: [])
+                    var inner = try value.record(field)
+                    var hasDevice = false
+                    while let (f, v) = try inner.next() {
+                        switch f {
+                        case 1: copy.deviceID = try v.varint(f); hasDevice = true
+                        case 2: copy.ciphertext = try v.bytes(f, max: WireLimits.maxFramePlaintext)
+                        default: continue
+                        }
+                    }
+                    guard hasDevice else { throw .malformed("a copy needs a device id") }
+                    copies.append(copy)
+                default: continue
+                }
+            }
+            guard let id, id.count == WireLimits.messageIDLength, let to else {
+                throw .malformed("send needs a 16-byte message id and a recipient account")
+            }
+            return .send(SendMessage(messageID: id, toAccount: to, copies: copies))
+        case StanzaType.sendResult:
+            var result = SendResult(messageID: [], code: .ok)
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: result.messageID = try value.bytes(field, max: WireLimits.messageIDLength)
+                case 2: result.code = ErrorCode(rawValue: try value.varint(field))
+                case 3: result.message = try value.string(field, max: WireLimits.maxErrorMessage)
+                case 4:
+                    var address = DeviceAddress(accountID: 0, deviceID: 0)
+                    var inner = try value.record(field)
+                    while let (f, v) = try inner.next() {
+                        switch f {
+                        case 1: address.accountID = try v.varint(f)
+                        case 2: address.deviceID = try v.varint(f)
+                        default: continue
+                        }
+                    }
+                    result.devices.append(address)
+                case 5: result.duplicate = try value.varint(field) != 0
+                default: continue
+                }
+            }
+            return .sendResult(result)
+        case StanzaType.deliver:
+            var delivery = Delivery(seq: 0, messageID: [], fromAccount: 0, fromDevice: 0, sentAtMilliseconds: 0, ciphertext: [])
+            var seen = 0
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: delivery.seq = try value.varint(field); seen |= 1
+                case 2: delivery.messageID = try value.bytes(field, max: WireLimits.messageIDLength); seen |= 2
+                case 3: delivery.fromAccount = try value.varint(field)
+                case 4: delivery.fromDevice = try value.varint(field)
+                case 5: delivery.sentAtMilliseconds = try value.varint(field)
+                case 6: delivery.ciphertext = try value.bytes(field, max: WireLimits.maxFramePlaintext)
+                default: continue
+                }
+            }
+            guard seen == 3 else { throw .malformed("deliver needs seq and message id") }
+            return .deliver(delivery)
+        case StanzaType.ack:
+            var seqs: [UInt64] = []
+            while let (field, value) = try reader.next() {
+                if field == 1 { seqs.append(try value.varint(field)) }
+            }
+            return .ack(seqs: seqs)
+        default:
+            return .unknown(type: type)
+        }
+    }
+
+    static func decodeSigned(_ record: FieldReader) throws(WireError) -> SignedPrekey {
+        var reader = record
+        var key = SignedPrekey(keyID: 0, publicKey: [], signature: [])
+        while let (f, v) = try reader.next() {
+            switch f {
+            case 1: key.keyID = try v.varint(f)
+            case 2: key.publicKey = try v.bytes(f, max: WireLimits.maxKeyBytes)
+            case 3: key.signature = try v.bytes(f, max: WireLimits.maxSignatureBytes)
+            default: continue
+            }
+        }
+        return key
+    }
+
+    static func decodeOneTime(_ record: FieldReader) throws(WireError) -> OneTimePrekey {
+        var reader = record
+        var key = OneTimePrekey(keyID: 0, publicKey: [])
+        while let (f, v) = try reader.next() {
+            switch f {
+            case 1: key.keyID = try v.varint(f)
+            case 2: key.publicKey = try v.bytes(f, max: WireLimits.maxKeyBytes)
+            default: continue
+            }
+        }
+        return key
+    }
+}

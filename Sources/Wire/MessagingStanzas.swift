@@ -1,0 +1,156 @@
+/// Stanza types of PROTOCOL.md sections 18-20. Never renumber.
+extension StanzaType {
+    public static let listDevices: UInt64 = 8
+    public static let deviceList: UInt64 = 9
+    public static let addDevice: UInt64 = 10
+    public static let removeDevice: UInt64 = 11
+    public static let result: UInt64 = 12
+    public static let publishKeys: UInt64 = 13
+    public static let getKeys: UInt64 = 14
+    public static let keyBundles: UInt64 = 15
+    public static let prekeysLow: UInt64 = 16
+    public static let send: UInt64 = 17
+    public static let sendResult: UInt64 = 18
+    public static let deliver: UInt64 = 19
+    public static let ack: UInt64 = 20
+}
+
+public struct DeviceInfo: Equatable, Sendable {
+    public var deviceID: UInt64
+    public var name: String
+    public var createdAt: UInt64
+    public init(deviceID: UInt64, name: String, createdAt: UInt64) {
+        self.deviceID = deviceID
+        self.name = name
+        self.createdAt = createdAt
+    }
+}
+
+public struct SignedPrekey: Equatable, Sendable {
+    public var keyID: UInt64
+    public var publicKey: [UInt8]
+    public var signature: [UInt8]
+    public init(keyID: UInt64, publicKey: [UInt8], signature: [UInt8]) {
+        self.keyID = keyID
+        self.publicKey = publicKey
+        self.signature = signature
+    }
+}
+
+public struct OneTimePrekey: Equatable, Sendable {
+    public var keyID: UInt64
+    public var publicKey: [UInt8]
+    public init(keyID: UInt64, publicKey: [UInt8]) {
+        self.keyID = keyID
+        self.publicKey = publicKey
+    }
+}
+
+public struct KeyBundle: Equatable, Sendable {
+    public var deviceID: UInt64
+    public var identityKey: [UInt8]
+    public var signedPrekey: SignedPrekey?
+    public var oneTimePrekey: OneTimePrekey?
+    public init(deviceID: UInt64, identityKey: [UInt8], signedPrekey: SignedPrekey?, oneTimePrekey: OneTimePrekey?) {
+        self.deviceID = deviceID
+        self.identityKey = identityKey
+        self.signedPrekey = signedPrekey
+        self.oneTimePrekey = oneTimePrekey
+    }
+}
+
+public struct MessageCopy: Equatable, Sendable {
+    public var deviceID: UInt64
+    public var ciphertext: [UInt8]
+    public init(deviceID: UInt64, ciphertext: [UInt8]) {
+        self.deviceID = deviceID
+        self.ciphertext = ciphertext
+    }
+}
+
+public struct DeviceAddress: Hashable, Sendable, Comparable {
+    public var accountID: UInt64
+    public var deviceID: UInt64
+    public init(accountID: UInt64, deviceID: UInt64) {
+        self.accountID = accountID
+        self.deviceID = deviceID
+    }
+    public static func < (a: DeviceAddress, b: DeviceAddress) -> Bool { (a.accountID, a.deviceID) < (b.accountID, b.deviceID) }
+}
+
+public struct SendMessage: Equatable, Sendable {
+    public var messageID: [UInt8]
+    public var toAccount: UInt64
+    public var copies: [MessageCopy]
+    public init(messageID: [UInt8], toAccount: UInt64, copies: [MessageCopy]) {
+        self.messageID = messageID
+        self.toAccount = toAccount
+        self.copies = copies
+    }
+}
+
+public struct SendResult: Equatable, Sendable {
+    public var messageID: [UInt8]
+    public var code: ErrorCode  // rawValue 0: accepted
+    public var message: String
+    public var devices: [DeviceAddress]
+    public var duplicate: Bool
+    public init(messageID: [UInt8], code: ErrorCode, message: String = "", devices: [DeviceAddress] = [], duplicate: Bool = false) {
+        self.messageID = messageID
+        self.code = code
+        self.message = message
+        self.devices = devices
+        self.duplicate = duplicate
+    }
+}
+
+public struct Delivery: Equatable, Sendable {
+    public var seq: UInt64
+    public var messageID: [UInt8]
+    public var fromAccount: UInt64
+    public var fromDevice: UInt64
+    public var sentAtMilliseconds: UInt64
+    public var ciphertext: [UInt8]
+    public init(seq: UInt64, messageID: [UInt8], fromAccount: UInt64, fromDevice: UInt64, sentAtMilliseconds: UInt64, ciphertext: [UInt8]) {
+        self.seq = seq
+        self.messageID = messageID
+        self.fromAccount = fromAccount
+        self.fromDevice = fromDevice
+        self.sentAtMilliseconds = sentAtMilliseconds
+        self.ciphertext = ciphertext
+    }
+}
+
+public struct RequestResult: Equatable, Sendable {
+    public var requestID: UInt64
+    public var code: ErrorCode
+    public var message: String
+    public var value: UInt64?
+    public init(requestID: UInt64, code: ErrorCode, message: String = "", value: UInt64? = nil) {
+        self.requestID = requestID
+        self.code = code
+        self.message = message
+        self.value = value
+    }
+}
+
+extension ErrorCode {
+    /// Success in Result and SendResult.
+    public static let ok = ErrorCode(rawValue: 0)
+    public static let deviceListMismatch = ErrorCode(rawValue: 60)
+    public static let unknownAccount = ErrorCode(rawValue: 61)
+    public static let unknownDeviceID = ErrorCode(rawValue: 62)
+    public static let recipientQueueFull = ErrorCode(rawValue: 63)
+    public static let messageTooLarge = ErrorCode(rawValue: 64)
+    public static let tooManyDevices = ErrorCode(rawValue: 66)
+    public static let notPermitted = ErrorCode(rawValue: 67)
+    /// Goodbye: the same device connected again; this older connection ends.
+    public static let sessionReplaced = ErrorCode(rawValue: 43)
+}
+
+extension WireLimits {
+    public static let messageIDLength = 16
+    public static let maxKeyBytes = 64
+    public static let maxSignatureBytes = 128
+    public static let maxPrekeysPerStanza = 100
+}

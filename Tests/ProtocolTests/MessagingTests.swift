@@ -1,0 +1,262 @@
+import Foundation
+import Noise
+import SwitchboardClient
+import Testing
+import TestSupport
+import Wire
+
+extension TestClient {
+    var accountID: UInt64 { welcome!.accountID }
+    var deviceID: UInt64 { welcome!.deviceID }
+
+    /// Sends a message and waits for its SendResult.
+    func sendMessage(to account: UInt64, copies: [MessageCopy], id: [UInt8] = randomID(), timeout: Double = 10) -> SendResult? {
+        func results() -> [SendResult] {
+            recorder.allUnlocked.compactMap { event in
+                if case .stanza(.sendResult(let result)) = event, result.messageID == id { return result }
+                return nil
+            }
+        }
+        let before = recorder.all.filter { if case .stanza(.sendResult(let r)) = $0 { return r.messageID == id } else { return false } }.count
+        send(.send(SendMessage(messageID: id, toAccount: account, copies: copies)))
+        _ = recorder.waitFor(timeout: timeout) { _ in results().count > before }
+        let all = recorder.all.compactMap { event -> SendResult? in
+            if case .stanza(.sendResult(let result)) = event, result.messageID == id { return result }
+            return nil
+        }
+        return all.count > before ? all[before] : nil
+    }
+
+    /// Sends many messages in windows of `window` (the node allows 256 waiting sends) and
+    /// waits for all their results.
+    func sendAll(_ messages: [SendMessage], window: Int = 200, timeout: Double = 60) {
+        var sent = 0
+        func answered() -> Int {
+            recorder.allUnlocked.reduce(0) { if case .stanza(.sendResult) = $1 { return $0 + 1 } else { return $0 } }
+        }
+        let base = recorder.all.reduce(0) { if case .stanza(.sendResult) = $1 { return $0 + 1 } else { return $0 } }
+        while sent < messages.count {
+            let chunk = messages[sent..<min(messages.count, sent + window)]
+            for message in chunk { send(.send(message)) }
+            sent += chunk.count
+            let target = base + sent
+            _ = recorder.waitFor(timeout: timeout) { _ in answered() >= target }
+        }
+    }
+
+    /// Deliveries received so far, in arrival order.
+    var deliveries: [Delivery] {
+        recorder.all.compactMap { if case .stanza(.deliver(let d)) = $0 { return d } else { return nil } }
+    }
+
+    func waitForDeliveries(_ count: Int, timeout: Double = 20) -> [Delivery] {
+        _ = recorder.waitFor(timeout: timeout) { _ in self.deliveriesCountUnlocked() >= count }
+        return deliveries
+    }
+
+    private func deliveriesCountUnlocked() -> Int {
+        recorder.allUnlocked.reduce(0) { if case .stanza(.deliver) = $1 { return $0 + 1 } else { return $0 } }
+    }
+
+    /// Sends a request stanza and waits for the answer carrying `requestID`.
+    func request(_ stanza: Stanza, id: UInt64, timeout: Double = 10) -> Stanza? {
+        send(stanza)
+        let event = recorder.waitFor(timeout: timeout) { event in
+            switch event {
+            case .stanza(.result(let r)): return r.requestID == id
+            case .stanza(.deviceList(let r, _, _)): return r == id
+            case .stanza(.keyBundles(let r, _, _)): return r == id
+            default: return false
+            }
+        }
+        if case .stanza(let answer)? = event { return answer }
+        return nil
+    }
+}
+
+func randomID() -> [UInt8] { SecretBytes.random(count: 16).array }
+
+@Suite(.serialized) struct MessagingTests {
+    @Test func twoAccountsExchangeMessagesInOrderWithDurableAcks() throws {
+        let node = try NodeProcess.serve(["--threads", "2"])
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let bob = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
+        var ids: [[UInt8]] = []
+        for index in 0..<50 {
+            let id = randomID()
+            ids.append(id)
+            alice.send(.send(SendMessage(messageID: id, toAccount: bob.accountID,
+                                         copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: Array("m\(index)".utf8))])))
+        }
+        let received = bob.waitForDeliveries(50)
+        #expect(received.count == 50)
+        #expect(received.map(\.messageID) == ids, "order per sender device and recipient device is kept")
+        #expect(received.allSatisfy { $0.fromAccount == alice.accountID && $0.fromDevice == alice.deviceID })
+        #expect(received.map(\.seq) == received.map(\.seq).sorted())
+        #expect(String(decoding: received[7].ciphertext, as: UTF8.self) == "m7")
+        let results = alice.recorder.all.compactMap { event -> SendResult? in
+            if case .stanza(.sendResult(let r)) = event { return r } else { return nil }
+        }
+        #expect(results.count == 50 && results.allSatisfy { $0.code == .ok && !$0.duplicate })
+        bob.send(.ack(seqs: received.map(\.seq)))
+        // Reply the other way.
+        let reply = alice.recorder.all.count
+        _ = reply
+        let answer = bob.sendMessage(to: alice.accountID, copies: [MessageCopy(deviceID: alice.deviceID, ciphertext: [1])])
+        #expect(answer?.code == .ok)
+        #expect(alice.waitForDeliveries(1).first?.fromAccount == bob.accountID)
+    }
+
+    @Test func duplicateIdsAreAcknowledgedAgainAndDeliveredOnce() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let bob = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
+        let id = randomID()
+        let copies = [MessageCopy(deviceID: bob.deviceID, ciphertext: [7])]
+        #expect(alice.sendMessage(to: bob.accountID, copies: copies, id: id)?.duplicate == false)
+        #expect(alice.sendMessage(to: bob.accountID, copies: copies, id: id)?.duplicate == true)
+        #expect(alice.sendMessage(to: bob.accountID, copies: copies, id: id)?.code == .ok)
+        _ = bob.waitForDeliveries(1)
+        sleepMilliseconds(300)
+        #expect(bob.deliveries.filter { $0.messageID == id }.count == 1)
+    }
+
+    @Test func deviceListMismatchLinkingAndRemoval() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let bob = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
+        // Alice links a desktop.
+        let desktopKey = KeyPair.generate()
+        guard case .result(let added)? = alice.request(.addDevice(requestID: 1, staticKey: desktopKey.publicKey, name: "desktop"), id: 1) else {
+            Issue.record("no result")
+            return
+        }
+        #expect(added.code == .ok)
+        let desktopID = try #require(added.value)
+        guard case .deviceList(_, _, let devices)? = bob.request(.listDevices(requestID: 2, accountID: alice.accountID), id: 2) else {
+            Issue.record("no device list")
+            return
+        }
+        #expect(devices.map(\.deviceID) == [alice.deviceID, desktopID])
+        // Bob forgets Alice's desktop: refused with the full list (Alice's two devices).
+        let stale = bob.sendMessage(to: alice.accountID, copies: [MessageCopy(deviceID: alice.deviceID, ciphertext: [1])])
+        #expect(stale?.code == .deviceListMismatch)
+        #expect(stale?.devices == [DeviceAddress(accountID: alice.accountID, deviceID: alice.deviceID),
+                                   DeviceAddress(accountID: alice.accountID, deviceID: desktopID)])
+        // Alice's own message to Bob must include her desktop too.
+        let own = alice.sendMessage(to: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [2])])
+        #expect(own?.code == .deviceListMismatch)
+        #expect(own?.devices.contains(DeviceAddress(accountID: alice.accountID, deviceID: desktopID)) == true)
+        let fixed = bob.sendMessage(to: alice.accountID, copies: [MessageCopy(deviceID: alice.deviceID, ciphertext: [1]),
+                                                                   MessageCopy(deviceID: desktopID, ciphertext: [3])])
+        #expect(fixed?.code == .ok)
+        // The desktop logs in and finds its copy waiting.
+        let desktop = try harness.connect(port: node.port, credentials: ClientCredentials(staticKey: desktopKey), hello: Hello(mode: .login))
+        #expect(desktop.welcome?.accountID == alice.accountID)
+        #expect(desktop.waitForDeliveries(1).first?.ciphertext == [3])
+        // Alice removes the desktop: its session ends at once and it cannot log in again.
+        guard case .result(let removed)? = alice.request(.removeDevice(requestID: 3, deviceID: desktopID), id: 3) else {
+            Issue.record("no result")
+            return
+        }
+        #expect(removed.code == .ok)
+        #expect(desktop.waitClosed() != nil)
+        #expect(desktop.error?.code == .deviceRevoked)
+        let again = try harness.connect(port: node.port, credentials: desktop.credentials, hello: Hello(mode: .resume))
+        #expect(again.error?.code == .deviceRevoked)
+        let login = try harness.connect(port: node.port, credentials: ClientCredentials(staticKey: desktopKey), hello: Hello(mode: .login))
+        #expect(login.error?.code == .deviceRevoked)
+        guard case .result(let selfRemoval)? = alice.request(.removeDevice(requestID: 4, deviceID: alice.deviceID), id: 4) else { return }
+        #expect(selfRemoval.code == .notPermitted)
+        guard case .result(let foreign)? = alice.request(.removeDevice(requestID: 5, deviceID: bob.deviceID), id: 5) else { return }
+        #expect(foreign.code == .unknownDeviceID)
+    }
+
+    @Test func offlineRecipientGetsItsBacklogInOrderUnderFlowControl() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let bobFirst = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
+        let bobCredentials = bobFirst.credentials
+        let bobAccount = bobFirst.accountID, bobDevice = bobFirst.deviceID
+        bobFirst.close()
+        _ = bobFirst.waitClosed()
+        let total = 600
+        let ids = (0..<total).map { _ in randomID() }
+        alice.sendAll(ids.map { SendMessage(messageID: $0, toAccount: bobAccount, copies: [MessageCopy(deviceID: bobDevice, ciphertext: $0)]) })
+        let results = alice.recorder.all.compactMap { if case .stanza(.sendResult(let r)) = $0 { return r } else { return nil } }
+        #expect(results.count == total && results.allSatisfy { $0.code == .ok })
+        let bob = try harness.connect(port: node.port, credentials: bobCredentials, hello: Hello(mode: .resume))
+        // Without acknowledgements the node stops at its window.
+        _ = bob.waitForDeliveries(256)
+        sleepMilliseconds(300)
+        #expect(bob.deliveries.count == 256, "at most 256 deliveries in flight")
+        var received = bob.deliveries
+        while received.count < total {
+            bob.send(.ack(seqs: received.suffix(256).map(\.seq)))
+            let before = received.count
+            received = bob.waitForDeliveries(min(total, before + 256))
+            if received.count == before { break }
+        }
+        #expect(received.count == total)
+        let firstDifference = zip(received.map(\.messageID), ids).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        #expect(firstDifference == nil, "the whole backlog, in order, once")
+    }
+
+    @Test func keyDirectoryHandsOutEachOneTimePrekeyOnce() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let bob = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
+        let prekeys = (1...12).map { OneTimePrekey(keyID: UInt64($0), publicKey: [UInt8](repeating: UInt8($0), count: 32)) }
+        guard case .result(let published)? = alice.request(
+            .publishKeys(requestID: 1, identityKey: [UInt8](repeating: 0xAA, count: 32),
+                         signedPrekey: SignedPrekey(keyID: 1, publicKey: [UInt8](repeating: 0xBB, count: 32), signature: [UInt8](repeating: 0xCC, count: 64)),
+                         oneTimePrekeys: prekeys), id: 1) else {
+            Issue.record("no result")
+            return
+        }
+        #expect(published.code == .ok && published.value == 12)
+        var handedOut: [UInt64] = []
+        for request in 0..<4 {
+            guard case .keyBundles(_, _, let bundles)? = bob.request(.getKeys(requestID: UInt64(10 + request), accountID: alice.accountID, deviceID: nil),
+                                                                    id: UInt64(10 + request)) else {
+                Issue.record("no bundles")
+                return
+            }
+            #expect(bundles.count == 1)
+            #expect(bundles[0].identityKey == [UInt8](repeating: 0xAA, count: 32))
+            #expect(bundles[0].signedPrekey?.signature.count == 64)
+            if let key = bundles[0].oneTimePrekey?.keyID { handedOut.append(key) }
+        }
+        #expect(handedOut == [1, 2, 3, 4], "each one-time pre-key once, in order")
+        // Stock is now 8 (< 10): Alice, online, is told.
+        let low = alice.recorder.waitFor(timeout: 5) { event in
+            if case .stanza(.prekeysLow) = event { return true }
+            return false
+        }
+        guard case .stanza(.prekeysLow(let remaining))? = low else {
+            Issue.record("no prekeys-low notice")
+            return
+        }
+        #expect(remaining < 10)
+    }
+
+    @Test func aDeviceConnectingAgainReplacesItsOldSession() throws {
+        let node = try NodeProcess.serve(["--threads", "2"])
+        let harness = try ClientHarness()
+        let first = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "carol"))
+        let second = try harness.connect(port: node.port, credentials: first.credentials, hello: Hello(mode: .resume))
+        #expect(second.welcome != nil)
+        let goodbye = first.recorder.waitFor(timeout: 5) { event in
+            if case .stanza(.goodbye(let g)) = event { return g.code == .sessionReplaced }
+            return false
+        }
+        #expect(goodbye != nil)
+        #expect(first.waitClosed() != nil)
+        #expect(second.ping(4))
+    }
+}
