@@ -156,7 +156,7 @@ extension ServerSession {
         let bound = LoopBound((self, connection), on: connection.loop)
         services.directory.prekeyStock(device: device.deviceID, on: connection.loop) { result in
             let (session, connection) = bound.value
-            if case .success(let stock) = result, stock < UInt64(DeviceDirectory.prekeysLowMark) {
+            if case .success(let stock?) = result, stock < UInt64(DeviceDirectory.prekeysLowMark) {
                 session.send(.prekeysLow(remaining: stock), on: connection)
             }
         }
