@@ -131,8 +131,10 @@ final class Recorder: ClientDelegate, @unchecked Sendable {
 
     private let condition = NSCondition()
     private var events: [Event] = []
-    private var consumed = 0
     private(set) var welcome: Welcome?
+    /// Counts kept as events arrive, so waiting on them costs nothing per event.
+    private(set) var deliveryCount = 0
+    private(set) var sendResultCount = 0
 
     func clientDidConnect(_ client: ClientConnection, welcome: Welcome) {
         record(.connected(welcome))
@@ -147,9 +149,17 @@ final class Recorder: ClientDelegate, @unchecked Sendable {
     private func record(_ event: Event) {
         condition.lock()
         if case .connected(let w) = event { welcome = w }
+        if case .stanza(.deliver) = event { deliveryCount += 1 }
+        if case .stanza(.sendResult) = event { sendResultCount += 1 }
         events.append(event)
         condition.broadcast()
         condition.unlock()
+    }
+
+    var sendResultCountSnapshot: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return sendResultCount
     }
 
     /// Every event so far.
@@ -161,6 +171,17 @@ final class Recorder: ClientDelegate, @unchecked Sendable {
 
     /// Every event so far, for predicates that already hold the lock (inside `waitFor`).
     var allUnlocked: [Event] { events }
+
+    /// Waits until `condition` (evaluated under the lock, with the recorder) holds.
+    func waitUntil(timeout: Double, _ holds: (Recorder) -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while !holds(self) {
+            if !condition.wait(until: deadline) { return holds(self) }
+        }
+        return true
+    }
 
     /// Waits for an event matching `predicate` (looking at every event recorded so far).
     func waitFor(timeout: Double, _ predicate: (Event) -> Bool) -> Event? {

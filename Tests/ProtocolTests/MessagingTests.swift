@@ -11,15 +11,10 @@ extension TestClient {
 
     /// Sends a message and waits for its SendResult.
     func sendMessage(to account: UInt64, copies: [MessageCopy], id: [UInt8] = randomID(), timeout: Double = 10) -> SendResult? {
-        func results() -> [SendResult] {
-            recorder.allUnlocked.compactMap { event in
-                if case .stanza(.sendResult(let result)) = event, result.messageID == id { return result }
-                return nil
-            }
-        }
         let before = recorder.all.filter { if case .stanza(.sendResult(let r)) = $0 { return r.messageID == id } else { return false } }.count
+        let target = recorder.sendResultCountSnapshot + 1
         send(.send(SendMessage(messageID: id, toAccount: account, copies: copies)))
-        _ = recorder.waitFor(timeout: timeout) { _ in results().count > before }
+        _ = recorder.waitUntil(timeout: timeout) { $0.sendResultCount >= target }
         let all = recorder.all.compactMap { event -> SendResult? in
             if case .stanza(.sendResult(let result)) = event, result.messageID == id { return result }
             return nil
@@ -31,16 +26,13 @@ extension TestClient {
     /// waits for all their results.
     func sendAll(_ messages: [SendMessage], window: Int = 200, timeout: Double = 60) {
         var sent = 0
-        func answered() -> Int {
-            recorder.allUnlocked.reduce(0) { if case .stanza(.sendResult) = $1 { return $0 + 1 } else { return $0 } }
-        }
-        let base = recorder.all.reduce(0) { if case .stanza(.sendResult) = $1 { return $0 + 1 } else { return $0 } }
+        let base = recorder.waitUntil(timeout: 0) { _ in true } ? recorder.sendResultCountSnapshot : 0
         while sent < messages.count {
             let chunk = messages[sent..<min(messages.count, sent + window)]
             for message in chunk { send(.send(message)) }
             sent += chunk.count
             let target = base + sent
-            _ = recorder.waitFor(timeout: timeout) { _ in answered() >= target }
+            _ = recorder.waitUntil(timeout: timeout) { $0.sendResultCount >= target }
         }
     }
 
@@ -50,12 +42,8 @@ extension TestClient {
     }
 
     func waitForDeliveries(_ count: Int, timeout: Double = 20) -> [Delivery] {
-        _ = recorder.waitFor(timeout: timeout) { _ in self.deliveriesCountUnlocked() >= count }
+        _ = recorder.waitUntil(timeout: timeout) { $0.deliveryCount >= count }
         return deliveries
-    }
-
-    private func deliveriesCountUnlocked() -> Int {
-        recorder.allUnlocked.reduce(0) { if case .stanza(.deliver) = $1 { return $0 + 1 } else { return $0 } }
     }
 
     /// Sends a request stanza and waits for the answer carrying `requestID`.
