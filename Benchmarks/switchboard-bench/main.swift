@@ -31,6 +31,12 @@ let scenarios: [String: (summary: String, specs: [FlagSpec])] = [
         FlagSpec("concurrency", value: "N", help: "handshakes in flight (default 32)"),
     ] + common),
     "x25519": ("The cost of one X25519 operation on this machine.", common),
+    "relay": ("One-to-one messages through the node: PAIRS sender/recipient pairs, WINDOW messages in flight each.", [
+        FlagSpec("pairs", value: "N", help: "sender/recipient pairs (default 50)"),
+        FlagSpec("window", value: "N", help: "messages in flight per sender (default 8)"),
+        FlagSpec("size", value: "BYTES", help: "ciphertext size (default 128)"),
+        FlagSpec("offline", help: "recipients stay offline: measure messages stored durably per second"),
+    ] + common),
     "connect": ("Opens N connections that register (XX) and then stay idle; reports the node's memory per connection.", [
         FlagSpec("connections", value: "N", help: "connections (default 1000)"),
         FlagSpec("sources", value: "N", help: "loopback source addresses 127.0.0.2... to spread over (default 1)"),
@@ -47,6 +53,7 @@ func usage(_ name: String?) -> String {
               handshake   XX or IK handshakes per second, with the X25519 bound
               connect     N authenticated idle connections: the node's memory per connection
               x25519      the cost of one X25519 operation
+              relay       one-to-one messages per second (online, or stored for offline recipients)
 
             """
     }
@@ -224,6 +231,41 @@ case "connect":
         report.add("server_rss_bytes_per_connection", (Double(after.rssBytes) - Double(before.rssBytes)) / Double(held))
         report.add("server_anonymous_bytes_per_connection", (Double(after.anonymousBytes) - Double(before.anonymousBytes)) / Double(held))
     }
+
+case "relay":
+    var options = RelayScenario.Options(target: target)
+    options.pairs = integer("pairs", 50, 1...5_000)
+    options.window = integer("window", 8, 1...200)
+    options.size = integer("size", 128, 16...60_000)
+    options.offline = flags.isSet("offline")
+    let group = makeGroup()
+    let relay = RelayScenario(options: options, group: group)
+    relay.start()
+    wait(limit: 120, until: { relay.ready.load(ordering: .relaxed) + relay.failed.load(ordering: .relaxed) >= options.pairs }) {
+        "registering \(relay.ready.load(ordering: .relaxed))/\(options.pairs) pairs"
+    }
+    relay.beginSending()
+    let offline = options.offline
+    let window = measuredWindow(
+        setPhase: { relay.phase.store($0, ordering: .relaxed) },
+        completed: { offline ? relay.accepted.load(ordering: .relaxed) : relay.delivered.load(ordering: .relaxed) },
+        unit: options.offline ? "stored" : "delivered", group: group)
+    report.add("pairs", Double(options.pairs))
+    report.add("window", Double(options.window))
+    report.add("message_bytes", Double(options.size))
+    report.add("seconds", window.seconds)
+    if options.offline {
+        report.add("messages_stored_per_second", Double(window.completed) / window.seconds)
+    } else {
+        let histogram = relay.histogram()
+        report.add("messages_delivered_per_second", Double(window.completed) / window.seconds)
+        report.add("accepted_per_second", Double(relay.accepted.load(ordering: .relaxed)) / window.seconds)
+        report.add("latency_p50_us", Double(histogram.value(atQuantile: 0.5)) / 1000)
+        report.add("latency_p99_us", Double(histogram.value(atQuantile: 0.99)) / 1000)
+        report.add("latency_max_us", Double(histogram.maxValue) / 1000)
+    }
+    report.add("failed", Double(relay.failed.load(ordering: .relaxed)))
+    report.addServer(before: window.before, after: window.after, operations: window.completed, unit: "message")
 
 case "handshake":
     guard let pattern = HandshakeScenario.Pattern(rawValue: flags.value("pattern") ?? "ik") else {

@@ -1,0 +1,163 @@
+import CSwitchboardShims
+import Noise
+import Reactor
+import Synchronization
+import SwitchboardClient
+import Wire
+
+/// One-to-one messages through the node: `pairs` sender/recipient pairs, each sender keeping
+/// `window` messages in flight (a new one when the recipient receives one). Recipients
+/// acknowledge in batches. With `offline`, recipients stay away and the figure is messages
+/// stored durably per second (sender acknowledgements).
+final class RelayScenario: @unchecked Sendable {
+    // `@unchecked Sendable`: clients and histograms are touched only on their loop; counters
+    // are atomic.
+    struct Options {
+        var target: SocketAddress
+        var pairs = 50
+        var window = 8
+        var size = 128
+        var offline = false
+    }
+
+    let options: Options
+    let group: EventLoopGroup
+    let phase = Atomic<Int>(0)
+    let ready = Atomic<Int>(0)
+    let failed = Atomic<Int>(0)
+    let delivered = Atomic<Int>(0)
+    let accepted = Atomic<Int>(0)
+    let runID = UInt64(sb_monotonic_ns() % 1_000_000_000)
+    var histograms: [Histogram]
+    /// Every endpoint, per loop (clients hold their delegates weakly), and the senders.
+    var endpoints: [[RelayEndpoint]]
+    var senders: [[RelayEndpoint]]
+
+    init(options: Options, group: EventLoopGroup) {
+        self.options = options
+        self.group = group
+        histograms = group.loops.map { _ in Histogram() }
+        endpoints = group.loops.map { _ in [] }
+        senders = group.loops.map { _ in [] }
+    }
+
+    /// Registers every pair (recipient first, so the sender knows its device), then starts.
+    func start() {
+        for pair in 0..<options.pairs {
+            let loop = group.loops[pair % group.loops.count]
+            loop.execute { [self] in
+                let recipient = RelayEndpoint(scenario: self, loop: loop, role: .recipient)
+                endpoints[loop.id].append(recipient)
+                let runID = self.runID
+                recipient.open(name: "r\(runID)x\(pair)") { welcome in
+                    let sender = RelayEndpoint(scenario: self, loop: loop, role: .sender)
+                    self.endpoints[loop.id].append(sender)
+                    sender.peerAccount = welcome.accountID
+                    sender.peerDevice = welcome.deviceID
+                    recipient.sender = sender
+                    sender.open(name: "s\(runID)x\(pair)") { _ in
+                        if self.options.offline { recipient.connection?.close() }
+                        self.ready.add(1, ordering: .relaxed)
+                    }
+                }
+            }
+        }
+    }
+
+    func beginSending() {
+        for loop in group.loops {
+            loop.execute { [self] in
+                for sender in senders[loop.id] {
+                    for _ in 0..<options.window { sender.sendOne() }
+                }
+            }
+        }
+    }
+
+    func histogram() -> Histogram {
+        var merged = Histogram()
+        for h in histograms { merged.merge(h) }
+        return merged
+    }
+}
+
+final class RelayEndpoint: ClientDelegate {
+    enum Role { case sender, recipient }
+    unowned let scenario: RelayScenario
+    unowned let loop: EventLoop
+    let role: Role
+    var connection: ClientConnection?
+    var peerAccount: UInt64 = 0
+    var peerDevice: UInt64 = 0
+    var onWelcome: ((Welcome) -> Void)?
+    var payload: [UInt8]
+    var pendingAcks: [UInt64] = []
+
+    init(scenario: RelayScenario, loop: EventLoop, role: Role) {
+        self.scenario = scenario
+        self.loop = loop
+        self.role = role
+        payload = [UInt8](repeating: 0x5A, count: scenario.options.size)
+    }
+
+    func open(name: String, then: @escaping (Welcome) -> Void) {
+        onWelcome = then
+        do {
+            connection = try ClientConnection(to: scenario.options.target, on: loop, credentials: ClientCredentials(),
+                                              hello: Hello(mode: .register, accountName: name), delegate: self)
+        } catch {
+            scenario.failed.add(1, ordering: .relaxed)
+        }
+    }
+
+    func clientDidConnect(_ client: ClientConnection, welcome: Welcome) {
+        if role == .sender { scenario.senders[loop.id].append(self) }
+        onWelcome?(welcome)
+        onWelcome = nil
+    }
+
+    /// The message carries its send time in its first 8 bytes (the node never reads it).
+    func sendOne() {
+        guard scenario.phase.load(ordering: .relaxed) < 3, let connection else { return }
+        var body = payload
+        let now = sb_monotonic_ns()
+        for index in 0..<8 { body[index] = UInt8(truncatingIfNeeded: now >> (8 * UInt64(index))) }
+        connection.send(.send(SendMessage(messageID: SecretBytes.random(count: 16).array, toAccount: peerAccount,
+                                          copies: [MessageCopy(deviceID: peerDevice, ciphertext: body)])))
+    }
+
+    func client(_ client: ClientConnection, didReceive stanza: Stanza) {
+        switch stanza {
+        case .sendResult(let result):
+            if result.code == .ok {
+                if scenario.phase.load(ordering: .relaxed) == 2 { scenario.accepted.add(1, ordering: .relaxed) }
+                if scenario.options.offline { sendOne() }
+            } else {
+                scenario.failed.add(1, ordering: .relaxed)
+                sendOne()
+            }
+        case .deliver(let delivery):
+            if scenario.phase.load(ordering: .relaxed) == 2 {
+                var sentAt: UInt64 = 0
+                for index in 0..<8 where index < delivery.ciphertext.count {
+                    sentAt |= UInt64(delivery.ciphertext[index]) << (8 * UInt64(index))
+                }
+                scenario.histograms[loop.id].record(sb_monotonic_ns() &- sentAt)
+                scenario.delivered.add(1, ordering: .relaxed)
+            }
+            pendingAcks.append(delivery.seq)
+            if pendingAcks.count >= 32 || pendingAcks.count >= scenario.options.window {
+                client.send(.ack(seqs: pendingAcks))
+                pendingAcks.removeAll(keepingCapacity: true)
+            }
+            // Closed loop: the matching sender sends the next one.
+            sender?.sendOne()
+        default:
+            break
+        }
+    }
+
+    weak var sender: RelayEndpoint?
+
+    func clientDidClose(_ client: ClientConnection, error: ErrorStanza?, reason: CloseReason) {}
+}
