@@ -78,8 +78,29 @@ extension ServerSession {
         case .ack(let seqs):
             var acknowledged: [UInt64] = []
             for seq in seqs where unacknowledged.remove(seq) != nil { acknowledged.append(seq) }
-            if !acknowledged.isEmpty { services.messages.acknowledge(device: device.deviceID, seqs: acknowledged) }
+            if !acknowledged.isEmpty {
+                let router = services.router
+                services.messages.acknowledge(device: device.deviceID, account: device.accountID, seqs: acknowledged,
+                                              nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { woken in
+                    for target in woken { router.wake(device: target) }
+                }
+            }
             if pullAgain { pullDeliveries() }
+        case .receipt(let requestID, let toAccount, let ids):
+            let router = services.router
+            services.messages.read(messageIDs: ids, fromAccount: device.accountID, fromDevice: device.deviceID, toAccount: toAccount,
+                                   nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { result in
+                let (session, connection) = bound.value
+                switch result {
+                case .success(let woken?):
+                    for target in woken { router.wake(device: target) }
+                    session.send(.result(RequestResult(requestID: requestID, code: .ok)), on: connection)
+                case .success(nil):
+                    session.send(.result(RequestResult(requestID: requestID, code: .unknownAccount)), on: connection)
+                case .failure:
+                    session.send(.result(RequestResult(requestID: requestID, code: .internalError)), on: connection)
+                }
+            }
         default:
             break
         }

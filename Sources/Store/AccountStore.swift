@@ -78,6 +78,7 @@ public final class AccountStore: Sendable {
                     message_id BLOB NOT NULL,
                     sent_at INTEGER NOT NULL,
                     ciphertext BLOB NOT NULL,
+                    kind INTEGER NOT NULL DEFAULT 1,
                     PRIMARY KEY (recipient_device, seq)) WITHOUT ROWID;
                 CREATE INDEX messages_by_time ON messages(sent_at);
                 CREATE TABLE accepted_messages(

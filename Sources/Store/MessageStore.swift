@@ -87,34 +87,72 @@ public final class MessageStore: Sendable {
                         completion: @escaping @Sendable (Result<[Delivery], StoreError>) -> Void) {
         thread.request(on: loop, { (db) throws(StoreError) -> [Delivery] in
             try db.query("""
-                SELECT seq, message_id, sender_account, sender_device, sent_at, ciphertext FROM messages
+                SELECT seq, message_id, sender_account, sender_device, sent_at, ciphertext, kind FROM messages
                 WHERE recipient_device = ? AND seq > ? ORDER BY seq LIMIT ?
                 """, [.integer(Int64(device)), .integer(Int64(afterSeq)), .integer(Int64(limit))]
             ).map {
                 Delivery(seq: UInt64($0[0].integer ?? 0), messageID: $0[1].blob ?? [], fromAccount: UInt64($0[2].integer ?? 0),
                          fromDevice: UInt64($0[3].integer ?? 0), sentAtMilliseconds: UInt64($0[4].integer ?? 0),
-                         ciphertext: $0[5].blob ?? [])
+                         ciphertext: $0[5].blob ?? [], kind: Delivery.Kind(rawValue: UInt64($0[6].integer ?? 1)) ?? .message)
             }
         }, completion: completion)
     }
 
-    /// Forgets acknowledged copies. Fire and forget: an ack lost in a crash means a redelivery,
-    /// which clients drop by message id.
-    public func acknowledge(device: UInt64, seqs: [UInt64]) {
-        thread.submit { db in
-            guard let db else { return { _ in } }
+    /// Forgets acknowledged copies and, for messages between two accounts, queues a delivery
+    /// receipt for every device of the sender's account. Completion: the devices that now have
+    /// something new. An ack lost in a crash means a redelivery, which clients drop by message id.
+    public func acknowledge(device: UInt64, account: UInt64, seqs: [UInt64], nowMilliseconds: Int64, on loop: EventLoop,
+                            completion: @escaping @Sendable ([UInt64]) -> Void) {
+        thread.request(on: loop, { (db) throws(StoreError) -> [UInt64] in
+            var woken: Set<UInt64> = []
             for seq in seqs {
                 let key: [SQLiteDatabase.Value] = [.integer(Int64(device)), .integer(Int64(seq))]
-                guard let size = try? db.query(
-                    "SELECT length(ciphertext) FROM messages WHERE recipient_device = ? AND seq = ?", key).first?.first?.integer
+                guard let row = try db.query("""
+                    SELECT length(ciphertext), sender_account, message_id, kind FROM messages WHERE recipient_device = ? AND seq = ?
+                    """, key).first
                 else { continue }
-                _ = try? db.query("DELETE FROM messages WHERE recipient_device = ? AND seq = ?", key)
-                _ = try? db.query(
-                    "UPDATE devices SET queued_count = queued_count - 1, queued_bytes = queued_bytes - ? WHERE id = ?",
-                    [.integer(size), .integer(Int64(device))])
+                try db.query("DELETE FROM messages WHERE recipient_device = ? AND seq = ?", key)
+                try db.query("UPDATE devices SET queued_count = queued_count - 1, queued_bytes = queued_bytes - ? WHERE id = ?",
+                             [row[0], .integer(Int64(device))])
+                let sender = UInt64(row[1].integer ?? 0)
+                if row[3].integer == Delivery.Kind.message.rawValue.asInt64, sender != account, let id = row[2].blob {
+                    woken.formUnion(try MessageStore.queueReceipt(db, kind: .delivered, messageID: id, fromAccount: account,
+                                                                   fromDevice: device, toAccount: sender, now: nowMilliseconds))
+                }
             }
-            return { _ in }
+            return Array(woken)
+        }) { result in completion((try? result.get()) ?? []) }
+    }
+
+    /// Queues read receipts from a device for messages of `toAccount`. Completion: devices woken.
+    public func read(messageIDs: [[UInt8]], fromAccount: UInt64, fromDevice: UInt64, toAccount: UInt64, nowMilliseconds: Int64,
+                     on loop: EventLoop, completion: @escaping @Sendable (Result<[UInt64]?, StoreError>) -> Void) {
+        thread.request(on: loop, { (db) throws(StoreError) -> [UInt64]? in
+            guard try DeviceDirectory.devices(db, account: toAccount) != nil else { return nil }
+            var woken: Set<UInt64> = []
+            for id in messageIDs {
+                woken.formUnion(try MessageStore.queueReceipt(db, kind: .read, messageID: id, fromAccount: fromAccount,
+                                                               fromDevice: fromDevice, toAccount: toAccount, now: nowMilliseconds))
+            }
+            return Array(woken)
+        }, completion: completion)
+    }
+
+    /// One receipt row per active device of `toAccount`; returns those devices.
+    static func queueReceipt(_ db: SQLiteDatabase, kind: Delivery.Kind, messageID: [UInt8], fromAccount: UInt64, fromDevice: UInt64,
+                             toAccount: UInt64, now: Int64) throws(StoreError) -> [UInt64] {
+        let devices = try DeviceDirectory.devices(db, account: toAccount) ?? []
+        for target in devices {
+            let id = SQLiteDatabase.Value.integer(Int64(target.deviceID))
+            let seq = try db.query("SELECT next_seq FROM devices WHERE id = ?", [id]).first?.first?.integer ?? 1
+            try db.query("UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1 WHERE id = ?", [id])
+            try db.query("""
+                INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, kind)
+                VALUES (?, ?, ?, ?, ?, ?, x'', ?)
+                """, [id, .integer(seq), .integer(Int64(fromAccount)), .integer(Int64(fromDevice)), .blob(messageID),
+                      .integer(now), .integer(Int64(kind.rawValue))])
         }
+        return devices.map(\.deviceID)
     }
 
     /// Drops messages and de-duplication records older than the retention period.

@@ -77,9 +77,14 @@ enum MessagingCodec {
             F.varint(3, delivery.fromAccount, into: &out)
             F.varint(4, delivery.fromDevice, into: &out)
             F.varint(5, delivery.sentAtMilliseconds, into: &out)
-            F.bytes(6, delivery.ciphertext, into: &out)
+            if delivery.kind == .message { F.bytes(6, delivery.ciphertext, into: &out) }
+            if delivery.kind != .message { F.varint(7, delivery.kind.rawValue, into: &out) }
         case .ack(let seqs):
             for seq in seqs { F.varint(1, seq, into: &out) }
+        case .receipt(let requestID, let toAccount, let ids):
+            F.varint(1, requestID, into: &out)
+            F.varint(2, toAccount, into: &out)
+            for id in ids { F.bytes(3, id, into: &out) }
         default:
             break
         }
@@ -292,11 +297,32 @@ enum MessagingCodec {
                 case 4: delivery.fromDevice = try value.varint(field)
                 case 5: delivery.sentAtMilliseconds = try value.varint(field)
                 case 6: delivery.ciphertext = try value.bytes(field, max: WireLimits.maxFramePlaintext)
+                case 7:
+                    let kind = try value.varint(field)
+                    guard let parsed = Delivery.Kind(rawValue: kind) else { throw .malformed("delivery kind \(kind) is unknown") }
+                    delivery.kind = parsed
                 default: continue
                 }
             }
             guard seen == 3 else { throw .malformed("deliver needs seq and message id") }
             return .deliver(delivery)
+        case StanzaType.receipt:
+            var requestID: UInt64 = 0, to: UInt64?
+            var ids: [[UInt8]] = []
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: requestID = try value.varint(field)
+                case 2: to = try value.varint(field)
+                case 3:
+                    guard ids.count < WireLimits.maxReceiptIDs else { throw .tooLarge("more than \(WireLimits.maxReceiptIDs) ids") }
+                    let id = try value.bytes(field, max: WireLimits.messageIDLength)
+                    guard id.count == WireLimits.messageIDLength else { throw .malformed("message ids are 16 bytes") }
+                    ids.append(id)
+                default: continue
+                }
+            }
+            guard let to else { throw .malformed("receipt needs the account it goes to") }
+            return .receipt(requestID: requestID, toAccount: to, messageIDs: ids)
         case StanzaType.ack:
             var seqs: [UInt64] = []
             while let (field, value) = try reader.next() {

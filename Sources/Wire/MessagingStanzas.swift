@@ -13,6 +13,7 @@ extension StanzaType {
     public static let sendResult: UInt64 = 18
     public static let deliver: UInt64 = 19
     public static let ack: UInt64 = 20
+    public static let receipt: UInt64 = 21
 }
 
 public struct DeviceInfo: Equatable, Sendable {
@@ -105,13 +106,22 @@ public struct SendResult: Equatable, Sendable {
 }
 
 public struct Delivery: Equatable, Sendable {
+    /// What a delivery carries: a message copy, or a receipt for a message this device's
+    /// account sent (PROTOCOL.md 20.3).
+    public enum Kind: UInt64, Sendable {
+        case message = 1, delivered = 2, read = 3
+    }
+
     public var seq: UInt64
     public var messageID: [UInt8]
     public var fromAccount: UInt64
     public var fromDevice: UInt64
     public var sentAtMilliseconds: UInt64
     public var ciphertext: [UInt8]
-    public init(seq: UInt64, messageID: [UInt8], fromAccount: UInt64, fromDevice: UInt64, sentAtMilliseconds: UInt64, ciphertext: [UInt8]) {
+    public var kind: Kind
+    public init(seq: UInt64, messageID: [UInt8], fromAccount: UInt64, fromDevice: UInt64, sentAtMilliseconds: UInt64, ciphertext: [UInt8],
+                kind: Kind = .message) {
+        self.kind = kind
         self.seq = seq
         self.messageID = messageID
         self.fromAccount = fromAccount
@@ -153,4 +163,13 @@ extension WireLimits {
     public static let maxKeyBytes = 64
     public static let maxSignatureBytes = 128
     public static let maxPrekeysPerStanza = 100
+}
+
+extension UInt64 {
+    /// For comparing with SQLite integers.
+    public var asInt64: Int64 { Int64(bitPattern: self) }
+}
+
+extension WireLimits {
+    public static let maxReceiptIDs = 100
 }

@@ -120,6 +120,7 @@ public enum Stanza: Equatable, Sendable {
     case sendResult(SendResult)
     case deliver(Delivery)
     case ack(seqs: [UInt64])
+    case receipt(requestID: UInt64, toAccount: UInt64, messageIDs: [[UInt8]])
     case unknown(type: UInt64)
 
     public var type: UInt64 {
@@ -144,6 +145,7 @@ public enum Stanza: Equatable, Sendable {
         case .sendResult: return StanzaType.sendResult
         case .deliver: return StanzaType.deliver
         case .ack: return StanzaType.ack
+        case .receipt: return StanzaType.receipt
         case .unknown(let type): return type
         }
     }

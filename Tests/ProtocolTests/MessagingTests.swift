@@ -247,4 +247,45 @@ func randomID() -> [UInt8] { SecretBytes.random(count: 16).array }
         #expect(first.waitClosed() != nil)
         #expect(second.ping(4))
     }
+
+    @Test func deliveryAndReadReceiptsTravelBackToEverySenderDevice() throws {
+        let node = try NodeProcess.serve(["--threads", "2"])
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let bob = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
+        let tabletKey = KeyPair.generate()
+        guard case .result(let added)? = alice.request(.addDevice(requestID: 1, staticKey: tabletKey.publicKey, name: "tablet"), id: 1),
+            let tabletID = added.value
+        else {
+            Issue.record("no tablet")
+            return
+        }
+        let tablet = try harness.connect(port: node.port, credentials: ClientCredentials(staticKey: tabletKey), hello: Hello(mode: .login))
+        let id = randomID()
+        let result = alice.sendMessage(to: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [1]),
+                                                                  MessageCopy(deviceID: tabletID, ciphertext: [2])], id: id)
+        #expect(result?.code == .ok)
+        // The tablet gets its sync copy; acknowledging it makes no receipt (same account).
+        let sync = tablet.waitForDeliveries(1)
+        #expect(sync.first?.kind == .message && sync.first?.ciphertext == [2])
+        tablet.send(.ack(seqs: sync.map(\.seq)))
+        // Bob acknowledges: a delivery receipt reaches both of Alice's devices.
+        let received = bob.waitForDeliveries(1)
+        bob.send(.ack(seqs: received.map(\.seq)))
+        for device in [alice, tablet] {
+            let receipts = device.waitForDeliveries(device === tablet ? 2 : 1).filter { $0.kind == .delivered }
+            #expect(receipts.count == 1)
+            #expect(receipts.first?.messageID == id)
+            #expect(receipts.first?.fromAccount == bob.accountID && receipts.first?.fromDevice == bob.deviceID)
+            #expect(receipts.first?.ciphertext.isEmpty == true)
+        }
+        // Bob reads it.
+        guard case .result(let readResult)? = bob.request(.receipt(requestID: 9, toAccount: alice.accountID, messageIDs: [id]), id: 9) else {
+            Issue.record("no result")
+            return
+        }
+        #expect(readResult.code == .ok)
+        let reads = alice.waitForDeliveries(2).filter { $0.kind == .read }
+        #expect(reads.count == 1 && reads.first?.messageID == id)
+    }
 }

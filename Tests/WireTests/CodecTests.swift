@@ -75,6 +75,9 @@ import Testing
         .deliver(Delivery(seq: 300, messageID: [UInt8](repeating: 2, count: 16), fromAccount: 5, fromDevice: 2,
                           sentAtMilliseconds: 1_764_400_000_000, ciphertext: [UInt8](repeating: 7, count: 200))),
         .ack(seqs: [1, 2, 300]),
+        .deliver(Delivery(seq: 301, messageID: [UInt8](repeating: 3, count: 16), fromAccount: 9, fromDevice: 1,
+                          sentAtMilliseconds: 5, ciphertext: [], kind: .read)),
+        .receipt(requestID: 3, toAccount: 5, messageIDs: [[UInt8](repeating: 4, count: 16), [UInt8](repeating: 5, count: 16)]),
     ]
 
     @Test func everyStanzaRoundTrips() throws {
