@@ -1,4 +1,5 @@
 import Reactor
+import Store
 import Synchronization
 import Wire
 
@@ -10,7 +11,7 @@ public final class DeliveryRouter: Sendable {
     enum Message: Sendable {
         case register(device: UInt64, loop: Int, serial: UInt64)
         case unregister(device: UInt64, serial: UInt64)
-        case wake(device: UInt64)
+        case wake(device: UInt64, sender: UInt64?)
         case revoke(device: UInt64)
         case notify(device: UInt64, stanza: Stanza)
         // To the session's loop:
@@ -24,9 +25,30 @@ public final class DeliveryRouter: Sendable {
     private let routes: [LoopBound<LoopRoutes>]
     private let serials = Atomic<UInt64>(0)
 
+    /// Push notifications for devices that are not connected.
+    public struct PushConfiguration: Sendable {
+        public let endpoint: PushEndpoint
+        public let directory: DeviceDirectory
+        public let nodeID: String
+        public init(endpoint: PushEndpoint, directory: DeviceDirectory, nodeID: String) {
+            self.endpoint = endpoint
+            self.directory = directory
+            self.nodeID = nodeID
+        }
+    }
+
+    /// Push outcomes, one set per loop.
+    public let pushCounters: [PushCounters]
+
     /// Call before the group's loops start.
-    public init(group: EventLoopGroup) {
-        let routes = group.loops.map { LoopRoutes(loop: $0) }
+    public init(group: EventLoopGroup, push: PushConfiguration? = nil) {
+        let counters = group.loops.map { _ in PushCounters() }
+        pushCounters = counters
+        let routes = group.loops.map { loop in
+            LoopRoutes(loop: loop, push: push.map {
+                PushGateway(loop: loop, endpoint: $0.endpoint, directory: $0.directory, nodeID: $0.nodeID, counters: counters[loop.id])
+            })
+        }
         self.routes = zip(routes, group.loops).map { LoopBound($0, on: $1) }
         mailboxes = zip(routes, group.loops).map { routes, loop in
             Mailbox(consumer: loop) { message in routes.handle(message) }
@@ -53,8 +75,11 @@ public final class DeliveryRouter: Sendable {
         send(.unregister(device: device, serial: serial), toLoop: registryLoop(device))
     }
 
-    /// Something new waits for `device` in the store.
-    public func wake(device: UInt64) { send(.wake(device: device), toLoop: registryLoop(device)) }
+    /// Something new waits for `device` in the store. With a `sender` (a message, not a receipt)
+    /// a device that is not connected gets a push notification.
+    public func wake(device: UInt64, sender: UInt64? = nil) {
+        send(.wake(device: device, sender: sender), toLoop: registryLoop(device))
+    }
 
     /// `device` was removed from its account: end its session.
     public func revoke(device: UInt64) { send(.revoke(device: device), toLoop: registryLoop(device)) }
@@ -70,10 +95,14 @@ public final class DeliveryRouter: Sendable {
 final class LoopRoutes {
     unowned let loop: EventLoop
     weak var router: DeliveryRouter?
+    let push: PushGateway?
     var sessions: [UInt64: [UInt64: ServerSession]] = [:]  // device -> serial -> session
     var registry: [UInt64: (loop: Int, serial: UInt64)] = [:]
 
-    init(loop: EventLoop) { self.loop = loop }
+    init(loop: EventLoop, push: PushGateway?) {
+        self.loop = loop
+        self.push = push
+    }
 
     func handle(_ message: DeliveryRouter.Message) {
         guard let router else { return }
@@ -86,8 +115,12 @@ final class LoopRoutes {
             registry[device] = (loop, serial)
         case .unregister(let device, let serial):
             if registry[device]?.serial == serial { registry.removeValue(forKey: device) }
-        case .wake(let device):
-            if let entry = registry[device] { router.send(.pull(device: device), toLoop: entry.loop) }
+        case .wake(let device, let sender):
+            if let entry = registry[device] {
+                router.send(.pull(device: device), toLoop: entry.loop)
+            } else if let sender {
+                push?.notify(device: device, sender: sender)
+            }
         case .revoke(let device):
             if let entry = registry[device] { router.send(.kill(device: device), toLoop: entry.loop) }
             registry.removeValue(forKey: device)

@@ -229,7 +229,7 @@ public final class ServerSession: ConnectionHandler {
             break  // answers to our pings; client-side errors are informational
         case .unknown(let type):
             answerNonFatal(ErrorStanza(code: .unsupportedStanza, message: "stanza type \(type) is not supported", reference: type), on: connection)
-        case .listDevices, .addDevice, .removeDevice, .publishKeys, .getKeys, .send, .ack, .receipt:
+        case .listDevices, .addDevice, .removeDevice, .publishKeys, .getKeys, .send, .ack, .receipt, .registerPush:
             handleMessaging(stanza, on: connection)
         case .hello, .serverHello, .welcome, .goodbye, .deviceList, .result, .keyBundles, .prekeysLow, .sendResult, .deliver:
             answerNonFatal(ErrorStanza(code: .notAllowedNow, message: "stanza not sent by clients or not allowed now", reference: stanza.type), on: connection)

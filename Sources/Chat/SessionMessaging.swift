@@ -86,6 +86,12 @@ extension ServerSession {
                 }
             }
             if pullAgain { pullDeliveries() }
+        case .registerPush(let requestID, let token):
+            services.directory.setPushToken(device: device.deviceID, token: token.isEmpty ? nil : token, on: loop) { result in
+                let (session, connection) = bound.value
+                let code: ErrorCode = (try? result.get()) != nil ? .ok : .internalError
+                session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+            }
         case .receipt(let requestID, let toAccount, let ids):
             let router = services.router
             services.messages.read(messageIDs: ids, fromAccount: device.accountID, fromDevice: device.deviceID, toAccount: toAccount,
@@ -123,7 +129,7 @@ extension ServerSession {
             case .success(.accepted(let recipients)):
                 // Durable now: answer the sender, then tell the recipients' sessions.
                 answer = SendResult(messageID: message.messageID, code: .ok)
-                for recipient in recipients { router.wake(device: recipient) }
+                for recipient in recipients { router.wake(device: recipient, sender: device.accountID) }
             case .success(.duplicate):
                 answer = SendResult(messageID: message.messageID, code: .ok, duplicate: true)
             case .success(.mismatch(let devices)):

@@ -65,6 +65,7 @@ public final class AccountStore: Sendable {
                 ALTER TABLE devices ADD COLUMN next_seq INTEGER NOT NULL DEFAULT 1;
                 ALTER TABLE devices ADD COLUMN queued_count INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE devices ADD COLUMN queued_bytes INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE devices ADD COLUMN push_token TEXT;
                 CREATE TABLE prekeys(
                     device_id INTEGER NOT NULL,
                     key_id INTEGER NOT NULL,

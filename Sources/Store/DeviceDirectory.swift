@@ -137,6 +137,27 @@ public final class DeviceDirectory: Sendable {
         }, completion: completion)
     }
 
+    /// Sets (or with nil clears) the token the push gateway knows the device by.
+    public func setPushToken(device: UInt64, token: String?, on loop: EventLoop,
+                             completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {
+        thread.request(on: loop, { (db) throws(StoreError) in
+            try db.query("UPDATE devices SET push_token = ? WHERE id = ?",
+                         [token.map { .text($0) } ?? .null, .integer(Int64(device))])
+        }, completion: completion)
+    }
+
+    /// The push token and the number of waiting messages of a device that has a token.
+    public func pushTarget(device: UInt64, on loop: EventLoop,
+                           completion: @escaping @Sendable (Result<(token: String, waiting: UInt64)?, StoreError>) -> Void) {
+        thread.request(on: loop, { (db) throws(StoreError) -> (token: String, waiting: UInt64)? in
+            guard let row = try db.query(
+                "SELECT push_token, queued_count FROM devices WHERE id = ? AND revoked_at IS NULL", [.integer(Int64(device))]).first,
+                let token = row[0].text
+            else { return nil }
+            return (token, UInt64(max(0, row[1].integer ?? 0)))
+        }, completion: completion)
+    }
+
     /// One-time pre-keys in a device's stock; nil for a device that never published keys.
     public func prekeyStock(device: UInt64, on loop: EventLoop, completion: @escaping @Sendable (Result<UInt64?, StoreError>) -> Void) {
         thread.request(on: loop, { (db) throws(StoreError) -> UInt64? in

@@ -65,14 +65,17 @@ public final class Node: @unchecked Sendable {
             let revoked = try AccountStore.revokedDevices(database, since: Int64(time(nil)) - Int64(tokenLifetime))
             store = StoreThread(database: database)
             let identity = try dataDirectory.serverIdentity()
+            let directory = DeviceDirectory(thread: store, maxDevicesPerAccount: options.maxDevices)
+            let nodeID = try dataDirectory.nodeID()
+            let push = options.pushEndpoint.map { DeliveryRouter.PushConfiguration(endpoint: $0, directory: directory, nodeID: nodeID) }
             services = SessionServices(
                 staticKey: identity.key, certificate: identity.certificate.encoded, accounts: AccountStore(thread: store),
-                directory: DeviceDirectory(thread: store, maxDevicesPerAccount: options.maxDevices),
+                directory: directory,
                 messages: MessageStore(thread: store, limits: options.queueLimits),
-                router: DeliveryRouter(group: group),
+                router: DeliveryRouter(group: group, push: push),
                 tokens: TokenSealer(keyID: 1, key: try dataDirectory.tokenKey()),
                 ledger: TokenLedger(revokedDevices: revoked), registration: options.registration,
-                nodeID: try dataDirectory.nodeID(), tokenLifetimeSeconds: tokenLifetime,
+                nodeID: nodeID, tokenLifetimeSeconds: tokenLifetime,
                 handshakeTimeoutMilliseconds: options.handshakeSeconds * 1000,
                 idleTimeoutSeconds: UInt64(options.loop.idleTimeoutMilliseconds / 1000),
                 log: { event in Node.log(event, logger) })

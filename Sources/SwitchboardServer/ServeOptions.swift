@@ -17,6 +17,7 @@ public struct ServeOptions: Sendable {
     public var handshakeSeconds = 10
     public var tokenDays = 30
     public var maxDevices = 16
+    public var pushEndpoint: PushEndpoint?
     public var queueLimits = MessageStore.Limits()
 
     public init() {}
@@ -40,6 +41,7 @@ public struct ServeOptions: Sendable {
                  help: "open (anyone may register; the default, for development) or invite (codes from 'switchboard invite')"),
         FlagSpec("handshake-seconds", value: "N", help: "close connections that have not finished the handshake by then (default 10)"),
         FlagSpec("token-days", value: "N", help: "lifetime of resumption tokens (default 30)"),
+        FlagSpec("push-url", value: "URL", help: "HTTP push gateway for devices that are offline: http://HOST:PORT/PATH (default: none)"),
         FlagSpec("max-devices", value: "N", help: "devices per account (default 16)"),
         FlagSpec("queue-messages", value: "N", help: "messages that may wait for one device (default 100000)"),
         FlagSpec("queue-bytes", value: "BYTES", help: "bytes that may wait for one device (default 268435456)"),
@@ -100,6 +102,12 @@ public struct ServeOptions: Sendable {
         handshakeSeconds = try flags.integer("handshake-seconds", default: handshakeSeconds, range: 1...600)
         tokenDays = try flags.integer("token-days", default: tokenDays, range: 1...365)
         maxDevices = try flags.integer("max-devices", default: maxDevices, range: 1...1000)
+        if let url = flags.value("push-url") {
+            guard let endpoint = PushEndpoint(url: url) else {
+                throw UsageError("flag '--push-url' needs http://HOST:PORT/PATH with an IP address or localhost, not '\(url)'")
+            }
+            pushEndpoint = endpoint
+        }
         queueLimits.messagesPerDevice = try flags.integer(
             "queue-messages", default: queueLimits.messagesPerDevice, range: 1...100_000_000)
         queueLimits.bytesPerDevice = try flags.integer("queue-bytes", default: queueLimits.bytesPerDevice, range: 1024...(1 << 40))

@@ -81,6 +81,9 @@ enum MessagingCodec {
             if delivery.kind != .message { F.varint(7, delivery.kind.rawValue, into: &out) }
         case .ack(let seqs):
             for seq in seqs { F.varint(1, seq, into: &out) }
+        case .registerPush(let requestID, let token):
+            F.varint(1, requestID, into: &out)
+            F.string(2, token, into: &out)
         case .receipt(let requestID, let toAccount, let ids):
             F.varint(1, requestID, into: &out)
             F.varint(2, toAccount, into: &out)
@@ -306,6 +309,16 @@ enum MessagingCodec {
             }
             guard seen == 3 else { throw .malformed("deliver needs seq and message id") }
             return .deliver(delivery)
+        case StanzaType.registerPush:
+            var requestID: UInt64 = 0, token = ""
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: requestID = try value.varint(field)
+                case 2: token = try value.string(field, max: WireLimits.maxStringField)
+                default: continue
+                }
+            }
+            return .registerPush(requestID: requestID, token: token)
         case StanzaType.receipt:
             var requestID: UInt64 = 0, to: UInt64?
             var ids: [[UInt8]] = []

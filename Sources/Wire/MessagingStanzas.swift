@@ -14,6 +14,7 @@ extension StanzaType {
     public static let deliver: UInt64 = 19
     public static let ack: UInt64 = 20
     public static let receipt: UInt64 = 21
+    public static let registerPush: UInt64 = 22
 }
 
 public struct DeviceInfo: Equatable, Sendable {

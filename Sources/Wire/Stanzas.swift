@@ -121,6 +121,7 @@ public enum Stanza: Equatable, Sendable {
     case deliver(Delivery)
     case ack(seqs: [UInt64])
     case receipt(requestID: UInt64, toAccount: UInt64, messageIDs: [[UInt8]])
+    case registerPush(requestID: UInt64, token: String)
     case unknown(type: UInt64)
 
     public var type: UInt64 {
@@ -146,6 +147,7 @@ public enum Stanza: Equatable, Sendable {
         case .deliver: return StanzaType.deliver
         case .ack: return StanzaType.ack
         case .receipt: return StanzaType.receipt
+        case .registerPush: return StanzaType.registerPush
         case .unknown(let type): return type
         }
     }

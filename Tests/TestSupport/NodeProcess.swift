@@ -38,6 +38,7 @@ public final class NodeProcess {
         }
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
+        process.standardInput = FileHandle.nullDevice
         let collected = self.collected
         stdoutPipe.fileHandleForReading.readabilityHandler = { handle in
             collected.append(handle.availableData, toStandardError: false)
