@@ -14,6 +14,13 @@ public final class DeliveryRouter: Sendable {
         case wake(device: UInt64, sender: UInt64?)
         case revoke(device: UInt64)
         case notify(device: UInt64, stanza: Stanza)
+        // To an account's registry loop (account % loops):
+        case accountOnline(account: UInt64, serial: UInt64, loop: Int)
+        case accountOffline(account: UInt64, serial: UInt64, atMilliseconds: UInt64)
+        case subscribe(owner: UInt64, serial: UInt64, loop: Int)
+        case unsubscribe(owner: UInt64, serial: UInt64)
+        case typing(to: UInt64, from: UInt64, device: UInt64, active: Bool)
+        case sessionStanza(serial: UInt64, stanza: Stanza)
         // To the session's loop:
         case pull(device: UInt64)
         case replaced(device: UInt64, serial: UInt64)
@@ -84,6 +91,38 @@ public final class DeliveryRouter: Sendable {
     /// `device` was removed from its account: end its session.
     public func revoke(device: UInt64) { send(.revoke(device: device), toLoop: registryLoop(device)) }
 
+    private func accountLoop(_ account: UInt64) -> Int { Int(account % UInt64(mailboxes.count)) }
+
+    func accountOnline(_ account: UInt64, serial: UInt64, loop: EventLoop) {
+        send(.accountOnline(account: account, serial: serial, loop: loop.id), toLoop: accountLoop(account))
+    }
+
+    func accountOffline(_ account: UInt64, serial: UInt64, atMilliseconds: UInt64) {
+        send(.accountOffline(account: account, serial: serial, atMilliseconds: atMilliseconds), toLoop: accountLoop(account))
+    }
+
+    /// The session gets `owner`'s presence now and at every change, until it unsubscribes.
+    func subscribe(owner: UInt64, serial: UInt64, loop: EventLoop) {
+        send(.subscribe(owner: owner, serial: serial, loop: loop.id), toLoop: accountLoop(owner))
+    }
+
+    func unsubscribe(owner: UInt64, serial: UInt64) {
+        send(.unsubscribe(owner: owner, serial: serial), toLoop: accountLoop(owner))
+    }
+
+    /// A typing indicator for every connected device of `to` (never stored).
+    func typing(to: UInt64, from: UInt64, device: UInt64, active: Bool) {
+        send(.typing(to: to, from: from, device: device, active: active), toLoop: accountLoop(to))
+    }
+
+    func registerSession(_ session: ServerSession, serial: UInt64, loop: EventLoop) {
+        routes(on: loop).bySerial[serial] = session
+    }
+
+    func forgetSession(serial: UInt64, loop: EventLoop) {
+        routes(on: loop).bySerial.removeValue(forKey: serial)
+    }
+
     /// Sends a stanza to `device` if it is connected (not stored otherwise).
     public func notify(device: UInt64, _ stanza: Stanza) { send(.notify(device: device, stanza: stanza), toLoop: registryLoop(device)) }
 
@@ -93,11 +132,28 @@ public final class DeliveryRouter: Sendable {
 /// One loop's part of the router: the sessions on this loop by device, and the registry shard
 /// of the devices this loop is the registry loop for. Touched only on its loop.
 final class LoopRoutes {
+    /// Tells every watcher of `account` its presence now.
+    private func announce(_ account: UInt64) {
+        guard let router, let state = accounts[account] else { return }
+        let stanza = Stanza.presence(accountID: account, online: !state.sessions.isEmpty, lastSeenMilliseconds: state.lastSeen)
+        for (serial, loop) in state.subscribers { router.send(.sessionStanza(serial: serial, stanza: stanza), toLoop: loop) }
+    }
+
     unowned let loop: EventLoop
     weak var router: DeliveryRouter?
     let push: PushGateway?
     var sessions: [UInt64: [UInt64: ServerSession]] = [:]  // device -> serial -> session
     var registry: [UInt64: (loop: Int, serial: UInt64)] = [:]
+    var bySerial: [UInt64: ServerSession] = [:]
+    /// Accounts this loop is the registry of: their connected sessions, last seen, watchers.
+    var accounts: [UInt64: AccountPresence] = [:]
+
+    struct AccountPresence {
+        var sessions: [UInt64: Int] = [:]  // serial -> loop
+        var lastSeen: UInt64 = 0
+        var subscribers: [UInt64: Int] = [:]  // serial -> loop
+        var isEmpty: Bool { sessions.isEmpty && subscribers.isEmpty && lastSeen == 0 }
+    }
 
     init(loop: EventLoop, push: PushGateway?) {
         self.loop = loop
@@ -134,6 +190,29 @@ final class LoopRoutes {
             for session in sessions[device]?.values ?? [:].values { session.revoked() }
         case .stanza(let device, let stanza):
             for session in sessions[device]?.values ?? [:].values { session.push(stanza) }
+        case .accountOnline(let account, let serial, let loop):
+            let wasOnline = !(accounts[account]?.sessions.isEmpty ?? true)
+            accounts[account, default: AccountPresence()].sessions[serial] = loop
+            if !wasOnline { announce(account) }
+        case .accountOffline(let account, let serial, let at):
+            guard accounts[account]?.sessions.removeValue(forKey: serial) != nil else { return }
+            if accounts[account]?.sessions.isEmpty == true {
+                accounts[account]?.lastSeen = at
+                announce(account)
+            }
+        case .subscribe(let owner, let serial, let loop):
+            accounts[owner, default: AccountPresence()].subscribers[serial] = loop
+            let state = accounts[owner]!
+            router.send(.sessionStanza(serial: serial, stanza: .presence(
+                accountID: owner, online: !state.sessions.isEmpty, lastSeenMilliseconds: state.lastSeen)), toLoop: loop)
+        case .unsubscribe(let owner, let serial):
+            accounts[owner]?.subscribers.removeValue(forKey: serial)
+        case .typing(let to, let from, let device, let active):
+            for (serial, loop) in accounts[to]?.sessions ?? [:] {
+                router.send(.sessionStanza(serial: serial, stanza: .typing(accountID: from, deviceID: device, active: active)), toLoop: loop)
+            }
+        case .sessionStanza(let serial, let stanza):
+            bySerial[serial]?.push(stanza)
         }
     }
 }

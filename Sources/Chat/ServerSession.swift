@@ -22,6 +22,8 @@ public final class ServerSession: ConnectionHandler {
     var unacknowledged: Set<UInt64> = []
     var pulling = false
     var pullAgain = false
+    /// Accounts whose presence this session watches.
+    var presenceSubscriptions: Set<UInt64> = []
     private var assembler = FrameAssembler()
     private var handshake: ServerHandshake?
     private var transport: SecureTransport?
@@ -229,9 +231,11 @@ public final class ServerSession: ConnectionHandler {
             break  // answers to our pings; client-side errors are informational
         case .unknown(let type):
             answerNonFatal(ErrorStanza(code: .unsupportedStanza, message: "stanza type \(type) is not supported", reference: type), on: connection)
-        case .listDevices, .addDevice, .removeDevice, .publishKeys, .getKeys, .send, .ack, .receipt, .registerPush:
+        case .listDevices, .addDevice, .removeDevice, .publishKeys, .getKeys, .send, .ack, .receipt, .registerPush,
+            .presenceAllow, .presenceSubscribe, .typing:
             handleMessaging(stanza, on: connection)
-        case .hello, .serverHello, .welcome, .goodbye, .deviceList, .result, .keyBundles, .prekeysLow, .sendResult, .deliver:
+        case .hello, .serverHello, .welcome, .goodbye, .deviceList, .result, .keyBundles, .prekeysLow, .sendResult, .deliver,
+            .presence:
             answerNonFatal(ErrorStanza(code: .notAllowedNow, message: "stanza not sent by clients or not allowed now", reference: stanza.type), on: connection)
         }
     }
@@ -317,6 +321,10 @@ public final class ServerSession: ConnectionHandler {
         if online, let device {
             online = false
             services.router.offline(device: device.deviceID, serial: serial, loop: connection.loop)
+            services.router.forgetSession(serial: serial, loop: connection.loop)
+            services.router.accountOffline(device.accountID, serial: serial, atMilliseconds: Authenticator.unixMilliseconds())
+            for owner in presenceSubscriptions { services.router.unsubscribe(owner: owner, serial: serial) }
+            presenceSubscriptions = []
         }
         self.connection = nil
         metrics.bump(.connectionsClosed)

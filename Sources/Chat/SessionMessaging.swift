@@ -86,6 +86,34 @@ extension ServerSession {
                 }
             }
             if pullAgain { pullDeliveries() }
+        case .presenceAllow(let requestID, let viewer, let allowed):
+            services.directory.setPresenceAllowed(owner: device.accountID, viewer: viewer, allowed: allowed, on: loop) { result in
+                let (session, connection) = bound.value
+                let code: ErrorCode
+                switch result {
+                case .success(true): code = .ok
+                case .success(false): code = .unknownAccount
+                case .failure: code = .internalError
+                }
+                session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+            }
+        case .presenceSubscribe(let requestID, let owner):
+            if owner == device.accountID {
+                subscribePresence(owner: owner, requestID: requestID, on: connection)
+            } else {
+                services.directory.presenceAllowed(owner: owner, viewer: device.accountID, on: loop) { result in
+                    let (session, connection) = bound.value
+                    guard session.phase == .established else { return }
+                    if case .success(true) = result {
+                        session.subscribePresence(owner: owner, requestID: requestID, on: connection)
+                    } else {
+                        session.send(.result(RequestResult(requestID: requestID, code: .notPermitted,
+                                                           message: "that account does not share its presence with you")), on: connection)
+                    }
+                }
+            }
+        case .typing(let to, _, let active):
+            services.router.typing(to: to, from: device.accountID, device: device.deviceID, active: active)
         case .registerPush(let requestID, let token):
             services.directory.setPushToken(device: device.deviceID, token: token.isEmpty ? nil : token, on: loop) { result in
                 let (session, connection) = bound.value
@@ -174,11 +202,20 @@ extension ServerSession {
         }
     }
 
+    func subscribePresence(owner: UInt64, requestID: UInt64, on connection: Connection) {
+        if presenceSubscriptions.insert(owner).inserted {
+            services.router.subscribe(owner: owner, serial: serial, loop: connection.loop)
+        }
+        send(.result(RequestResult(requestID: requestID, code: .ok)), on: connection)
+    }
+
     /// Called once the session may receive: registers with the router and starts delivering.
     func goOnline(on connection: Connection) {
         guard let device, !online else { return }
         online = true
         services.router.online(self, device: device.deviceID, serial: serial, loop: connection.loop)
+        services.router.registerSession(self, serial: serial, loop: connection.loop)
+        services.router.accountOnline(device.accountID, serial: serial, loop: connection.loop)
         pullDeliveries()
         let bound = LoopBound((self, connection), on: connection.loop)
         services.directory.prekeyStock(device: device.deviceID, on: connection.loop) { result in

@@ -88,6 +88,10 @@ public final class AccountStore: Sendable {
                     accepted_at INTEGER NOT NULL,
                     PRIMARY KEY (sender_device, message_id)) WITHOUT ROWID;
                 CREATE INDEX accepted_by_time ON accepted_messages(accepted_at);
+                CREATE TABLE presence_allow(
+                    owner INTEGER NOT NULL,
+                    viewer INTEGER NOT NULL,
+                    PRIMARY KEY (owner, viewer)) WITHOUT ROWID;
                 UPDATE meta SET value = '2' WHERE key = 'schema_version';
                 COMMIT;
                 """)

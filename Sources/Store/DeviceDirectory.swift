@@ -137,6 +137,30 @@ public final class DeviceDirectory: Sendable {
         }, completion: completion)
     }
 
+    /// Lets `viewer` see `owner`'s presence, or stops it.
+    public func setPresenceAllowed(owner: UInt64, viewer: UInt64, allowed: Bool, on loop: EventLoop,
+                                   completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void) {
+        thread.request(on: loop, { (db) throws(StoreError) -> Bool in
+            guard try DeviceDirectory.devices(db, account: viewer) != nil else { return false }
+            if allowed {
+                try db.query("INSERT OR IGNORE INTO presence_allow(owner, viewer) VALUES (?, ?)",
+                             [.integer(Int64(owner)), .integer(Int64(viewer))])
+            } else {
+                try db.query("DELETE FROM presence_allow WHERE owner = ? AND viewer = ?", [.integer(Int64(owner)), .integer(Int64(viewer))])
+            }
+            return true
+        }, completion: completion)
+    }
+
+    /// Whether `viewer` may see `owner`'s presence.
+    public func presenceAllowed(owner: UInt64, viewer: UInt64, on loop: EventLoop,
+                                completion: @escaping @Sendable (Result<Bool, StoreError>) -> Void) {
+        thread.request(on: loop, { (db) throws(StoreError) -> Bool in
+            try !db.query("SELECT 1 FROM presence_allow WHERE owner = ? AND viewer = ?",
+                          [.integer(Int64(owner)), .integer(Int64(viewer))]).isEmpty
+        }, completion: completion)
+    }
+
     /// Sets (or with nil clears) the token the push gateway knows the device by.
     public func setPushToken(device: UInt64, token: String?, on loop: EventLoop,
                              completion: @escaping @Sendable (Result<Void, StoreError>) -> Void) {

@@ -84,6 +84,21 @@ enum MessagingCodec {
         case .registerPush(let requestID, let token):
             F.varint(1, requestID, into: &out)
             F.string(2, token, into: &out)
+        case .presenceAllow(let requestID, let account, let allowed):
+            F.varint(1, requestID, into: &out)
+            F.varint(2, account, into: &out)
+            F.varint(3, allowed ? 1 : 0, into: &out)
+        case .presenceSubscribe(let requestID, let account):
+            F.varint(1, requestID, into: &out)
+            F.varint(2, account, into: &out)
+        case .presence(let account, let online, let lastSeen):
+            F.varint(1, account, into: &out)
+            F.varint(2, online ? 1 : 0, into: &out)
+            if lastSeen != 0 { F.varint(3, lastSeen, into: &out) }
+        case .typing(let account, let device, let active):
+            F.varint(1, account, into: &out)
+            if device != 0 { F.varint(2, device, into: &out) }
+            F.varint(3, active ? 1 : 0, into: &out)
         case .receipt(let requestID, let toAccount, let ids):
             F.varint(1, requestID, into: &out)
             F.varint(2, toAccount, into: &out)
@@ -309,6 +324,25 @@ enum MessagingCodec {
             }
             guard seen == 3 else { throw .malformed("deliver needs seq and message id") }
             return .deliver(delivery)
+        case StanzaType.presenceAllow, StanzaType.presenceSubscribe, StanzaType.presence, StanzaType.typing:
+            var values: [UInt64: UInt64] = [:]
+            while let (field, value) = try reader.next() {
+                if field <= 3 { values[field] = try value.varint(field) }
+            }
+            switch type {
+            case StanzaType.presenceAllow:
+                guard let account = values[2] else { throw .malformed("presence allow needs an account") }
+                return .presenceAllow(requestID: values[1] ?? 0, accountID: account, allowed: (values[3] ?? 1) != 0)
+            case StanzaType.presenceSubscribe:
+                guard let account = values[2] else { throw .malformed("presence subscribe needs an account") }
+                return .presenceSubscribe(requestID: values[1] ?? 0, accountID: account)
+            case StanzaType.presence:
+                guard let account = values[1] else { throw .malformed("presence needs an account") }
+                return .presence(accountID: account, online: (values[2] ?? 0) != 0, lastSeenMilliseconds: values[3] ?? 0)
+            default:
+                guard let account = values[1] else { throw .malformed("typing needs an account") }
+                return .typing(accountID: account, deviceID: values[2] ?? 0, active: (values[3] ?? 1) != 0)
+            }
         case StanzaType.registerPush:
             var requestID: UInt64 = 0, token = ""
             while let (field, value) = try reader.next() {

@@ -15,6 +15,10 @@ extension StanzaType {
     public static let ack: UInt64 = 20
     public static let receipt: UInt64 = 21
     public static let registerPush: UInt64 = 22
+    public static let presenceAllow: UInt64 = 23
+    public static let presenceSubscribe: UInt64 = 24
+    public static let presence: UInt64 = 25
+    public static let typing: UInt64 = 26
 }
 
 public struct DeviceInfo: Equatable, Sendable {

@@ -122,6 +122,11 @@ public enum Stanza: Equatable, Sendable {
     case ack(seqs: [UInt64])
     case receipt(requestID: UInt64, toAccount: UInt64, messageIDs: [[UInt8]])
     case registerPush(requestID: UInt64, token: String)
+    case presenceAllow(requestID: UInt64, accountID: UInt64, allowed: Bool)
+    case presenceSubscribe(requestID: UInt64, accountID: UInt64)
+    case presence(accountID: UInt64, online: Bool, lastSeenMilliseconds: UInt64)
+    /// Client to node: `account` is the recipient, `device` 0. Node to client: the typist.
+    case typing(accountID: UInt64, deviceID: UInt64, active: Bool)
     case unknown(type: UInt64)
 
     public var type: UInt64 {
@@ -148,6 +153,10 @@ public enum Stanza: Equatable, Sendable {
         case .ack: return StanzaType.ack
         case .receipt: return StanzaType.receipt
         case .registerPush: return StanzaType.registerPush
+        case .presenceAllow: return StanzaType.presenceAllow
+        case .presenceSubscribe: return StanzaType.presenceSubscribe
+        case .presence: return StanzaType.presence
+        case .typing: return StanzaType.typing
         case .unknown(let type): return type
         }
     }

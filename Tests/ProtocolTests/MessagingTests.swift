@@ -83,6 +83,7 @@ func randomID() -> [UInt8] { SecretBytes.random(count: 16).array }
         #expect(received.allSatisfy { $0.fromAccount == alice.accountID && $0.fromDevice == alice.deviceID })
         #expect(received.map(\.seq) == received.map(\.seq).sorted())
         #expect(String(decoding: received[7].ciphertext, as: UTF8.self) == "m7")
+        #expect(alice.recorder.waitUntil(timeout: 10) { $0.sendResultCount >= 50 })
         let results = alice.recorder.all.compactMap { event -> SendResult? in
             if case .stanza(.sendResult(let r)) = event { return r } else { return nil }
         }
@@ -172,7 +173,7 @@ func randomID() -> [UInt8] { SecretBytes.random(count: 16).array }
         let bobAccount = bobFirst.accountID, bobDevice = bobFirst.deviceID
         bobFirst.close()
         _ = bobFirst.waitClosed()
-        let total = 600
+        let total = 3_000
         let ids = (0..<total).map { _ in randomID() }
         alice.sendAll(ids.map { SendMessage(messageID: $0, toAccount: bobAccount, copies: [MessageCopy(deviceID: bobDevice, ciphertext: $0)]) })
         let results = alice.recorder.all.compactMap { if case .stanza(.sendResult(let r)) = $0 { return r } else { return nil } }
@@ -287,5 +288,66 @@ func randomID() -> [UInt8] { SecretBytes.random(count: 16).array }
         #expect(readResult.code == .ok)
         let reads = alice.waitForDeliveries(2).filter { $0.kind == .read }
         #expect(reads.count == 1 && reads.first?.messageID == id)
+    }
+
+    /// A recipient that neither reads its socket nor acknowledges holds up nobody: senders are
+    /// answered as fast as the store commits, the node keeps at most the delivery window in
+    /// flight for it, and other pairs keep talking.
+    @Test func aSlowRecipientHoldsUpNobody() throws {
+        let node = try NodeProcess.serve(["--threads", "2"])
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let slow = try RawClient(port: node.port, hello: Hello(mode: .register, accountName: "slow"), receiveBufferBytes: 4096)
+        guard case .welcome(let slowWelcome)? = try slow.handshakeAndAnswer() else {
+            Issue.record("no welcome")
+            return
+        }
+        let carol = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "carol"))
+        let big = [UInt8](repeating: 0x42, count: 4_000)
+        let messages = (0..<1_000).map { _ in
+            SendMessage(messageID: randomID(), toAccount: slowWelcome.accountID, copies: [MessageCopy(deviceID: slowWelcome.deviceID, ciphertext: big)])
+        }
+        let started = Date()
+        alice.sendAll(messages)
+        let results = alice.recorder.all.compactMap { if case .stanza(.sendResult(let r)) = $0 { return r } else { return nil } }
+        #expect(results.count == 1_000 && results.allSatisfy { $0.code == .ok })
+        #expect(Date().timeIntervalSince(started) < 30)
+        // Others are unaffected.
+        #expect(alice.sendMessage(to: carol.accountID, copies: [MessageCopy(deviceID: carol.deviceID, ciphertext: [1])])?.code == .ok)
+        #expect(carol.waitForDeliveries(1).count == 1)
+        #expect(carol.ping(3))
+        // The slow device, reading at last, gets exactly one window before it acknowledges.
+        var count = 0
+        slow.socket.setReceiveTimeout(milliseconds: 1_000)
+        while let stanza = try? slow.nextStanza() {
+            if case .deliver = stanza { count += 1 }
+            if count == 256 { break }
+        }
+        #expect(count == 256)
+    }
+
+    @Test func aFullRecipientQueueRefusesTheMessageAndStoresNothing() throws {
+        let node = try NodeProcess.serve(["--queue-messages", "5"])
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let bobFirst = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
+        let bobCredentials = bobFirst.credentials
+        let (bobAccount, bobDevice) = (bobFirst.accountID, bobFirst.deviceID)
+        bobFirst.close()
+        _ = bobFirst.waitClosed()
+        for index in 0..<5 {
+            #expect(alice.sendMessage(to: bobAccount, copies: [MessageCopy(deviceID: bobDevice, ciphertext: [UInt8(index)])])?.code == .ok)
+        }
+        let refused = alice.sendMessage(to: bobAccount, copies: [MessageCopy(deviceID: bobDevice, ciphertext: [9])])
+        #expect(refused?.code == .recipientQueueFull)
+        #expect(refused?.message.isEmpty == false)
+        let bob = try harness.connect(port: node.port, credentials: bobCredentials, hello: Hello(mode: .resume))
+        let received = bob.waitForDeliveries(5)
+        sleepMilliseconds(200)
+        #expect(bob.deliveries.map(\.ciphertext) == [[0], [1], [2], [3], [4]], "the refused message was not stored")
+        // Acknowledged messages free the queue.
+        bob.send(.ack(seqs: received.map(\.seq)))
+        sleepMilliseconds(200)
+        #expect(alice.sendMessage(to: bobAccount, copies: [MessageCopy(deviceID: bobDevice, ciphertext: [10])])?.code == .ok)
     }
 }

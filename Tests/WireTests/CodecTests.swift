@@ -78,6 +78,13 @@ import Testing
         .deliver(Delivery(seq: 301, messageID: [UInt8](repeating: 3, count: 16), fromAccount: 9, fromDevice: 1,
                           sentAtMilliseconds: 5, ciphertext: [], kind: .read)),
         .receipt(requestID: 3, toAccount: 5, messageIDs: [[UInt8](repeating: 4, count: 16), [UInt8](repeating: 5, count: 16)]),
+        .registerPush(requestID: 4, token: "tok-\u{e9}"),
+        .presenceAllow(requestID: 5, accountID: 6, allowed: false),
+        .presenceSubscribe(requestID: 6, accountID: 7),
+        .presence(accountID: 7, online: false, lastSeenMilliseconds: 1_764_400_000_000),
+        .presence(accountID: 7, online: true, lastSeenMilliseconds: 0),
+        .typing(accountID: 8, deviceID: 0, active: true),
+        .typing(accountID: 8, deviceID: 2, active: false),
     ]
 
     @Test func everyStanzaRoundTrips() throws {
