@@ -14,11 +14,8 @@ import Wire
         var node = try NodeProcess.serve(["--threads", "2"], data: data)
         let harness = try ClientHarness()
         let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
-        let bobFirst = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
-        let bobCredentials = bobFirst.credentials
-        let bobAccount = bobFirst.accountID, bobDevice = bobFirst.deviceID
-        bobFirst.close()
-        _ = bobFirst.waitClosed()
+        let offline = try harness.registerOffline(port: node.port, name: "bob")
+        let (bobCredentials, bobAccount, bobDevice) = (offline.credentials, offline.accountID, offline.deviceID)
 
         let total = 1_500
         let messages = (0..<total).map { index -> SendMessage in

@@ -64,6 +64,26 @@ extension TestClient {
 
 func randomID() -> [UInt8] { SecretBytes.random(count: 16).array }
 
+/// A registered account whose only device is offline: what a test needs to send to it and to
+/// bring it back later.
+struct OfflineAccount {
+    let credentials: ClientCredentials
+    let accountID: UInt64
+    let deviceID: UInt64
+}
+
+extension ClientHarness {
+    /// Registers `name` and disconnects its device.
+    func registerOffline(port: Int, name: String) throws -> OfflineAccount {
+        let client = try connect(port: port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: name))
+        let account = OfflineAccount(credentials: client.credentials, accountID: client.accountID, deviceID: client.deviceID)
+        client.close()
+        _ = client.waitClosed()
+        return account
+    }
+}
+
+
 @Suite(.serialized) struct MessagingTests {
     @Test func twoAccountsExchangeMessagesInOrderWithDurableAcks() throws {
         let node = try NodeProcess.serve(["--threads", "2"])
@@ -168,11 +188,8 @@ func randomID() -> [UInt8] { SecretBytes.random(count: 16).array }
         let node = try NodeProcess.serve()
         let harness = try ClientHarness()
         let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
-        let bobFirst = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
-        let bobCredentials = bobFirst.credentials
-        let bobAccount = bobFirst.accountID, bobDevice = bobFirst.deviceID
-        bobFirst.close()
-        _ = bobFirst.waitClosed()
+        let offline = try harness.registerOffline(port: node.port, name: "bob")
+        let (bobCredentials, bobAccount, bobDevice) = (offline.credentials, offline.accountID, offline.deviceID)
         let total = 3_000
         let ids = (0..<total).map { _ in randomID() }
         alice.sendAll(ids.map { SendMessage(messageID: $0, toAccount: bobAccount, copies: [MessageCopy(deviceID: bobDevice, ciphertext: $0)]) })
@@ -330,11 +347,8 @@ func randomID() -> [UInt8] { SecretBytes.random(count: 16).array }
         let node = try NodeProcess.serve(["--queue-messages", "5"])
         let harness = try ClientHarness()
         let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
-        let bobFirst = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
-        let bobCredentials = bobFirst.credentials
-        let (bobAccount, bobDevice) = (bobFirst.accountID, bobFirst.deviceID)
-        bobFirst.close()
-        _ = bobFirst.waitClosed()
+        let offline = try harness.registerOffline(port: node.port, name: "bob")
+        let (bobCredentials, bobAccount, bobDevice) = (offline.credentials, offline.accountID, offline.deviceID)
         for index in 0..<5 {
             #expect(alice.sendMessage(to: bobAccount, copies: [MessageCopy(deviceID: bobDevice, ciphertext: [UInt8(index)])])?.code == .ok)
         }
