@@ -145,6 +145,9 @@ final class LoopRoutes {
     var sessions: [UInt64: [UInt64: ServerSession]] = [:]  // device -> serial -> session
     var registry: [UInt64: (loop: Int, serial: UInt64)] = [:]
     var bySerial: [UInt64: ServerSession] = [:]
+    /// Devices removed while this node runs: a session of theirs that registers later (it was
+    /// still logging in at the removal) is closed at once.
+    var revoked: Set<UInt64> = []
     /// Accounts this loop is the registry of: their connected sessions, last seen, watchers.
     var accounts: [UInt64: AccountPresence] = [:]
 
@@ -164,11 +167,22 @@ final class LoopRoutes {
         guard let router else { return }
         switch message {
         case .register(let device, let loop, let serial):
+            if revoked.contains(device) {
+                router.send(.kill(device: device), toLoop: loop)  // removed while it was logging in
+                return
+            }
             if let old = registry[device], old.serial != serial {
-                // A device connects again: the newer session wins, the older one is closed.
+                // A device connects again: the newer session (higher serial) wins, whichever
+                // registration arrives first; the older one is closed.
+                if old.serial > serial {
+                    router.send(.replaced(device: device, serial: serial), toLoop: loop)
+                    return
+                }
                 router.send(.replaced(device: device, serial: old.serial), toLoop: old.loop)
             }
             registry[device] = (loop, serial)
+            // A wake may have found no entry just before this: let the session look again.
+            router.send(.pull(device: device), toLoop: loop)
         case .unregister(let device, let serial):
             if registry[device]?.serial == serial { registry.removeValue(forKey: device) }
         case .wake(let device, let sender):
@@ -178,6 +192,7 @@ final class LoopRoutes {
                 push?.notify(device: device, sender: sender)
             }
         case .revoke(let device):
+            revoked.insert(device)
             if let entry = registry[device] { router.send(.kill(device: device), toLoop: entry.loop) }
             registry.removeValue(forKey: device)
         case .notify(let device, let stanza):

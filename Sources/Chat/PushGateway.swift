@@ -32,6 +32,9 @@ public struct PushEndpoint: Sendable, Equatable {
 /// "sender_account": N, "waiting": N, "node": "..."}`.
 final class PushGateway: TimerTarget {
     static let maxPending = 10_000
+    /// Pending notifications one sender account may cause, so one account cannot crowd out
+    /// everyone else's pushes.
+    static let maxPendingPerSender = 500
     static let timeoutMilliseconds = 5_000
     static let backoffMilliseconds = [250, 1_000, 4_000]
 
@@ -42,6 +45,7 @@ final class PushGateway: TimerTarget {
     private let counters: PushCounters
     /// Devices with a notification waiting or in flight: the sender of the latest message.
     private var pending: [UInt64: UInt64] = [:]
+    private var pendingBySender: [UInt64: Int] = [:]
     private var retries: [Int: (device: UInt64, sender: UInt64, attempt: Int)] = [:]
     private var nextRetryTag = 0
 
@@ -56,15 +60,15 @@ final class PushGateway: TimerTarget {
     /// Something new waits for an offline device.
     func notify(device: UInt64, sender: UInt64) {
         if pending[device] != nil {
-            pending[device] = sender  // coalesced into the notification already on its way
-            counters.add(.coalesced)
+            counters.add(.coalesced)  // folded into the notification already on its way
             return
         }
-        guard pending.count < PushGateway.maxPending else {
+        guard pending.count < PushGateway.maxPending, pendingBySender[sender, default: 0] < PushGateway.maxPendingPerSender else {
             counters.add(.dropped)
             return
         }
         pending[device] = sender
+        pendingBySender[sender, default: 0] += 1
         attempt(device: device, attempt: 0)
     }
 
@@ -73,7 +77,7 @@ final class PushGateway: TimerTarget {
         directory.pushTarget(device: device, on: loop) { result in
             let gateway = bound.value
             guard case .success(let target?) = result, let sender = gateway.pending[device] else {
-                gateway.pending.removeValue(forKey: device)  // no token: nothing to send
+                gateway.settle(device)  // no token: nothing to send
                 return
             }
             gateway.post(device: device, sender: sender, token: target.token, waiting: target.waiting, attempt: attempt)
@@ -99,18 +103,25 @@ final class PushGateway: TimerTarget {
     private func finished(device: UInt64, sender: UInt64, attempt: Int, succeeded: Bool) {
         if succeeded {
             counters.add(.delivered)
-            pending.removeValue(forKey: device)
+            settle(device)
             return
         }
         counters.add(.failedAttempts)
         guard attempt < PushGateway.backoffMilliseconds.count else {
             counters.add(.abandoned)
-            pending.removeValue(forKey: device)
+            settle(device)
             return
         }
         nextRetryTag += 1
         retries[nextRetryTag] = (device, sender, attempt + 1)
         _ = loop.scheduleTimer(in: PushGateway.backoffMilliseconds[attempt], target: self, tag: nextRetryTag)
+    }
+
+    /// The device's notification is done (sent, abandoned or not needed).
+    private func settle(_ device: UInt64) {
+        guard let sender = pending.removeValue(forKey: device) else { return }
+        pendingBySender[sender, default: 1] -= 1
+        if pendingBySender[sender] == 0 { pendingBySender.removeValue(forKey: sender) }
     }
 
     func timerFired(tag: Int) {

@@ -24,6 +24,8 @@ public final class ServerSession: ConnectionHandler {
     var pullAgain = false
     /// Accounts whose presence this session watches.
     var presenceSubscriptions: Set<UInt64> = []
+    /// Typing indicators and read receipts allowed per second.
+    var chattyStanzas = RateLimit(perSecond: 5)
     private var assembler = FrameAssembler()
     private var handshake: ServerHandshake?
     private var transport: SecureTransport?

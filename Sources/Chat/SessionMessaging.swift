@@ -31,7 +31,8 @@ extension ServerSession {
                 }
             }
         case .addDevice(let requestID, let key, let name):
-            services.directory.add(account: device.accountID, staticKey: key, name: name, now: Int64(time(nil)), on: loop) { result in
+            services.directory.add(account: device.accountID, staticKey: key, name: name, requestedBy: device.deviceID,
+                                   now: Int64(time(nil)), on: loop) { result in
                 let (session, connection) = bound.value
                 switch result {
                 case .success(let id): session.send(.result(RequestResult(requestID: requestID, code: .ok, value: id)), on: connection)
@@ -113,6 +114,8 @@ extension ServerSession {
                 }
             }
         case .typing(let to, _, let active):
+            // Never stored and cheap to send, so bounded: at most 5 a second per connection.
+            guard chattyStanzas.allow(now: connection.loop.now) else { return }
             services.router.typing(to: to, from: device.accountID, device: device.deviceID, active: active)
         case .registerPush(let requestID, let token):
             services.directory.setPushToken(device: device.deviceID, token: token.isEmpty ? nil : token, on: loop) { result in
@@ -121,6 +124,11 @@ extension ServerSession {
                 session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
             }
         case .receipt(let requestID, let toAccount, let ids):
+            guard toAccount != device.accountID, chattyStanzas.allow(now: connection.loop.now) else {
+                send(.result(RequestResult(requestID: requestID, code: .overLimit, message: "receipts go to another account, at most 5 a second")),
+                     on: connection)
+                return
+            }
             let router = services.router
             services.messages.read(messageIDs: ids, fromAccount: device.accountID, fromDevice: device.deviceID, toAccount: toAccount,
                                    nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { result in
@@ -191,7 +199,12 @@ extension ServerSession {
         services.messages.pending(device: device.deviceID, afterSeq: lastDeliveredSeq, limit: room, on: connection.loop) { result in
             let (session, connection) = bound.value
             session.pulling = false
-            guard session.phase == .established, case .success(let deliveries) = result else { return }
+            guard session.phase == .established else { return }
+            guard case .success(let deliveries) = result else {
+                // The store refused (busy): try again shortly rather than stall the backlog.
+                connection.loop.scheduleTimer(in: 1_000) { [weak session] in session?.pullDeliveries() }
+                return
+            }
             for delivery in deliveries where delivery.seq > session.lastDeliveredSeq {
                 session.send(.deliver(delivery), on: connection)
                 session.lastDeliveredSeq = delivery.seq

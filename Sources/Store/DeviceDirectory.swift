@@ -22,6 +22,11 @@ public final class DeviceDirectory: Sendable {
         }, completion: completion)
     }
 
+    /// Whether a device exists and was not removed (requests of removed devices are refused).
+    static func isActive(_ db: SQLiteDatabase, device: UInt64) throws(StoreError) -> Bool {
+        try !db.query("SELECT 1 FROM devices WHERE id = ? AND revoked_at IS NULL", [.integer(Int64(device))]).isEmpty
+    }
+
     static func devices(_ db: SQLiteDatabase, account: UInt64) throws(StoreError) -> [DeviceInfo]? {
         if try db.query("SELECT 1 FROM accounts WHERE id = ?", [.integer(Int64(account))]).isEmpty { return nil }
         return try db.query(
@@ -31,10 +36,11 @@ public final class DeviceDirectory: Sendable {
     }
 
     /// Adds a device to an account. Completion: the new device id, or the error code.
-    public func add(account: UInt64, staticKey: [UInt8], name: String, now: Int64, on loop: EventLoop,
+    public func add(account: UInt64, staticKey: [UInt8], name: String, requestedBy: UInt64, now: Int64, on loop: EventLoop,
                     completion: @escaping @Sendable (Result<UInt64, ErrorCode>) -> Void) {
         let limit = maxDevicesPerAccount
         thread.request(on: loop, { (db) throws(StoreError) -> Result<UInt64, ErrorCode> in
+            guard try DeviceDirectory.isActive(db, device: requestedBy) else { return .failure(.deviceRevoked) }
             if try !db.query("SELECT 1 FROM devices WHERE static_key = ?", [.blob(staticKey)]).isEmpty {
                 return .failure(.deviceAlreadyRegistered)
             }
@@ -58,6 +64,7 @@ public final class DeviceDirectory: Sendable {
                        completion: @escaping @Sendable (Result<Void, ErrorCode>) -> Void) {
         thread.request(on: loop, { (db) throws(StoreError) -> Result<Void, ErrorCode> in
             guard device != requestedBy else { return .failure(.notPermitted) }
+            guard try DeviceDirectory.isActive(db, device: requestedBy) else { return .failure(.deviceRevoked) }
             let rows = try db.query("SELECT 1 FROM devices WHERE id = ? AND account_id = ? AND revoked_at IS NULL",
                                     [.integer(Int64(device)), .integer(Int64(account))])
             guard !rows.isEmpty else { return .failure(.unknownDeviceID) }

@@ -37,6 +37,9 @@ public final class MessageStore: Sendable {
         let limits = self.limits
         thread.request(on: loop, { (db) throws(StoreError) -> Acceptance in
             let sender = SQLiteDatabase.Value.integer(Int64(fromDevice))
+            guard try DeviceDirectory.isActive(db, device: fromDevice) else {
+                return .refused(.deviceRevoked, "this device was removed from its account")
+            }
             if try !db.query("SELECT 1 FROM accepted_messages WHERE sender_device = ? AND message_id = ?",
                              [sender, .blob(message.messageID)]).isEmpty {
                 return .duplicate
@@ -103,6 +106,7 @@ public final class MessageStore: Sendable {
     /// something new. An ack lost in a crash means a redelivery, which clients drop by message id.
     public func acknowledge(device: UInt64, account: UInt64, seqs: [UInt64], nowMilliseconds: Int64, on loop: EventLoop,
                             completion: @escaping @Sendable ([UInt64]) -> Void) {
+        let cap = Int64(limits.messagesPerDevice)
         thread.request(on: loop, { (db) throws(StoreError) -> [UInt64] in
             var woken: Set<UInt64> = []
             for seq in seqs {
@@ -117,7 +121,8 @@ public final class MessageStore: Sendable {
                 let sender = UInt64(row[1].integer ?? 0)
                 if row[3].integer == Delivery.Kind.message.rawValue.asInt64, sender != account, let id = row[2].blob {
                     woken.formUnion(try MessageStore.queueReceipt(db, kind: .delivered, messageID: id, fromAccount: account,
-                                                                   fromDevice: device, toAccount: sender, now: nowMilliseconds))
+                                                                   fromDevice: device, toAccount: sender, now: nowMilliseconds,
+                                                                   receiptCap: cap))
                 }
             }
             return Array(woken)
@@ -127,12 +132,15 @@ public final class MessageStore: Sendable {
     /// Queues read receipts from a device for messages of `toAccount`. Completion: devices woken.
     public func read(messageIDs: [[UInt8]], fromAccount: UInt64, fromDevice: UInt64, toAccount: UInt64, nowMilliseconds: Int64,
                      on loop: EventLoop, completion: @escaping @Sendable (Result<[UInt64]?, StoreError>) -> Void) {
+        let cap = Int64(limits.messagesPerDevice)
         thread.request(on: loop, { (db) throws(StoreError) -> [UInt64]? in
+            guard try DeviceDirectory.isActive(db, device: fromDevice) else { return [] }
             guard try DeviceDirectory.devices(db, account: toAccount) != nil else { return nil }
             var woken: Set<UInt64> = []
             for id in messageIDs {
                 woken.formUnion(try MessageStore.queueReceipt(db, kind: .read, messageID: id, fromAccount: fromAccount,
-                                                               fromDevice: fromDevice, toAccount: toAccount, now: nowMilliseconds))
+                                                               fromDevice: fromDevice, toAccount: toAccount, now: nowMilliseconds,
+                                                               receiptCap: cap))
             }
             return Array(woken)
         }, completion: completion)
@@ -140,10 +148,15 @@ public final class MessageStore: Sendable {
 
     /// One receipt row per active device of `toAccount`; returns those devices.
     static func queueReceipt(_ db: SQLiteDatabase, kind: Delivery.Kind, messageID: [UInt8], fromAccount: UInt64, fromDevice: UInt64,
-                             toAccount: UInt64, now: Int64) throws(StoreError) -> [UInt64] {
+                             toAccount: UInt64, now: Int64, receiptCap: Int64) throws(StoreError) -> [UInt64] {
         let devices = try DeviceDirectory.devices(db, account: toAccount) ?? []
+        var woken: [UInt64] = []
         for target in devices {
             let id = SQLiteDatabase.Value.integer(Int64(target.deviceID))
+            // Receipts count against the recipient's queue too; a full queue drops them.
+            let count = try db.query("SELECT queued_count FROM devices WHERE id = ?", [id]).first?.first?.integer ?? 0
+            guard count < receiptCap else { continue }
+            woken.append(target.deviceID)
             let seq = try db.query("SELECT next_seq FROM devices WHERE id = ?", [id]).first?.first?.integer ?? 1
             try db.query("UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1 WHERE id = ?", [id])
             try db.query("""
@@ -152,7 +165,7 @@ public final class MessageStore: Sendable {
                 """, [id, .integer(seq), .integer(Int64(fromAccount)), .integer(Int64(fromDevice)), .blob(messageID),
                       .integer(now), .integer(Int64(kind.rawValue))])
         }
-        return devices.map(\.deviceID)
+        return woken
     }
 
     /// Drops messages and de-duplication records older than the retention period.

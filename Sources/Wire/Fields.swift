@@ -83,6 +83,13 @@ extension FieldValue {
         return Array(value)
     }
 
+    /// An account, device or request id: a varint below 2^63 (stores use signed 64-bit keys).
+    func id(_ field: UInt64) throws(WireError) -> UInt64 {
+        let value = try varint(field)
+        guard value <= UInt64(Int64.max) else { throw .malformed("field \(field) is an id over 2^63-1") }
+        return value
+    }
+
     func record(_ field: UInt64) throws(WireError) -> FieldReader {
         guard case .bytes(let value) = self else { throw .malformed("field \(field) must be a record") }
         return FieldReader(value)

@@ -129,7 +129,7 @@ enum MessagingCodec {
             while let (field, value) = try reader.next() {
                 switch field {
                 case 1: requestID = try value.varint(field)
-                case 2: accountID = try value.varint(field)
+                case 2: accountID = try value.id(field)
                 default: continue
                 }
             }
@@ -140,7 +140,7 @@ enum MessagingCodec {
             while let (field, value) = try reader.next() {
                 switch field {
                 case 1: requestID = try value.varint(field)
-                case 2: accountID = try value.varint(field)
+                case 2: accountID = try value.id(field)
                 case 3:
                     var device = DeviceInfo(deviceID: 0, name: "", createdAt: 0)
                     var inner = try value.record(field)
@@ -175,7 +175,7 @@ enum MessagingCodec {
             while let (field, value) = try reader.next() {
                 switch field {
                 case 1: requestID = try value.varint(field)
-                case 2: deviceID = try value.varint(field)
+                case 2: deviceID = try value.id(field)
                 default: continue
                 }
             }
@@ -217,8 +217,8 @@ enum MessagingCodec {
             while let (field, value) = try reader.next() {
                 switch field {
                 case 1: requestID = try value.varint(field)
-                case 2: accountID = try value.varint(field)
-                case 3: deviceID = try value.varint(field)
+                case 2: accountID = try value.id(field)
+                case 3: deviceID = try value.id(field)
                 default: continue
                 }
             }
@@ -230,7 +230,7 @@ enum MessagingCodec {
             while let (field, value) = try reader.next() {
                 switch field {
                 case 1: requestID = try value.varint(field)
-                case 2: accountID = try value.varint(field)
+                case 2: accountID = try value.id(field)
                 case 3:
                     var bundle = KeyBundle(deviceID: 0, identityKey: [], signedPrekey: nil, oneTimePrekey: nil)
                     var inner = try value.record(field)
@@ -260,14 +260,14 @@ enum MessagingCodec {
             while let (field, value) = try reader.next() {
                 switch field {
                 case 1: id = try value.bytes(field, max: WireLimits.messageIDLength)
-                case 2: to = try value.varint(field)
+                case 2: to = try value.id(field)
                 case 3:
                     var copy = MessageCopy(deviceID: 0, ciphertext: [])
                     var inner = try value.record(field)
                     var hasDevice = false
                     while let (f, v) = try inner.next() {
                         switch f {
-                        case 1: copy.deviceID = try v.varint(f); hasDevice = true
+                        case 1: copy.deviceID = try v.id(f); hasDevice = true
                         case 2: copy.ciphertext = try v.bytes(f, max: WireLimits.maxFramePlaintext)
                         default: continue
                         }
@@ -327,7 +327,7 @@ enum MessagingCodec {
         case StanzaType.presenceAllow, StanzaType.presenceSubscribe, StanzaType.presence, StanzaType.typing:
             var values: [UInt64: UInt64] = [:]
             while let (field, value) = try reader.next() {
-                if field <= 3 { values[field] = try value.varint(field) }
+                if field <= 3 { values[field] = try value.id(field) }
             }
             switch type {
             case StanzaType.presenceAllow:
@@ -359,7 +359,7 @@ enum MessagingCodec {
             while let (field, value) = try reader.next() {
                 switch field {
                 case 1: requestID = try value.varint(field)
-                case 2: to = try value.varint(field)
+                case 2: to = try value.id(field)
                 case 3:
                     guard ids.count < WireLimits.maxReceiptIDs else { throw .tooLarge("more than \(WireLimits.maxReceiptIDs) ids") }
                     let id = try value.bytes(field, max: WireLimits.messageIDLength)
@@ -373,7 +373,7 @@ enum MessagingCodec {
         case StanzaType.ack:
             var seqs: [UInt64] = []
             while let (field, value) = try reader.next() {
-                if field == 1 { seqs.append(try value.varint(field)) }
+                if field == 1 { seqs.append(try value.id(field)) }
             }
             return .ack(seqs: seqs)
         default:

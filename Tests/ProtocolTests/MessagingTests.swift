@@ -364,4 +364,45 @@ extension ClientHarness {
         sleepMilliseconds(200)
         #expect(alice.sendMessage(to: bobAccount, copies: [MessageCopy(deviceID: bobDevice, ciphertext: [10])])?.code == .ok)
     }
+
+    @Test func idsBeyondSignedRangeAreMalformedNotFatalToTheNode() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let probe = try RawClient(port: node.port, hello: Hello(mode: .register, accountName: "probe"))
+        guard case .welcome? = try probe.handshakeAndAnswer() else { Issue.record("no welcome"); return }
+        try probe.sendStanzas([.listDevices(requestID: 1, accountID: 1 << 63)])
+        guard case .error(let error) = try probe.nextStanza() else { Issue.record("no error"); return }
+        #expect(error.code == .malformedStanza)
+        #expect(probe.socket.waitForClose())
+        #expect(alice.ping(1), "the node lives on")
+    }
+
+    /// A device removed while its IK session was not yet confirmed (so not yet routed) is cut
+    /// off the moment that session sends its first frame.
+    @Test func aDeviceRemovedMidLoginIsCutOffWhenItConfirms() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let desktopKey = KeyPair.generate()
+        guard case .result(let added)? = alice.request(.addDevice(requestID: 1, staticKey: desktopKey.publicKey, name: "desk"), id: 1),
+            let desktopID = added.value
+        else { Issue.record("no device"); return }
+        var credentials = ClientCredentials(staticKey: desktopKey)
+        credentials.serverKey = alice.credentials.serverKey
+        credentials.serverRootKey = alice.credentials.serverRootKey
+        let desktop = try RawClient(port: node.port, credentials: credentials, hello: Hello(mode: .login))
+        guard case .welcome? = try desktop.handshakeAndAnswer() else { Issue.record("no welcome"); return }
+        #expect(desktop.established?.pattern == .ik)
+        guard case .result(let removed)? = alice.request(.removeDevice(requestID: 2, deviceID: desktopID), id: 2) else { return }
+        #expect(removed.code == .ok)
+        sleepMilliseconds(200)
+        try desktop.sendStanzas([.ping(1)])
+        var sawRevoked = false
+        while let stanza = try? desktop.nextStanza() {
+            if case .error(let error) = stanza, error.code == .deviceRevoked { sawRevoked = true }
+        }
+        #expect(sawRevoked)
+        #expect(desktop.socket.waitForClose())
+    }
 }
