@@ -136,6 +136,13 @@ final class RelayEndpoint: ClientDelegate {
                 scenario.failed.add(1, ordering: .relaxed)
                 sendOne()
             }
+        case .deliver(let delivery) where delivery.kind != .message:
+            // A delivery receipt for one of our messages: acknowledge it, count nothing.
+            pendingAcks.append(delivery.seq)
+            if pendingAcks.count >= 32 {
+                client.send(.ack(seqs: pendingAcks))
+                pendingAcks.removeAll(keepingCapacity: true)
+            }
         case .deliver(let delivery):
             if scenario.phase.load(ordering: .relaxed) == 2 {
                 var sentAt: UInt64 = 0
