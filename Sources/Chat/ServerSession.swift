@@ -234,10 +234,10 @@ public final class ServerSession: ConnectionHandler {
         case .unknown(let type):
             answerNonFatal(ErrorStanza(code: .unsupportedStanza, message: "stanza type \(type) is not supported", reference: type), on: connection)
         case .listDevices, .addDevice, .removeDevice, .publishKeys, .getKeys, .send, .ack, .receipt, .registerPush,
-            .presenceAllow, .presenceSubscribe, .typing:
+            .presenceAllow, .presenceSubscribe, .typing, .createGroup, .updateGroup, .getGroup:
             handleMessaging(stanza, on: connection)
         case .hello, .serverHello, .welcome, .goodbye, .deviceList, .result, .keyBundles, .prekeysLow, .sendResult, .deliver,
-            .presence:
+            .presence, .groupInfo:
             answerNonFatal(ErrorStanza(code: .notAllowedNow, message: "stanza not sent by clients or not allowed now", reference: stanza.type), on: connection)
         }
     }

@@ -87,6 +87,45 @@ extension ServerSession {
                 }
             }
             if pullAgain { pullDeliveries() }
+        case .createGroup(let requestID, let name, let members):
+            let router = services.router
+            services.groups.create(creator: device.accountID, name: name, members: members,
+                                   now: Int64(Authenticator.unixMilliseconds()), on: loop) { result in
+                let (session, connection) = bound.value
+                switch result {
+                case .success(let outcome):
+                    for target in outcome.woken { router.wake(device: target) }
+                    session.send(.result(RequestResult(requestID: requestID, code: .ok, value: outcome.group)), on: connection)
+                case .failure(let code):
+                    session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+                }
+            }
+        case .updateGroup(let requestID, let group, let operation, let target, let name):
+            let router = services.router
+            services.groups.update(group: group, actor: device.accountID, operation: operation, target: target, name: name,
+                                   now: Int64(Authenticator.unixMilliseconds()), on: loop) { result in
+                let (session, connection) = bound.value
+                switch result {
+                case .success(let woken):
+                    for target in woken { router.wake(device: target) }
+                    session.send(.result(RequestResult(requestID: requestID, code: .ok)), on: connection)
+                case .failure(let code):
+                    session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+                }
+            }
+        case .getGroup(let requestID, let group):
+            services.groups.info(group: group, viewer: device.accountID, on: loop) { result in
+                let (session, connection) = bound.value
+                switch result {
+                case .success(let info?):
+                    session.send(.groupInfo(requestID: requestID, groupID: group, name: info.name, members: info.members), on: connection)
+                case .success(nil):
+                    session.send(.result(RequestResult(requestID: requestID, code: .notPermitted, message: "not a member of that group")),
+                                 on: connection)
+                case .failure:
+                    session.send(.result(RequestResult(requestID: requestID, code: .internalError)), on: connection)
+                }
+            }
         case .presenceAllow(let requestID, let viewer, let allowed):
             services.directory.setPresenceAllowed(owner: device.accountID, viewer: viewer, allowed: allowed, on: loop) { result in
                 let (session, connection) = bound.value

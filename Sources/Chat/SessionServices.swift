@@ -18,6 +18,7 @@ public final class SessionServices: Sendable {
     public let accounts: AccountStore
     public let directory: DeviceDirectory
     public let messages: MessageStore
+    public let groups: GroupStore
     public let router: DeliveryRouter
     public let tokens: TokenSealer
     public let ledger: TokenLedger
@@ -34,7 +35,7 @@ public final class SessionServices: Sendable {
     ///   (`ServerCertificate.encoded`), sent in every ServerHello.
     public init(
         staticKey: KeyPair, certificate: [UInt8], accounts: AccountStore, directory: DeviceDirectory,
-        messages: MessageStore, router: DeliveryRouter, tokens: TokenSealer, ledger: TokenLedger,
+        messages: MessageStore, groups: GroupStore, router: DeliveryRouter, tokens: TokenSealer, ledger: TokenLedger,
         registration: RegistrationPolicy, nodeID: String, tokenLifetimeSeconds: UInt64,
         handshakeTimeoutMilliseconds: Int, idleTimeoutSeconds: UInt64,
         log: (@Sendable (SessionEvent) -> Void)? = nil
@@ -42,6 +43,7 @@ public final class SessionServices: Sendable {
         self.log = log
         self.directory = directory
         self.messages = messages
+        self.groups = groups
         self.router = router
         self.identity = Mutex((staticKey, certificate))
         self.accounts = accounts

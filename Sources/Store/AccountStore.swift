@@ -25,7 +25,7 @@ public final class AccountStore: Sendable {
 
     public init(thread: StoreThread) { self.thread = thread }
 
-    static let schemaVersion = 2
+    static let schemaVersion = 3
 
     /// Creates or upgrades the schema. Runs before the store thread starts, or in a CLI tool.
     public static func migrate(_ database: SQLiteDatabase) throws(StoreError) {
@@ -93,6 +93,26 @@ public final class AccountStore: Sendable {
                     viewer INTEGER NOT NULL,
                     PRIMARY KEY (owner, viewer)) WITHOUT ROWID;
                 UPDATE meta SET value = '2' WHERE key = 'schema_version';
+                COMMIT;
+                """)
+        }
+        if version < 3 {
+            // Version 3: groups.
+            try database.execute("""
+                BEGIN;
+                ALTER TABLE messages ADD COLUMN group_id INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE groups(
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    created_at INTEGER NOT NULL);
+                CREATE TABLE group_members(
+                    group_id INTEGER NOT NULL,
+                    account_id INTEGER NOT NULL,
+                    admin INTEGER NOT NULL DEFAULT 0,
+                    joined_at INTEGER NOT NULL,
+                    PRIMARY KEY (group_id, account_id)) WITHOUT ROWID;
+                CREATE INDEX group_members_by_account ON group_members(account_id);
+                UPDATE meta SET value = '3' WHERE key = 'schema_version';
                 COMMIT;
                 """)
         }

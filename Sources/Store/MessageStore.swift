@@ -44,13 +44,29 @@ public final class MessageStore: Sendable {
                              [sender, .blob(message.messageID)]).isEmpty {
                 return .duplicate
             }
-            guard let recipients = try DeviceDirectory.devices(db, account: message.toAccount) else {
-                return .refused(.unknownAccount, "account \(message.toAccount) does not exist")
-            }
-            var expected = Set(recipients.map { DeviceAddress(accountID: message.toAccount, deviceID: $0.deviceID) })
-            if message.toAccount != fromAccount {
-                for own in try DeviceDirectory.devices(db, account: fromAccount) ?? [] {
-                    expected.insert(DeviceAddress(accountID: fromAccount, deviceID: own.deviceID))
+            var expected: Set<DeviceAddress> = []
+            if message.groupID != 0 {
+                // A group message goes to every device of every member, the sender's other
+                // devices included.
+                guard let members = try GroupStore.members(db, group: message.groupID),
+                    members.contains(where: { $0.accountID == fromAccount })
+                else {
+                    return .refused(.notPermitted, "not a member of group \(message.groupID)")
+                }
+                for member in members {
+                    for device in try DeviceDirectory.devices(db, account: member.accountID) ?? [] {
+                        expected.insert(DeviceAddress(accountID: member.accountID, deviceID: device.deviceID))
+                    }
+                }
+            } else {
+                guard let recipients = try DeviceDirectory.devices(db, account: message.toAccount) else {
+                    return .refused(.unknownAccount, "account \(message.toAccount) does not exist")
+                }
+                expected = Set(recipients.map { DeviceAddress(accountID: message.toAccount, deviceID: $0.deviceID) })
+                if message.toAccount != fromAccount {
+                    for own in try DeviceDirectory.devices(db, account: fromAccount) ?? [] {
+                        expected.insert(DeviceAddress(accountID: fromAccount, deviceID: own.deviceID))
+                    }
                 }
             }
             expected.remove(DeviceAddress(accountID: fromAccount, deviceID: fromDevice))
@@ -74,10 +90,10 @@ public final class MessageStore: Sendable {
                     "UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1, queued_bytes = queued_bytes + ? WHERE id = ?",
                     [.integer(Int64(copy.ciphertext.count)), device])
                 try db.query("""
-                    INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, group_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """, [device, .integer(seq), .integer(Int64(fromAccount)), sender, .blob(message.messageID),
-                          .integer(nowMilliseconds), .blob(copy.ciphertext)])
+                          .integer(nowMilliseconds), .blob(copy.ciphertext), .integer(Int64(message.groupID))])
             }
             try db.query("INSERT INTO accepted_messages(sender_device, message_id, accepted_at) VALUES (?, ?, ?)",
                          [sender, .blob(message.messageID), .integer(nowMilliseconds / 1000)])
@@ -90,13 +106,14 @@ public final class MessageStore: Sendable {
                         completion: @escaping @Sendable (Result<[Delivery], StoreError>) -> Void) {
         thread.request(on: loop, { (db) throws(StoreError) -> [Delivery] in
             try db.query("""
-                SELECT seq, message_id, sender_account, sender_device, sent_at, ciphertext, kind FROM messages
+                SELECT seq, message_id, sender_account, sender_device, sent_at, ciphertext, kind, group_id FROM messages
                 WHERE recipient_device = ? AND seq > ? ORDER BY seq LIMIT ?
                 """, [.integer(Int64(device)), .integer(Int64(afterSeq)), .integer(Int64(limit))]
             ).map {
                 Delivery(seq: UInt64($0[0].integer ?? 0), messageID: $0[1].blob ?? [], fromAccount: UInt64($0[2].integer ?? 0),
                          fromDevice: UInt64($0[3].integer ?? 0), sentAtMilliseconds: UInt64($0[4].integer ?? 0),
-                         ciphertext: $0[5].blob ?? [], kind: Delivery.Kind(rawValue: UInt64($0[6].integer ?? 1)) ?? .message)
+                         ciphertext: $0[5].blob ?? [], kind: Delivery.Kind(rawValue: UInt64($0[6].integer ?? 1)) ?? .message,
+                         groupID: UInt64($0[7].integer ?? 0))
             }
         }, completion: completion)
     }
@@ -112,14 +129,15 @@ public final class MessageStore: Sendable {
             for seq in seqs {
                 let key: [SQLiteDatabase.Value] = [.integer(Int64(device)), .integer(Int64(seq))]
                 guard let row = try db.query("""
-                    SELECT length(ciphertext), sender_account, message_id, kind FROM messages WHERE recipient_device = ? AND seq = ?
+                    SELECT length(ciphertext), sender_account, message_id, kind, group_id FROM messages WHERE recipient_device = ? AND seq = ?
                     """, key).first
                 else { continue }
                 try db.query("DELETE FROM messages WHERE recipient_device = ? AND seq = ?", key)
                 try db.query("UPDATE devices SET queued_count = queued_count - 1, queued_bytes = queued_bytes - ? WHERE id = ?",
                              [row[0], .integer(Int64(device))])
                 let sender = UInt64(row[1].integer ?? 0)
-                if row[3].integer == Delivery.Kind.message.rawValue.asInt64, sender != account, let id = row[2].blob {
+                // One-to-one messages only: group delivery receipts are to be aggregated per message.
+                if row[3].integer == Delivery.Kind.message.rawValue.asInt64, row[4].integer == 0, sender != account, let id = row[2].blob {
                     woken.formUnion(try MessageStore.queueReceipt(db, kind: .delivered, messageID: id, fromAccount: account,
                                                                    fromDevice: device, toAccount: sender, now: nowMilliseconds,
                                                                    receiptCap: cap))

@@ -72,6 +72,7 @@ public final class Node: @unchecked Sendable {
                 staticKey: identity.key, certificate: identity.certificate.encoded, accounts: AccountStore(thread: store),
                 directory: directory,
                 messages: MessageStore(thread: store, limits: options.queueLimits),
+                groups: GroupStore(thread: store, maxMembers: options.maxGroupMembers),
                 router: DeliveryRouter(group: group, push: push),
                 tokens: TokenSealer(keyID: 1, key: try dataDirectory.tokenKey()),
                 ledger: TokenLedger(revokedDevices: revoked), registration: options.registration,

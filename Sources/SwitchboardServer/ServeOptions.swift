@@ -17,6 +17,7 @@ public struct ServeOptions: Sendable {
     public var handshakeSeconds = 10
     public var tokenDays = 30
     public var maxDevices = 16
+    public var maxGroupMembers = 1_024
     public var pushEndpoint: PushEndpoint?
     public var queueLimits = MessageStore.Limits()
 
@@ -43,6 +44,7 @@ public struct ServeOptions: Sendable {
         FlagSpec("token-days", value: "N", help: "lifetime of resumption tokens (default 30)"),
         FlagSpec("push-url", value: "URL", help: "HTTP push gateway for devices that are offline: http://HOST:PORT/PATH (default: none)"),
         FlagSpec("max-devices", value: "N", help: "devices per account (default 16)"),
+        FlagSpec("max-group-members", value: "N", help: "members per group (default 1024)"),
         FlagSpec("queue-messages", value: "N", help: "messages that may wait for one device (default 100000)"),
         FlagSpec("queue-bytes", value: "BYTES", help: "bytes that may wait for one device (default 268435456)"),
         FlagSpec("retention-days", value: "N", help: "undelivered messages are dropped after this (default 30)"),
@@ -102,6 +104,7 @@ public struct ServeOptions: Sendable {
         handshakeSeconds = try flags.integer("handshake-seconds", default: handshakeSeconds, range: 1...600)
         tokenDays = try flags.integer("token-days", default: tokenDays, range: 1...365)
         maxDevices = try flags.integer("max-devices", default: maxDevices, range: 1...1000)
+        maxGroupMembers = try flags.integer("max-group-members", default: maxGroupMembers, range: 2...100_000)
         if let url = flags.value("push-url") {
             guard let endpoint = PushEndpoint(url: url) else {
                 throw UsageError("flag '--push-url' needs http://HOST:PORT/PATH with an IP address or localhost, not '\(url)'")

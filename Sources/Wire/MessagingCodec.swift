@@ -53,7 +53,8 @@ enum MessagingCodec {
             F.varint(1, remaining, into: &out)
         case .send(let message):
             F.bytes(1, message.messageID, into: &out)
-            F.varint(2, message.toAccount, into: &out)
+            if message.toAccount != 0 { F.varint(2, message.toAccount, into: &out) }
+            if message.groupID != 0 { F.varint(4, message.groupID, into: &out) }
             for copy in message.copies {
                 F.record(3, into: &out) { inner in
                     F.varint(1, copy.deviceID, into: &inner)
@@ -79,11 +80,35 @@ enum MessagingCodec {
             F.varint(5, delivery.sentAtMilliseconds, into: &out)
             if delivery.kind == .message { F.bytes(6, delivery.ciphertext, into: &out) }
             if delivery.kind != .message { F.varint(7, delivery.kind.rawValue, into: &out) }
+            if delivery.groupID != 0 { F.varint(8, delivery.groupID, into: &out) }
         case .ack(let seqs):
             for seq in seqs { F.varint(1, seq, into: &out) }
         case .registerPush(let requestID, let token):
             F.varint(1, requestID, into: &out)
             F.string(2, token, into: &out)
+        case .createGroup(let requestID, let name, let members):
+            F.varint(1, requestID, into: &out)
+            F.string(2, name, into: &out)
+            for member in members { F.varint(3, member, into: &out) }
+        case .updateGroup(let requestID, let groupID, let operation, let account, let name):
+            F.varint(1, requestID, into: &out)
+            F.varint(2, groupID, into: &out)
+            F.varint(3, operation.rawValue, into: &out)
+            if account != 0 { F.varint(4, account, into: &out) }
+            if !name.isEmpty { F.string(5, name, into: &out) }
+        case .getGroup(let requestID, let groupID):
+            F.varint(1, requestID, into: &out)
+            F.varint(2, groupID, into: &out)
+        case .groupInfo(let requestID, let groupID, let name, let members):
+            F.varint(1, requestID, into: &out)
+            F.varint(2, groupID, into: &out)
+            F.string(3, name, into: &out)
+            for member in members {
+                F.record(4, into: &out) { inner in
+                    F.varint(1, member.accountID, into: &inner)
+                    if member.admin { F.varint(2, 1, into: &inner) }
+                }
+            }
         case .presenceAllow(let requestID, let account, let allowed):
             F.varint(1, requestID, into: &out)
             F.varint(2, account, into: &out)
@@ -255,12 +280,13 @@ enum MessagingCodec {
             }
             return .prekeysLow(remaining: remaining)
         case StanzaType.send:
-            var id: [UInt8]?, to: UInt64?
+            var id: [UInt8]?, to: UInt64?, group: UInt64 = 0
             var copies: [MessageCopy] = []
             while let (field, value) = try reader.next() {
                 switch field {
                 case 1: id = try value.bytes(field, max: WireLimits.messageIDLength)
                 case 2: to = try value.id(field)
+                case 4: group = try value.id(field)
                 case 3:
                     var copy = MessageCopy(deviceID: 0, ciphertext: [])
                     var inner = try value.record(field)
@@ -277,10 +303,10 @@ enum MessagingCodec {
                 default: continue
                 }
             }
-            guard let id, id.count == WireLimits.messageIDLength, let to else {
-                throw .malformed("send needs a 16-byte message id and a recipient account")
+            guard let id, id.count == WireLimits.messageIDLength, (to != nil) != (group != 0) else {
+                throw .malformed("send needs a 16-byte message id and either a recipient account or a group")
             }
-            return .send(SendMessage(messageID: id, toAccount: to, copies: copies))
+            return .send(SendMessage(messageID: id, toAccount: to ?? 0, copies: copies, groupID: group))
         case StanzaType.sendResult:
             var result = SendResult(messageID: [], code: .ok)
             while let (field, value) = try reader.next() {
@@ -319,6 +345,7 @@ enum MessagingCodec {
                     let kind = try value.varint(field)
                     guard let parsed = Delivery.Kind(rawValue: kind) else { throw .malformed("delivery kind \(kind) is unknown") }
                     delivery.kind = parsed
+                case 8: delivery.groupID = try value.id(field)
                 default: continue
                 }
             }
@@ -343,6 +370,71 @@ enum MessagingCodec {
                 guard let account = values[1] else { throw .malformed("typing needs an account") }
                 return .typing(accountID: account, deviceID: values[2] ?? 0, active: (values[3] ?? 1) != 0)
             }
+        case StanzaType.createGroup:
+            var requestID: UInt64 = 0, name = ""
+            var members: [UInt64] = []
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: requestID = try value.varint(field)
+                case 2: name = try value.string(field, max: WireLimits.maxDeviceName)
+                case 3:
+                    guard members.count < WireLimits.maxGroupMembersPerStanza else { throw .tooLarge("too many members in one stanza") }
+                    members.append(try value.id(field))
+                default: continue
+                }
+            }
+            return .createGroup(requestID: requestID, name: name, members: members)
+        case StanzaType.updateGroup:
+            var requestID: UInt64 = 0, group: UInt64?, operation: GroupOperation?, account: UInt64 = 0, name = ""
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: requestID = try value.varint(field)
+                case 2: group = try value.id(field)
+                case 3:
+                    let raw = try value.varint(field)
+                    guard let parsed = GroupOperation(rawValue: raw) else { throw .malformed("group operation \(raw) is unknown") }
+                    operation = parsed
+                case 4: account = try value.id(field)
+                case 5: name = try value.string(field, max: WireLimits.maxDeviceName)
+                default: continue
+                }
+            }
+            guard let group, let operation else { throw .malformed("update group needs a group and an operation") }
+            return .updateGroup(requestID: requestID, groupID: group, operation: operation, accountID: account, name: name)
+        case StanzaType.getGroup:
+            var requestID: UInt64 = 0, group: UInt64?
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: requestID = try value.varint(field)
+                case 2: group = try value.id(field)
+                default: continue
+                }
+            }
+            guard let group else { throw .malformed("get group needs a group") }
+            return .getGroup(requestID: requestID, groupID: group)
+        case StanzaType.groupInfo:
+            var requestID: UInt64 = 0, group: UInt64 = 0, name = ""
+            var members: [GroupMember] = []
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: requestID = try value.varint(field)
+                case 2: group = try value.id(field)
+                case 3: name = try value.string(field, max: WireLimits.maxDeviceName)
+                case 4:
+                    var member = GroupMember(accountID: 0, admin: false)
+                    var inner = try value.record(field)
+                    while let (f, v) = try inner.next() {
+                        switch f {
+                        case 1: member.accountID = try v.id(f)
+                        case 2: member.admin = try v.varint(f) != 0
+                        default: continue
+                        }
+                    }
+                    members.append(member)
+                default: continue
+                }
+            }
+            return .groupInfo(requestID: requestID, groupID: group, name: name, members: members)
         case StanzaType.registerPush:
             var requestID: UInt64 = 0, token = ""
             while let (field, value) = try reader.next() {

@@ -19,6 +19,24 @@ extension StanzaType {
     public static let presenceSubscribe: UInt64 = 24
     public static let presence: UInt64 = 25
     public static let typing: UInt64 = 26
+    public static let createGroup: UInt64 = 27
+    public static let updateGroup: UInt64 = 28
+    public static let getGroup: UInt64 = 29
+    public static let groupInfo: UInt64 = 30
+}
+
+/// A change to a group (PROTOCOL.md 22.2).
+public enum GroupOperation: UInt64, Sendable {
+    case add = 1, remove = 2, promote = 3, demote = 4, rename = 5, leave = 6
+}
+
+public struct GroupMember: Equatable, Sendable {
+    public var accountID: UInt64
+    public var admin: Bool
+    public init(accountID: UInt64, admin: Bool) {
+        self.accountID = accountID
+        self.admin = admin
+    }
 }
 
 public struct DeviceInfo: Equatable, Sendable {
@@ -88,7 +106,10 @@ public struct SendMessage: Equatable, Sendable {
     public var messageID: [UInt8]
     public var toAccount: UInt64
     public var copies: [MessageCopy]
-    public init(messageID: [UInt8], toAccount: UInt64, copies: [MessageCopy]) {
+    /// Set for a group message; `toAccount` is then 0.
+    public var groupID: UInt64
+    public init(messageID: [UInt8], toAccount: UInt64, copies: [MessageCopy], groupID: UInt64 = 0) {
+        self.groupID = groupID
         self.messageID = messageID
         self.toAccount = toAccount
         self.copies = copies
@@ -114,7 +135,8 @@ public struct Delivery: Equatable, Sendable {
     /// What a delivery carries: a message copy, or a receipt for a message this device's
     /// account sent (PROTOCOL.md 20.3).
     public enum Kind: UInt64, Sendable {
-        case message = 1, delivered = 2, read = 3
+        /// `group_changed`: the group's membership, admins or name changed; fetch GroupInfo.
+        case message = 1, delivered = 2, read = 3, groupChanged = 4
     }
 
     public var seq: UInt64
@@ -124,9 +146,12 @@ public struct Delivery: Equatable, Sendable {
     public var sentAtMilliseconds: UInt64
     public var ciphertext: [UInt8]
     public var kind: Kind
+    /// The group the message was sent to (0: a one-to-one message).
+    public var groupID: UInt64
     public init(seq: UInt64, messageID: [UInt8], fromAccount: UInt64, fromDevice: UInt64, sentAtMilliseconds: UInt64, ciphertext: [UInt8],
-                kind: Kind = .message) {
+                kind: Kind = .message, groupID: UInt64 = 0) {
         self.kind = kind
+        self.groupID = groupID
         self.seq = seq
         self.messageID = messageID
         self.fromAccount = fromAccount
@@ -177,4 +202,5 @@ extension UInt64 {
 
 extension WireLimits {
     public static let maxReceiptIDs = 100
+    public static let maxGroupMembersPerStanza = 1024
 }

@@ -127,6 +127,10 @@ public enum Stanza: Equatable, Sendable {
     case presence(accountID: UInt64, online: Bool, lastSeenMilliseconds: UInt64)
     /// Client to node: `account` is the recipient, `device` 0. Node to client: the typist.
     case typing(accountID: UInt64, deviceID: UInt64, active: Bool)
+    case createGroup(requestID: UInt64, name: String, members: [UInt64])
+    case updateGroup(requestID: UInt64, groupID: UInt64, operation: GroupOperation, accountID: UInt64, name: String)
+    case getGroup(requestID: UInt64, groupID: UInt64)
+    case groupInfo(requestID: UInt64, groupID: UInt64, name: String, members: [GroupMember])
     case unknown(type: UInt64)
 
     public var type: UInt64 {
@@ -157,6 +161,10 @@ public enum Stanza: Equatable, Sendable {
         case .presenceSubscribe: return StanzaType.presenceSubscribe
         case .presence: return StanzaType.presence
         case .typing: return StanzaType.typing
+        case .createGroup: return StanzaType.createGroup
+        case .updateGroup: return StanzaType.updateGroup
+        case .getGroup: return StanzaType.getGroup
+        case .groupInfo: return StanzaType.groupInfo
         case .unknown(let type): return type
         }
     }

@@ -231,12 +231,35 @@ final class ClientBatch: ClientDelegate, @unchecked Sendable {
     private(set) var closed = 0
     private(set) var errors: [String] = []
     private var pongs = 0
+    /// Welcomes by client (account, device), and group messages received.
+    private(set) var addresses: [DeviceAddress] = []
+    private(set) var groupMessages = 0
 
     init(expected: Int) { self.expected = expected }
 
-    func clientDidConnect(_ client: ClientConnection, welcome: Welcome) { bump { welcomed += 1 } }
+    func clientDidConnect(_ client: ClientConnection, welcome: Welcome) {
+        bump {
+            welcomed += 1
+            addresses.append(DeviceAddress(accountID: welcome.accountID, deviceID: welcome.deviceID))
+        }
+    }
     func client(_ client: ClientConnection, didReceive stanza: Stanza) {
         if case .pong = stanza { bump { pongs += 1 } }
+        if case .deliver(let delivery) = stanza, delivery.kind == .message, delivery.groupID != 0 {
+            bump { groupMessages += 1 }
+            client.send(.ack(seqs: [delivery.seq]))
+        } else if case .deliver(let delivery) = stanza {
+            client.send(.ack(seqs: [delivery.seq]))
+        }
+    }
+
+    /// Waits until `count` group messages have arrived across the batch.
+    func waitForGroupMessages(_ count: Int, timeout: Double) -> Int {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while groupMessages < count && condition.wait(until: deadline) {}
+        return groupMessages
     }
     func clientDidClose(_ client: ClientConnection, error: ErrorStanza?, reason: CloseReason) {
         bump {

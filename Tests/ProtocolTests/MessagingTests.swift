@@ -10,10 +10,11 @@ extension TestClient {
     var deviceID: UInt64 { welcome!.deviceID }
 
     /// Sends a message and waits for its SendResult.
-    func sendMessage(to account: UInt64, copies: [MessageCopy], id: [UInt8] = randomID(), timeout: Double = 10) -> SendResult? {
+    func sendMessage(to account: UInt64, copies: [MessageCopy], id: [UInt8] = randomID(), groupID: UInt64 = 0,
+                     timeout: Double = 10) -> SendResult? {
         let before = recorder.all.filter { if case .stanza(.sendResult(let r)) = $0 { return r.messageID == id } else { return false } }.count
         let target = recorder.sendResultCountSnapshot + 1
-        send(.send(SendMessage(messageID: id, toAccount: account, copies: copies)))
+        send(.send(SendMessage(messageID: id, toAccount: account, copies: copies, groupID: groupID)))
         _ = recorder.waitUntil(timeout: timeout) { $0.sendResultCount >= target }
         let all = recorder.all.compactMap { event -> SendResult? in
             if case .stanza(.sendResult(let result)) = event, result.messageID == id { return result }
@@ -54,6 +55,7 @@ extension TestClient {
             case .stanza(.result(let r)): return r.requestID == id
             case .stanza(.deviceList(let r, _, _)): return r == id
             case .stanza(.keyBundles(let r, _, _)): return r == id
+            case .stanza(.groupInfo(let r, _, _, _)): return r == id
             default: return false
             }
         }

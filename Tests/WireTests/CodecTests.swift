@@ -85,6 +85,14 @@ import Testing
         .presence(accountID: 7, online: true, lastSeenMilliseconds: 0),
         .typing(accountID: 8, deviceID: 0, active: true),
         .typing(accountID: 8, deviceID: 2, active: false),
+        .createGroup(requestID: 1, name: "trio", members: [2, 3]),
+        .updateGroup(requestID: 2, groupID: 4, operation: .rename, accountID: 0, name: "quartet"),
+        .updateGroup(requestID: 3, groupID: 4, operation: .add, accountID: 9, name: ""),
+        .getGroup(requestID: 4, groupID: 4),
+        .groupInfo(requestID: 4, groupID: 4, name: "quartet", members: [GroupMember(accountID: 1, admin: true), GroupMember(accountID: 9, admin: false)]),
+        .send(SendMessage(messageID: [UInt8](repeating: 6, count: 16), toAccount: 0, copies: [MessageCopy(deviceID: 3, ciphertext: [1])], groupID: 4)),
+        .deliver(Delivery(seq: 5, messageID: [UInt8](repeating: 6, count: 16), fromAccount: 1, fromDevice: 0, sentAtMilliseconds: 9,
+                          ciphertext: [], kind: .groupChanged, groupID: 4)),
     ]
 
     @Test func everyStanzaRoundTrips() throws {

@@ -1,0 +1,131 @@
+import Reactor
+import Wire
+
+/// Groups and their members (PROTOCOL.md section 22). Membership changes queue a
+/// `groupChanged` delivery for every device of every member (and of a removed member), so offline
+/// devices learn of them too. Every call returns at once; results arrive on the asking loop.
+public final class GroupStore: Sendable {
+    public let thread: StoreThread
+    public let maxMembers: Int
+
+    public init(thread: StoreThread, maxMembers: Int = 1_024) {
+        self.thread = thread
+        self.maxMembers = maxMembers
+    }
+
+    /// Creates a group with the creator as its first admin. Completion: the group id and the
+    /// devices to wake, or an error code.
+    public func create(creator: UInt64, name: String, members: [UInt64], now: Int64, on loop: EventLoop,
+                       completion: @escaping @Sendable (Result<(group: UInt64, woken: [UInt64]), ErrorCode>) -> Void) {
+        let limit = maxMembers
+        thread.request(on: loop, { (db) throws(StoreError) -> Result<(group: UInt64, woken: [UInt64]), ErrorCode> in
+            var accounts = [creator]
+            for member in members where !accounts.contains(member) { accounts.append(member) }
+            guard accounts.count <= limit else { return .failure(.overLimit) }
+            for account in accounts where try DeviceDirectory.devices(db, account: account) == nil {
+                return .failure(.unknownAccount)
+            }
+            try db.query("INSERT INTO groups(name, created_at) VALUES (?, ?)", [.text(name), .integer(now / 1000)])
+            let group = UInt64(db.lastInsertRowID)
+            for (index, account) in accounts.enumerated() {
+                try db.query("INSERT INTO group_members(group_id, account_id, admin, joined_at) VALUES (?, ?, ?, ?)",
+                             [.integer(Int64(group)), .integer(Int64(account)), .integer(index == 0 ? 1 : 0), .integer(now)])
+            }
+            let woken = try GroupStore.notify(db, group: group, accounts: accounts, actor: creator, now: now)
+            return .success((group, woken))
+        }) { result in
+            switch result {
+            case .success(let outcome): completion(outcome)
+            case .failure: completion(.failure(.internalError))
+            }
+        }
+    }
+
+    /// Applies one change. Only admins add, remove, promote, demote and rename; anyone leaves.
+    /// A group always keeps an admin: when the last one leaves or is demoted, the longest-standing
+    /// member becomes admin. Completion: the devices to wake, or an error code.
+    public func update(group: UInt64, actor: UInt64, operation: GroupOperation, target: UInt64, name: String, now: Int64,
+                       on loop: EventLoop, completion: @escaping @Sendable (Result<[UInt64], ErrorCode>) -> Void) {
+        let limit = maxMembers
+        thread.request(on: loop, { (db) throws(StoreError) -> Result<[UInt64], ErrorCode> in
+            let id = SQLiteDatabase.Value.integer(Int64(group))
+            guard let members = try GroupStore.members(db, group: group), let me = members.first(where: { $0.accountID == actor }) else {
+                return .failure(.notPermitted)
+            }
+            if operation != .leave && !me.admin { return .failure(.notPermitted) }
+            let isMember = members.contains { $0.accountID == target }
+            var notified = members.map(\.accountID)
+            switch operation {
+            case .add:
+                guard !isMember else { return .success([]) }
+                guard members.count < limit else { return .failure(.overLimit) }
+                guard try DeviceDirectory.devices(db, account: target) != nil else { return .failure(.unknownAccount) }
+                try db.query("INSERT INTO group_members(group_id, account_id, admin, joined_at) VALUES (?, ?, 0, ?)",
+                             [id, .integer(Int64(target)), .integer(now)])
+                notified.append(target)
+            case .remove, .leave:
+                let leaving = operation == .leave ? actor : target
+                guard members.contains(where: { $0.accountID == leaving }) else { return .failure(.unknownAccount) }
+                try db.query("DELETE FROM group_members WHERE group_id = ? AND account_id = ?", [id, .integer(Int64(leaving))])
+            case .promote, .demote:
+                guard isMember else { return .failure(.unknownAccount) }
+                try db.query("UPDATE group_members SET admin = ? WHERE group_id = ? AND account_id = ?",
+                             [.integer(operation == .promote ? 1 : 0), id, .integer(Int64(target))])
+            case .rename:
+                try db.query("UPDATE groups SET name = ? WHERE id = ?", [.text(name), id])
+            }
+            // Keep an admin.
+            let remaining = try GroupStore.members(db, group: group) ?? []
+            if !remaining.isEmpty && !remaining.contains(where: \.admin) {
+                try db.query("""
+                    UPDATE group_members SET admin = 1 WHERE group_id = ?1 AND account_id =
+                        (SELECT account_id FROM group_members WHERE group_id = ?1 ORDER BY joined_at, account_id LIMIT 1)
+                    """, [id])
+            }
+            return .success(try GroupStore.notify(db, group: group, accounts: notified, actor: actor, now: now))
+        }) { result in
+            switch result {
+            case .success(let outcome): completion(outcome)
+            case .failure: completion(.failure(.internalError))
+            }
+        }
+    }
+
+    /// Name and members, for members only (nil: not a member or no such group).
+    public func info(group: UInt64, viewer: UInt64, on loop: EventLoop,
+                     completion: @escaping @Sendable (Result<(name: String, members: [GroupMember])?, StoreError>) -> Void) {
+        thread.request(on: loop, { (db) throws(StoreError) -> (name: String, members: [GroupMember])? in
+            guard let members = try GroupStore.members(db, group: group), members.contains(where: { $0.accountID == viewer }),
+                let name = try db.query("SELECT name FROM groups WHERE id = ?", [.integer(Int64(group))]).first?.first?.text
+            else { return nil }
+            return (name, members)
+        }, completion: completion)
+    }
+
+    /// Members in join order; nil when the group does not exist.
+    static func members(_ db: SQLiteDatabase, group: UInt64) throws(StoreError) -> [GroupMember]? {
+        guard try !db.query("SELECT 1 FROM groups WHERE id = ?", [.integer(Int64(group))]).isEmpty else { return nil }
+        return try db.query("SELECT account_id, admin FROM group_members WHERE group_id = ? ORDER BY joined_at, account_id",
+                            [.integer(Int64(group))])
+            .map { GroupMember(accountID: UInt64($0[0].integer ?? 0), admin: ($0[1].integer ?? 0) != 0) }
+    }
+
+    /// Queues a `groupChanged` delivery for every device of `accounts`; returns those devices.
+    static func notify(_ db: SQLiteDatabase, group: UInt64, accounts: [UInt64], actor: UInt64, now: Int64) throws(StoreError) -> [UInt64] {
+        var woken: [UInt64] = []
+        for account in accounts {
+            for device in try DeviceDirectory.devices(db, account: account) ?? [] {
+                let id = SQLiteDatabase.Value.integer(Int64(device.deviceID))
+                let seq = try db.query("SELECT next_seq FROM devices WHERE id = ?", [id]).first?.first?.integer ?? 1
+                try db.query("UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1 WHERE id = ?", [id])
+                try db.query("""
+                    INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, kind, group_id)
+                    VALUES (?, ?, ?, 0, randomblob(16), ?, x'', ?, ?)
+                    """, [id, .integer(seq), .integer(Int64(actor)), .integer(now),
+                          .integer(Int64(Delivery.Kind.groupChanged.rawValue)), .integer(Int64(group))])
+                woken.append(device.deviceID)
+            }
+        }
+        return woken
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import SwitchboardClient
+import Testing
+import TestSupport
+import Wire
+
+extension TestClient {
+    func groupNotices(_ group: UInt64) -> [Delivery] {
+        deliveries.filter { $0.kind == .groupChanged && $0.groupID == group }
+    }
+}
+
+@Suite(.serialized) struct GroupTests {
+    @Test func threeMembersAcrossLoopsWithAdminRulesAndStaleLists() throws {
+        let node = try NodeProcess.serve(["--threads", "2"])
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let bob = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
+        let carol = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "carol"))
+        let dave = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "dave"))
+        guard case .result(let created)? = alice.request(.createGroup(requestID: 1, name: "trio", members: [bob.accountID, carol.accountID]), id: 1),
+            let group = created.value
+        else {
+            Issue.record("no group")
+            return
+        }
+        for member in [alice, bob, carol] {
+            _ = member.waitForDeliveries(1)
+            #expect(member.groupNotices(group).count == 1, "every member hears of the group")
+        }
+        guard case .groupInfo(_, _, let name, let members)? = bob.request(.getGroup(requestID: 2, groupID: group), id: 2) else {
+            Issue.record("no info")
+            return
+        }
+        #expect(name == "trio")
+        #expect(members == [GroupMember(accountID: alice.accountID, admin: true), GroupMember(accountID: bob.accountID, admin: false),
+                            GroupMember(accountID: carol.accountID, admin: false)])
+        guard case .result(let outsider)? = dave.request(.getGroup(requestID: 3, groupID: group), id: 3) else { return }
+        #expect(outsider.code == .notPermitted)
+
+        // Sender-driven fan-out: one ciphertext per device of every other member.
+        let stale = alice.sendMessage(to: 0, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [1])], groupID: group)
+        #expect(stale?.code == .deviceListMismatch)
+        #expect(Set(stale?.devices ?? []) == [DeviceAddress(accountID: bob.accountID, deviceID: bob.deviceID),
+                                                 DeviceAddress(accountID: carol.accountID, deviceID: carol.deviceID)])
+        let sent = alice.sendMessage(to: 0, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [1]),
+                                                      MessageCopy(deviceID: carol.deviceID, ciphertext: [2])], groupID: group)
+        #expect(sent?.code == .ok)
+        for (member, text) in [(bob, [UInt8(1)]), (carol, [2])] {
+            let got = member.waitForDeliveries(2).filter { $0.kind == .message }
+            #expect(got.count == 1 && got[0].groupID == group && got[0].ciphertext == text && got[0].fromAccount == alice.accountID)
+        }
+        // Outsiders cannot send to the group; members who are not admins cannot change it.
+        #expect(dave.sendMessage(to: 0, copies: [], groupID: group)?.code == .notPermitted)
+        guard case .result(let refused)? = bob.request(.updateGroup(requestID: 4, groupID: group, operation: .add, accountID: dave.accountID, name: ""), id: 4)
+        else { return }
+        #expect(refused.code == .notPermitted)
+        // The admin adds Dave and removes Carol; both hear of it, and Carol is out.
+        guard case .result(let added)? = alice.request(.updateGroup(requestID: 5, groupID: group, operation: .add, accountID: dave.accountID, name: ""), id: 5),
+            case .result(let removed)? = alice.request(.updateGroup(requestID: 6, groupID: group, operation: .remove, accountID: carol.accountID, name: ""), id: 6)
+        else { return }
+        #expect(added.code == .ok && removed.code == .ok)
+        #expect(dave.waitForDeliveries(1).contains { $0.kind == .groupChanged && $0.groupID == group })
+        _ = carol.waitForDeliveries(3)
+        #expect(carol.groupNotices(group).count == 2, "created, then added Dave / removed")
+        #expect(carol.sendMessage(to: 0, copies: [], groupID: group)?.code == .notPermitted)
+        let after = alice.sendMessage(to: 0, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [3]),
+                                                       MessageCopy(deviceID: carol.deviceID, ciphertext: [3])], groupID: group)
+        #expect(after?.code == .deviceListMismatch, "Carol's device no longer belongs")
+        // The admin leaves: the longest-standing member becomes admin.
+        guard case .result(let left)? = alice.request(.updateGroup(requestID: 7, groupID: group, operation: .leave, accountID: 0, name: ""), id: 7)
+        else { return }
+        #expect(left.code == .ok)
+        guard case .groupInfo(_, _, _, let now)? = bob.request(.getGroup(requestID: 8, groupID: group), id: 8) else { return }
+        #expect(now == [GroupMember(accountID: bob.accountID, admin: true), GroupMember(accountID: dave.accountID, admin: false)])
+    }
+
+    @Test func aGroupOf1024MembersFansOutToEveryDevice() throws {
+        _ = sb_raise_nofile_limit_for_tests()
+        let node = try NodeProcess.serve(["--threads", "2"])
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let batch = try harness.connectMany(count: 1_023, port: node.port) { Hello(mode: .register, accountName: "member\($0)") }
+        #expect(batch.welcomed == 1_023)
+        let others = batch.addresses
+        guard case .result(let created)? = alice.request(.createGroup(requestID: 1, name: "big", members: others.map(\.accountID)), id: 1, timeout: 30),
+            let group = created.value
+        else {
+            Issue.record("no group")
+            return
+        }
+        #expect(created.code == .ok)
+        guard case .result(let tooMany)? = alice.request(.updateGroup(requestID: 2, groupID: group, operation: .add, accountID: 999_999, name: ""), id: 2)
+        else { return }
+        #expect(tooMany.code == .overLimit, "1,024 members is the limit")
+        let copies = others.map { MessageCopy(deviceID: $0.deviceID, ciphertext: [UInt8](repeating: 7, count: 16)) }
+        let result = alice.sendMessage(to: 0, copies: copies, groupID: group, timeout: 30)
+        #expect(result?.code == .ok)
+        #expect(batch.waitForGroupMessages(1_023, timeout: 60) == 1_023)
+    }
+}
+
+import CSwitchboardShims
+func sb_raise_nofile_limit_for_tests() -> Int { Int(sb_raise_nofile_limit()) }
