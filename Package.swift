@@ -54,7 +54,7 @@ let package = Package(
             resources: [.copy("Vectors")]),
         .testTarget(
             name: "ProtocolTests",
-            dependencies: ["SwitchboardClient", "Handshake", "Wire", "Noise", "Reactor", "TestSupport", "CSwitchboardShims"]),
+            dependencies: ["SwitchboardClient", "Handshake", "Wire", "Noise", "Reactor", "Store", "CSQLite", "TestSupport", "CSwitchboardShims"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "HandshakeTests", dependencies: ["Handshake", "Noise", "Wire"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CSwitchboardShims", "TestSupport"]),

@@ -11,7 +11,7 @@ public final class DeliveryRouter: Sendable {
     enum Message: Sendable {
         case register(device: UInt64, loop: Int, serial: UInt64)
         case unregister(device: UInt64, serial: UInt64)
-        case wake(device: UInt64, sender: UInt64?)
+        case wake(device: UInt64, sender: UInt64?, silent: Bool)
         case revoke(device: UInt64)
         case notify(device: UInt64, stanza: Stanza)
         // To an account's registry loop (account % loops):
@@ -84,8 +84,8 @@ public final class DeliveryRouter: Sendable {
 
     /// Something new waits for `device` in the store. With a `sender` (a message, not a receipt)
     /// a device that is not connected gets a push notification.
-    public func wake(device: UInt64, sender: UInt64? = nil) {
-        send(.wake(device: device, sender: sender), toLoop: registryLoop(device))
+    public func wake(device: UInt64, sender: UInt64? = nil, silent: Bool = false) {
+        send(.wake(device: device, sender: sender, silent: silent), toLoop: registryLoop(device))
     }
 
     /// `device` was removed from its account: end its session.
@@ -185,11 +185,11 @@ final class LoopRoutes {
             router.send(.pull(device: device), toLoop: loop)
         case .unregister(let device, let serial):
             if registry[device]?.serial == serial { registry.removeValue(forKey: device) }
-        case .wake(let device, let sender):
+        case .wake(let device, let sender, let silent):
             if let entry = registry[device] {
                 router.send(.pull(device: device), toLoop: entry.loop)
             } else if let sender {
-                push?.notify(device: device, sender: sender)
+                push?.notify(device: device, sender: sender, silent: silent)
             }
         case .revoke(let device):
             revoked.insert(device)

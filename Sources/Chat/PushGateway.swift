@@ -46,6 +46,8 @@ final class PushGateway: TimerTarget {
     /// Devices with a notification waiting or in flight: the sender of the latest message.
     private var pending: [UInt64: UInt64] = [:]
     private var pendingBySender: [UInt64: Int] = [:]
+    /// Pending notifications that are to be silent (the chat is muted with silent pushes).
+    private var silentPending: Set<UInt64> = []
     private var retries: [Int: (device: UInt64, sender: UInt64, attempt: Int)] = [:]
     private var nextRetryTag = 0
 
@@ -58,7 +60,7 @@ final class PushGateway: TimerTarget {
     }
 
     /// Something new waits for an offline device.
-    func notify(device: UInt64, sender: UInt64) {
+    func notify(device: UInt64, sender: UInt64, silent: Bool = false) {
         if pending[device] != nil {
             counters.add(.coalesced)  // folded into the notification already on its way
             return
@@ -69,6 +71,7 @@ final class PushGateway: TimerTarget {
         }
         pending[device] = sender
         pendingBySender[sender, default: 0] += 1
+        if silent { silentPending.insert(device) }
         attempt(device: device, attempt: 0)
     }
 
@@ -86,7 +89,7 @@ final class PushGateway: TimerTarget {
 
     private func post(device: UInt64, sender: UInt64, token: String, waiting: UInt64, attempt: Int) {
         let body = "{\"token\":\(PushGateway.jsonString(token)),\"device\":\(device),\"sender_account\":\(sender),"
-            + "\"waiting\":\(waiting),\"node\":\(PushGateway.jsonString(nodeID))}"
+            + "\"waiting\":\(waiting),\"silent\":\(silentPending.contains(device)),\"node\":\(PushGateway.jsonString(nodeID))}"
         let request = "POST \(endpoint.path) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\nContent-Type: application/json\r\n"
             + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\nUser-Agent: switchboard\r\n\r\n" + body
         let exchange = PushExchange(request: Array(request.utf8)) { [weak self] succeeded in
@@ -119,6 +122,7 @@ final class PushGateway: TimerTarget {
 
     /// The device's notification is done (sent, abandoned or not needed).
     private func settle(_ device: UInt64) {
+        silentPending.remove(device)
         guard let sender = pending.removeValue(forKey: device) else { return }
         pendingBySender[sender, default: 1] -= 1
         if pendingBySender[sender] == 0 { pendingBySender.removeValue(forKey: sender) }

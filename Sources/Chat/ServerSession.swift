@@ -234,7 +234,7 @@ public final class ServerSession: ConnectionHandler {
         case .unknown(let type):
             answerNonFatal(ErrorStanza(code: .unsupportedStanza, message: "stanza type \(type) is not supported", reference: type), on: connection)
         case .listDevices, .addDevice, .removeDevice, .publishKeys, .getKeys, .send, .ack, .receipt, .registerPush,
-            .presenceAllow, .presenceSubscribe, .typing, .createGroup, .updateGroup, .getGroup:
+            .presenceAllow, .presenceSubscribe, .typing, .createGroup, .updateGroup, .getGroup, .mute:
             handleMessaging(stanza, on: connection)
         case .hello, .serverHello, .welcome, .goodbye, .deviceList, .result, .keyBundles, .prekeysLow, .sendResult, .deliver,
             .presence, .groupInfo:

@@ -126,6 +126,14 @@ extension ServerSession {
                     session.send(.result(RequestResult(requestID: requestID, code: .internalError)), on: connection)
                 }
             }
+        case .mute(let request):
+            services.mutes.set(account: device.accountID, request: request, now: Authenticator.unixMilliseconds(), on: loop) { result in
+                let (session, connection) = bound.value
+                switch result {
+                case .success(let until): session.send(.result(RequestResult(requestID: request.requestID, code: .ok, value: until)), on: connection)
+                case .failure(let code): session.send(.result(RequestResult(requestID: request.requestID, code: code)), on: connection)
+                }
+            }
         case .presenceAllow(let requestID, let viewer, let allowed):
             services.directory.setPresenceAllowed(owner: device.accountID, viewer: viewer, allowed: allowed, on: loop) { result in
                 let (session, connection) = bound.value
@@ -204,7 +212,13 @@ extension ServerSession {
             case .success(.accepted(let recipients)):
                 // Durable now: answer the sender, then tell the recipients' sessions.
                 answer = SendResult(messageID: message.messageID, code: .ok)
-                for recipient in recipients { router.wake(device: recipient, sender: device.accountID) }
+                for recipient in recipients {
+                    switch recipient.notice {
+                    case .normal: router.wake(device: recipient.device, sender: device.accountID)
+                    case .silent: router.wake(device: recipient.device, sender: device.accountID, silent: true)
+                    case .quiet: router.wake(device: recipient.device)  // muted: no push
+                    }
+                }
             case .success(.duplicate):
                 answer = SendResult(messageID: message.messageID, code: .ok, duplicate: true)
             case .success(.mismatch(let devices)):

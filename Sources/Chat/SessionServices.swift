@@ -19,6 +19,7 @@ public final class SessionServices: Sendable {
     public let directory: DeviceDirectory
     public let messages: MessageStore
     public let groups: GroupStore
+    public let mutes: MuteStore
     public let router: DeliveryRouter
     public let tokens: TokenSealer
     public let ledger: TokenLedger
@@ -35,7 +36,7 @@ public final class SessionServices: Sendable {
     ///   (`ServerCertificate.encoded`), sent in every ServerHello.
     public init(
         staticKey: KeyPair, certificate: [UInt8], accounts: AccountStore, directory: DeviceDirectory,
-        messages: MessageStore, groups: GroupStore, router: DeliveryRouter, tokens: TokenSealer, ledger: TokenLedger,
+        messages: MessageStore, groups: GroupStore, mutes: MuteStore, router: DeliveryRouter, tokens: TokenSealer, ledger: TokenLedger,
         registration: RegistrationPolicy, nodeID: String, tokenLifetimeSeconds: UInt64,
         handshakeTimeoutMilliseconds: Int, idleTimeoutSeconds: UInt64,
         log: (@Sendable (SessionEvent) -> Void)? = nil
@@ -44,6 +45,7 @@ public final class SessionServices: Sendable {
         self.directory = directory
         self.messages = messages
         self.groups = groups
+        self.mutes = mutes
         self.router = router
         self.identity = Mutex((staticKey, certificate))
         self.accounts = accounts

@@ -112,6 +112,14 @@ public final class AccountStore: Sendable {
                     joined_at INTEGER NOT NULL,
                     PRIMARY KEY (group_id, account_id)) WITHOUT ROWID;
                 CREATE INDEX group_members_by_account ON group_members(account_id);
+                ALTER TABLE messages ADD COLUMN muted INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE mutes(
+                    account_id INTEGER NOT NULL,
+                    target_kind INTEGER NOT NULL,
+                    target_id INTEGER NOT NULL,
+                    until_ms INTEGER NOT NULL,
+                    silent INTEGER NOT NULL DEFAULT 0,
+                    PRIMARY KEY (account_id, target_kind, target_id)) WITHOUT ROWID;
                 UPDATE meta SET value = '3' WHERE key = 'schema_version';
                 COMMIT;
                 """)

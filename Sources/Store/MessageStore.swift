@@ -14,8 +14,8 @@ public final class MessageStore: Sendable {
 
     /// What accepting a message did.
     public enum Acceptance: Sendable {
-        /// Stored; these recipient devices have something new.
-        case accepted(recipients: [UInt64])
+        /// Stored; these recipient devices have something new, each with how to tell it.
+        case accepted(recipients: [(device: UInt64, notice: MuteStore.Notice)])
         /// The same message id from the same device was accepted before.
         case duplicate
         /// The copies do not cover exactly these devices.
@@ -83,21 +83,36 @@ public final class MessageStore: Sendable {
                     return .refused(.recipientQueueFull, "device \(copy.deviceID) has too much waiting")
                 }
             }
+            let accountOf = Dictionary(expected.map { ($0.deviceID, $0.accountID) }, uniquingKeysWith: { a, _ in a })
+            var notices: [UInt64: MuteStore.Notice] = [:]  // by recipient account
+            var recipients: [(device: UInt64, notice: MuteStore.Notice)] = []
             for copy in message.copies {
                 let device = SQLiteDatabase.Value.integer(Int64(copy.deviceID))
+                let owner = accountOf[copy.deviceID] ?? 0
+                let notice: MuteStore.Notice
+                if owner == fromAccount {
+                    notice = .normal  // the sender's own devices: a sync copy, never muted
+                } else if let known = notices[owner] {
+                    notice = known
+                } else {
+                    notice = try MuteStore.notice(db, account: owner, sender: fromAccount, group: message.groupID, now: nowMilliseconds)
+                    notices[owner] = notice
+                }
+                recipients.append((copy.deviceID, notice))
                 let seq = try db.query("SELECT next_seq FROM devices WHERE id = ?", [device]).first?.first?.integer ?? 1
                 try db.query(
                     "UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1, queued_bytes = queued_bytes + ? WHERE id = ?",
                     [.integer(Int64(copy.ciphertext.count)), device])
                 try db.query("""
-                    INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, group_id)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, group_id, muted)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, [device, .integer(seq), .integer(Int64(fromAccount)), sender, .blob(message.messageID),
-                          .integer(nowMilliseconds), .blob(copy.ciphertext), .integer(Int64(message.groupID))])
+                          .integer(nowMilliseconds), .blob(copy.ciphertext), .integer(Int64(message.groupID)),
+                          .integer(notice.rawValue)])
             }
             try db.query("INSERT INTO accepted_messages(sender_device, message_id, accepted_at) VALUES (?, ?, ?)",
                          [sender, .blob(message.messageID), .integer(nowMilliseconds / 1000)])
-            return .accepted(recipients: given)
+            return .accepted(recipients: recipients)
         }, completion: completion)
     }
 
@@ -106,14 +121,14 @@ public final class MessageStore: Sendable {
                         completion: @escaping @Sendable (Result<[Delivery], StoreError>) -> Void) {
         thread.request(on: loop, { (db) throws(StoreError) -> [Delivery] in
             try db.query("""
-                SELECT seq, message_id, sender_account, sender_device, sent_at, ciphertext, kind, group_id FROM messages
+                SELECT seq, message_id, sender_account, sender_device, sent_at, ciphertext, kind, group_id, muted FROM messages
                 WHERE recipient_device = ? AND seq > ? ORDER BY seq LIMIT ?
                 """, [.integer(Int64(device)), .integer(Int64(afterSeq)), .integer(Int64(limit))]
             ).map {
                 Delivery(seq: UInt64($0[0].integer ?? 0), messageID: $0[1].blob ?? [], fromAccount: UInt64($0[2].integer ?? 0),
                          fromDevice: UInt64($0[3].integer ?? 0), sentAtMilliseconds: UInt64($0[4].integer ?? 0),
                          ciphertext: $0[5].blob ?? [], kind: Delivery.Kind(rawValue: UInt64($0[6].integer ?? 1)) ?? .message,
-                         groupID: UInt64($0[7].integer ?? 0))
+                         groupID: UInt64($0[7].integer ?? 0), muted: ($0[8].integer ?? 0) != 0)
             }
         }, completion: completion)
     }
@@ -200,6 +215,7 @@ public final class MessageStore: Sendable {
                 """, [.integer(cutoff)])
             _ = try? db.query("DELETE FROM messages WHERE sent_at < ?", [.integer(cutoff)])
             _ = try? db.query("DELETE FROM accepted_messages WHERE accepted_at < ?", [.integer(cutoff / 1000)])
+            _ = try? db.query("DELETE FROM mutes WHERE until_ms <= ?", [.integer(nowMilliseconds)])  // ended mutes: cleanup only
             return { _ in }
         }
     }

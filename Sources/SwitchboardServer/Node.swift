@@ -73,6 +73,7 @@ public final class Node: @unchecked Sendable {
                 directory: directory,
                 messages: MessageStore(thread: store, limits: options.queueLimits),
                 groups: GroupStore(thread: store, maxMembers: options.maxGroupMembers),
+                mutes: MuteStore(thread: store, minutesPerMember: UInt64(options.muteMinutesPerMember)),
                 router: DeliveryRouter(group: group, push: push),
                 tokens: TokenSealer(keyID: 1, key: try dataDirectory.tokenKey()),
                 ledger: TokenLedger(revokedDevices: revoked), registration: options.registration,

@@ -18,6 +18,7 @@ public struct ServeOptions: Sendable {
     public var tokenDays = 30
     public var maxDevices = 16
     public var maxGroupMembers = 1_024
+    public var muteMinutesPerMember = 15
     public var pushEndpoint: PushEndpoint?
     public var queueLimits = MessageStore.Limits()
 
@@ -45,6 +46,8 @@ public struct ServeOptions: Sendable {
         FlagSpec("push-url", value: "URL", help: "HTTP push gateway for devices that are offline: http://HOST:PORT/PATH (default: none)"),
         FlagSpec("max-devices", value: "N", help: "devices per account (default 16)"),
         FlagSpec("max-group-members", value: "N", help: "members per group (default 1024)"),
+        FlagSpec("mute-minutes-per-member", value: "N",
+                 help: "automatic group mute: N minutes per member, between 1 hour and 7 days (default 15)"),
         FlagSpec("queue-messages", value: "N", help: "messages that may wait for one device (default 100000)"),
         FlagSpec("queue-bytes", value: "BYTES", help: "bytes that may wait for one device (default 268435456)"),
         FlagSpec("retention-days", value: "N", help: "undelivered messages are dropped after this (default 30)"),
@@ -105,6 +108,7 @@ public struct ServeOptions: Sendable {
         tokenDays = try flags.integer("token-days", default: tokenDays, range: 1...365)
         maxDevices = try flags.integer("max-devices", default: maxDevices, range: 1...1000)
         maxGroupMembers = try flags.integer("max-group-members", default: maxGroupMembers, range: 2...100_000)
+        muteMinutesPerMember = try flags.integer("mute-minutes-per-member", default: muteMinutesPerMember, range: 0...100_000)
         if let url = flags.value("push-url") {
             guard let endpoint = PushEndpoint(url: url) else {
                 throw UsageError("flag '--push-url' needs http://HOST:PORT/PATH with an IP address or localhost, not '\(url)'")

@@ -81,6 +81,7 @@ enum MessagingCodec {
             if delivery.kind == .message { F.bytes(6, delivery.ciphertext, into: &out) }
             if delivery.kind != .message { F.varint(7, delivery.kind.rawValue, into: &out) }
             if delivery.groupID != 0 { F.varint(8, delivery.groupID, into: &out) }
+            if delivery.muted { F.varint(9, 1, into: &out) }
         case .ack(let seqs):
             for seq in seqs { F.varint(1, seq, into: &out) }
         case .registerPush(let requestID, let token):
@@ -109,6 +110,13 @@ enum MessagingCodec {
                     if member.admin { F.varint(2, 1, into: &inner) }
                 }
             }
+        case .mute(let mute):
+            F.varint(1, mute.requestID, into: &out)
+            if mute.chatAccount != 0 { F.varint(2, mute.chatAccount, into: &out) }
+            if mute.groupID != 0 { F.varint(3, mute.groupID, into: &out) }
+            if mute.untilMilliseconds != 0 { F.varint(4, mute.untilMilliseconds, into: &out) }
+            if mute.automatic { F.varint(5, 1, into: &out) }
+            if mute.silent { F.varint(6, 1, into: &out) }
         case .presenceAllow(let requestID, let account, let allowed):
             F.varint(1, requestID, into: &out)
             F.varint(2, account, into: &out)
@@ -346,6 +354,7 @@ enum MessagingCodec {
                     guard let parsed = Delivery.Kind(rawValue: kind) else { throw .malformed("delivery kind \(kind) is unknown") }
                     delivery.kind = parsed
                 case 8: delivery.groupID = try value.id(field)
+                case 9: delivery.muted = try value.varint(field) != 0
                 default: continue
                 }
             }
@@ -435,6 +444,21 @@ enum MessagingCodec {
                 }
             }
             return .groupInfo(requestID: requestID, groupID: group, name: name, members: members)
+        case StanzaType.mute:
+            var mute = MuteRequest(requestID: 0)
+            while let (field, value) = try reader.next() {
+                switch field {
+                case 1: mute.requestID = try value.varint(field)
+                case 2: mute.chatAccount = try value.id(field)
+                case 3: mute.groupID = try value.id(field)
+                case 4: mute.untilMilliseconds = try value.id(field)
+                case 5: mute.automatic = try value.varint(field) != 0
+                case 6: mute.silent = try value.varint(field) != 0
+                default: continue
+                }
+            }
+            guard (mute.chatAccount == 0) != (mute.groupID == 0) else { throw .malformed("mute needs a chat account or a group") }
+            return .mute(mute)
         case StanzaType.registerPush:
             var requestID: UInt64 = 0, token = ""
             while let (field, value) = try reader.next() {

@@ -23,6 +23,28 @@ extension StanzaType {
     public static let updateGroup: UInt64 = 28
     public static let getGroup: UInt64 = 29
     public static let groupInfo: UInt64 = 30
+    public static let mute: UInt64 = 31
+}
+
+/// A mute request (PROTOCOL.md 23): a one-to-one chat (`chatAccount`) or a group.
+public struct MuteRequest: Equatable, Sendable {
+    public var requestID: UInt64
+    public var chatAccount: UInt64
+    public var groupID: UInt64
+    /// Unix ms; 0 with `automatic` false: unmute.
+    public var untilMilliseconds: UInt64
+    public var automatic: Bool
+    /// Silent pushes instead of none.
+    public var silent: Bool
+    public init(requestID: UInt64, chatAccount: UInt64 = 0, groupID: UInt64 = 0, untilMilliseconds: UInt64 = 0,
+                automatic: Bool = false, silent: Bool = false) {
+        self.requestID = requestID
+        self.chatAccount = chatAccount
+        self.groupID = groupID
+        self.untilMilliseconds = untilMilliseconds
+        self.automatic = automatic
+        self.silent = silent
+    }
 }
 
 /// A change to a group (PROTOCOL.md 22.2).
@@ -148,9 +170,12 @@ public struct Delivery: Equatable, Sendable {
     public var kind: Kind
     /// The group the message was sent to (0: a one-to-one message).
     public var groupID: UInt64
+    /// The recipient had muted this chat when the message arrived.
+    public var muted: Bool = false
     public init(seq: UInt64, messageID: [UInt8], fromAccount: UInt64, fromDevice: UInt64, sentAtMilliseconds: UInt64, ciphertext: [UInt8],
-                kind: Kind = .message, groupID: UInt64 = 0) {
+                kind: Kind = .message, groupID: UInt64 = 0, muted: Bool = false) {
         self.kind = kind
+        self.muted = muted
         self.groupID = groupID
         self.seq = seq
         self.messageID = messageID

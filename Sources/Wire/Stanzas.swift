@@ -131,6 +131,7 @@ public enum Stanza: Equatable, Sendable {
     case updateGroup(requestID: UInt64, groupID: UInt64, operation: GroupOperation, accountID: UInt64, name: String)
     case getGroup(requestID: UInt64, groupID: UInt64)
     case groupInfo(requestID: UInt64, groupID: UInt64, name: String, members: [GroupMember])
+    case mute(MuteRequest)
     case unknown(type: UInt64)
 
     public var type: UInt64 {
@@ -165,6 +166,7 @@ public enum Stanza: Equatable, Sendable {
         case .updateGroup: return StanzaType.updateGroup
         case .getGroup: return StanzaType.getGroup
         case .groupInfo: return StanzaType.groupInfo
+        case .mute: return StanzaType.mute
         case .unknown(let type): return type
         }
     }

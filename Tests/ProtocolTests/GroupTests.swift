@@ -61,8 +61,8 @@ extension TestClient {
         else { return }
         #expect(added.code == .ok && removed.code == .ok)
         #expect(dave.waitForDeliveries(1).contains { $0.kind == .groupChanged && $0.groupID == group })
-        _ = carol.waitForDeliveries(3)
-        #expect(carol.groupNotices(group).count == 2, "created, then added Dave / removed")
+        _ = carol.waitForDeliveries(4)  // her message and three notices
+        #expect(carol.groupNotices(group).count == 3, "created, Dave added, Carol removed")
         #expect(carol.sendMessage(to: 0, copies: [], groupID: group)?.code == .notPermitted)
         let after = alice.sendMessage(to: 0, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [3]),
                                                        MessageCopy(deviceID: carol.deviceID, ciphertext: [3])], groupID: group)

@@ -7,7 +7,7 @@ import Wire
 /// Push notifications reach a real HTTP receiver (Python's http.server) for offline devices,
 /// with a retry after a failure, and none for devices that are connected.
 @Suite(.serialized) struct PushTests {
-    final class Receiver: @unchecked Sendable {
+    public final class Receiver: @unchecked Sendable {
         // `@unchecked Sendable`: `text` is guarded by `lock`; the rest is set before the handler runs.
         let process = Process()
         let output = Pipe()

@@ -93,6 +93,11 @@ import Testing
         .send(SendMessage(messageID: [UInt8](repeating: 6, count: 16), toAccount: 0, copies: [MessageCopy(deviceID: 3, ciphertext: [1])], groupID: 4)),
         .deliver(Delivery(seq: 5, messageID: [UInt8](repeating: 6, count: 16), fromAccount: 1, fromDevice: 0, sentAtMilliseconds: 9,
                           ciphertext: [], kind: .groupChanged, groupID: 4)),
+        .deliver(Delivery(seq: 6, messageID: [UInt8](repeating: 7, count: 16), fromAccount: 1, fromDevice: 2, sentAtMilliseconds: 9,
+                          ciphertext: [1], groupID: 4, muted: true)),
+        .mute(MuteRequest(requestID: 1, chatAccount: 5, untilMilliseconds: 1_764_400_000_000, silent: true)),
+        .mute(MuteRequest(requestID: 2, groupID: 4, automatic: true)),
+        .mute(MuteRequest(requestID: 3, groupID: 4)),
     ]
 
     @Test func everyStanzaRoundTrips() throws {
