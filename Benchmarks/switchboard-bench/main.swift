@@ -2,6 +2,8 @@ import CSwitchboardShims
 import Flags
 import Foundation
 import Reactor
+import Synchronization
+import Wire
 import SwitchboardClient
 
 // switchboard-bench: the bundled load client. Scenarios: `ping` (encrypted round trips),
@@ -31,6 +33,11 @@ let scenarios: [String: (summary: String, specs: [FlagSpec])] = [
         FlagSpec("concurrency", value: "N", help: "handshakes in flight (default 32)"),
     ] + common),
     "x25519": ("The cost of one X25519 operation on this machine.", common),
+    "fanout": ("Group fan-out: one sender, MEMBERS-1 recipients in one group, WINDOW group messages in flight.", [
+        FlagSpec("members", value: "N", help: "group size including the sender (default 100)"),
+        FlagSpec("window", value: "N", help: "group messages in flight (default 4)"),
+        FlagSpec("size", value: "BYTES", help: "ciphertext size per copy (default 64)"),
+    ] + common),
     "relay": ("One-to-one messages through the node: PAIRS sender/recipient pairs, WINDOW messages in flight each.", [
         FlagSpec("pairs", value: "N", help: "sender/recipient pairs (default 50)"),
         FlagSpec("window", value: "N", help: "messages in flight per sender (default 8)"),
@@ -54,6 +61,7 @@ func usage(_ name: String?) -> String {
               connect     N authenticated idle connections: the node's memory per connection
               x25519      the cost of one X25519 operation
               relay       one-to-one messages per second (online, or stored for offline recipients)
+              fanout      group deliveries per second
 
             """
     }
@@ -231,6 +239,28 @@ case "connect":
         report.add("server_rss_bytes_per_connection", (Double(after.rssBytes) - Double(before.rssBytes)) / Double(held))
         report.add("server_anonymous_bytes_per_connection", (Double(after.anonymousBytes) - Double(before.anonymousBytes)) / Double(held))
     }
+
+case "fanout":
+    let members = integer("members", 100, 2...1_024)
+    let fanout = FanoutScenario(target: target, members: members, window: integer("window", 4, 1...64),
+                                size: integer("size", 64, 1...4_000), group: makeGroup())
+    fanout.start()
+    wait(limit: 120, until: { fanout.ready.load(ordering: .relaxed) + fanout.failed.load(ordering: .relaxed) >= members - 1 }) {
+        "registering \(fanout.ready.load(ordering: .relaxed))/\(members - 1) members"
+    }
+    let groupReady = Atomic<Bool>(false)
+    fanout.startSender { groupReady.store(true, ordering: .relaxed) }
+    wait(limit: 60, until: { groupReady.load(ordering: .relaxed) }) { "creating the group" }
+    fanout.beginSending()
+    let window = measuredWindow(
+        setPhase: { fanout.phase.store($0, ordering: .relaxed) }, completed: { fanout.delivered.load(ordering: .relaxed) },
+        unit: "deliveries", group: fanout.group)
+    report.add("members", Double(members))
+    report.add("seconds", window.seconds)
+    report.add("group_deliveries_per_second", Double(window.completed) / window.seconds)
+    report.add("group_messages_per_second", Double(fanout.messages.load(ordering: .relaxed)) / window.seconds)
+    report.add("failed", Double(fanout.failed.load(ordering: .relaxed)))
+    report.addServer(before: window.before, after: window.after, operations: window.completed, unit: "delivery")
 
 case "relay":
     var options = RelayScenario.Options(target: target)

@@ -149,13 +149,17 @@ public final class ClientConnection: ConnectionHandler {
     }
 
     /// Queues a stanza; stanzas queued in one loop iteration share one encrypted frame.
-    public func send(_ stanza: Stanza) {
-        guard phase == .established, let connection else { return }
+    /// - Returns: false if the connection is not established or the stanza cannot fit in one
+    ///   frame (65,519 bytes; a group message with many copies must keep its copies small).
+    @discardableResult
+    public func send(_ stanza: Stanza) -> Bool {
+        guard phase == .established, let connection else { return false }
         do {
             try outbound.append(stanza)
             connection.requestFlush()
+            return true
         } catch {
-            return
+            return false
         }
     }
 
