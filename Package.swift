@@ -37,7 +37,7 @@ let package = Package(
         // Sessions (handshake, login, stanzas) and later routing, delivery, groups.
         .target(name: "Chat", dependencies: ["Reactor", "Wire", "Noise", "Handshake", "Store"]),
         // The Swift client library: handshake, framing, credentials; on our Reactor.
-        .target(name: "SwitchboardClient", dependencies: ["Reactor", "Wire", "Noise", "Handshake"]),
+        .target(name: "SwitchboardClient", dependencies: ["Reactor", "Wire", "Noise", "Handshake", "CSodium"]),
         // Our own command-line flag parser, shared by the node and the bench client.
         .target(name: "Flags"),
         .target(

@@ -1,4 +1,5 @@
 import Foundation
+import Noise
 import SwitchboardClient
 import Testing
 import TestSupport
@@ -75,6 +76,46 @@ extension TestClient {
         #expect(now == [GroupMember(accountID: bob.accountID, admin: true), GroupMember(accountID: dave.accountID, admin: false)])
     }
 
+    /// A member removed while messages stream to the group: every message is either accepted with
+    /// the member's copy (before the removal) or refused with the corrected list (after it), and
+    /// each member receives exactly the messages whose copies named it.
+    @Test func membershipChangesRacingWithSends() throws {
+        let node = try NodeProcess.serve(["--threads", "2"])
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let bob = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
+        let carol = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "carol"))
+        guard case .result(let created)? = alice.request(.createGroup(requestID: 1, name: "race", members: [bob.accountID, carol.accountID]), id: 1),
+            let group = created.value
+        else { return }
+        let ids = (0..<60).map { _ in randomID() }
+        for (index, id) in ids.enumerated() {
+            if index == 25 {
+                alice.send(.updateGroup(requestID: 2, groupID: group, operation: .remove, accountID: bob.accountID, name: ""))
+            }
+            alice.send(.send(SendMessage(messageID: id, toAccount: 0, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id),
+                                                                               MessageCopy(deviceID: carol.deviceID, ciphertext: id)],
+                                         groupID: group)))
+        }
+        #expect(alice.recorder.waitUntil(timeout: 20) { $0.sendResultCount >= 60 })
+        let results = alice.recorder.all.compactMap { if case .stanza(.sendResult(let r)) = $0 { return r } else { return nil } }
+        let accepted = results.filter { $0.code == .ok }.map(\.messageID)
+        let refused = results.filter { $0.code == .deviceListMismatch }
+        #expect(accepted.count + refused.count == 60, "every send is either accepted or refused with the corrected list")
+        #expect(refused.allSatisfy { $0.devices == [DeviceAddress(accountID: carol.accountID, deviceID: carol.deviceID)] })
+        #expect(accepted == Array(ids.prefix(accepted.count)), "the removal splits the stream in order")
+        // Alice resends the refused ones with the corrected list.
+        for result in refused {
+            #expect(alice.sendMessage(to: 0, copies: [MessageCopy(deviceID: carol.deviceID, ciphertext: result.messageID)],
+                                      id: result.messageID, groupID: group)?.code == .ok)
+        }
+        let carolMessages = carol.waitForDeliveries(60 + 2).filter { $0.kind == .message }
+        #expect(Set(carolMessages.map(\.messageID)) == Set(ids) && carolMessages.count == 60, "Carol gets all, once")
+        sleepMilliseconds(300)
+        let bobMessages = bob.deliveries.filter { $0.kind == .message }.map(\.messageID)
+        #expect(bobMessages == accepted, "Bob gets exactly the messages accepted with his copy")
+    }
+
     @Test func aGroupOf1024MembersFansOutToEveryDevice() throws {
         _ = sb_raise_nofile_limit_for_tests()
         let node = try NodeProcess.serve(["--threads", "2"])
@@ -102,3 +143,57 @@ extension TestClient {
 
 import CSwitchboardShims
 func sb_raise_nofile_limit_for_tests() -> Int { Int(sb_raise_nofile_limit()) }
+
+/// The node never sees plaintext: a marker sealed end to end to each member's published identity
+/// key crosses the node, is opened by the members, and appears nowhere in the node's data
+/// directory or logs.
+@Suite(.serialized) struct EndToEndTests {
+    @Test func aPlaintextMarkerAppearsNowhereOnTheNode() throws {
+        let node = try NodeProcess.serve(["--log-level", "debug"])
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        var identities: [UInt64: KeyPair] = [:]
+        var members: [TestClient] = []
+        for name in ["bob", "carol"] {
+            let member = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: name))
+            let identity = KeyPair.generate()
+            identities[member.deviceID] = identity
+            guard case .result(let published)? = member.request(
+                .publishKeys(requestID: 1, identityKey: identity.publicKey, signedPrekey: nil, oneTimePrekeys: []), id: 1) else { return }
+            #expect(published.code == .ok)
+            members.append(member)
+        }
+        guard case .result(let created)? = alice.request(.createGroup(requestID: 2, name: "e2e", members: members.map(\.accountID)), id: 2),
+            let group = created.value
+        else { return }
+        let marker = Array("PLAINTEXT-MARKER-\(UUID().uuidString)".utf8)
+        var copies: [MessageCopy] = []
+        for member in members {
+            guard case .keyBundles(_, _, let bundles)? = alice.request(.getKeys(requestID: 10 + member.accountID, accountID: member.accountID, deviceID: nil),
+                                                                       id: 10 + member.accountID),
+                let identityKey = bundles.first?.identityKey, let sealed = EndToEnd.seal(marker, to: identityKey)
+            else {
+                Issue.record("no keys")
+                return
+            }
+            copies.append(MessageCopy(deviceID: member.deviceID, ciphertext: sealed))
+        }
+        #expect(alice.sendMessage(to: 0, copies: copies, groupID: group)?.code == .ok)
+        for member in members {
+            let message = member.waitForDeliveries(2).first { $0.kind == .message }
+            let opened = message.flatMap { EndToEnd.open($0.ciphertext, with: identities[member.deviceID]!) }
+            #expect(opened == marker, "each member opens its copy")
+        }
+        // Nothing on the node holds the plaintext.
+        let files = try FileManager.default.contentsOfDirectory(atPath: node.dataDirectory)
+        #expect(files.contains("switchboard.db"))
+        for file in files {
+            let data = try Data(contentsOf: URL(fileURLWithPath: node.dataDirectory + "/" + file))
+            #expect(data.range(of: Data(marker)) == nil, "\(file) holds no plaintext")
+        }
+        #expect(!node.standardError.contains(String(decoding: marker, as: UTF8.self)))
+        #expect(node.standardError.contains("logged in"), "debug logging was on")
+        // And the check can see the marker where it is: the sealed copies are not it.
+        #expect(EndToEnd.seal(marker, to: KeyPair.generate().publicKey).map { Data($0).range(of: Data(marker)) == nil } == true)
+    }
+}
