@@ -112,6 +112,18 @@ public final class MessageStore: Sendable {
             }
             try db.query("INSERT INTO accepted_messages(sender_device, message_id, accepted_at) VALUES (?, ?, ?)",
                          [sender, .blob(message.messageID), .integer(nowMilliseconds / 1000)])
+            if message.groupID != 0 {
+                // Group delivery receipts are aggregated per message: count the copies that go to
+                // other accounts; acknowledgements count up (section 22).
+                let others = recipients.filter { accountOf[$0.device] != fromAccount }.count
+                if others > 0 {
+                    try db.query("""
+                        INSERT OR REPLACE INTO group_receipts(sender_account, message_id, group_id, delivered, total, created_at)
+                        VALUES (?, ?, ?, 0, ?, ?)
+                        """, [.integer(Int64(fromAccount)), .blob(message.messageID), .integer(Int64(message.groupID)),
+                              .integer(Int64(others)), .integer(nowMilliseconds)])
+                }
+            }
             return .accepted(recipients: recipients)
         }, completion: completion)
     }
@@ -121,14 +133,16 @@ public final class MessageStore: Sendable {
                         completion: @escaping @Sendable (Result<[Delivery], StoreError>) -> Void) {
         thread.request(on: loop, { (db) throws(StoreError) -> [Delivery] in
             try db.query("""
-                SELECT seq, message_id, sender_account, sender_device, sent_at, ciphertext, kind, group_id, muted FROM messages
+                SELECT seq, message_id, sender_account, sender_device, sent_at, ciphertext, kind, group_id, muted,
+                       receipt_count, receipt_total FROM messages
                 WHERE recipient_device = ? AND seq > ? ORDER BY seq LIMIT ?
                 """, [.integer(Int64(device)), .integer(Int64(afterSeq)), .integer(Int64(limit))]
             ).map {
                 Delivery(seq: UInt64($0[0].integer ?? 0), messageID: $0[1].blob ?? [], fromAccount: UInt64($0[2].integer ?? 0),
                          fromDevice: UInt64($0[3].integer ?? 0), sentAtMilliseconds: UInt64($0[4].integer ?? 0),
                          ciphertext: $0[5].blob ?? [], kind: Delivery.Kind(rawValue: UInt64($0[6].integer ?? 1)) ?? .message,
-                         groupID: UInt64($0[7].integer ?? 0), muted: ($0[8].integer ?? 0) != 0)
+                         groupID: UInt64($0[7].integer ?? 0), muted: ($0[8].integer ?? 0) != 0,
+                         deliveredCount: UInt64($0[9].integer ?? 0), deliveredTotal: UInt64($0[10].integer ?? 0))
             }
         }, completion: completion)
     }
@@ -151,11 +165,27 @@ public final class MessageStore: Sendable {
                 try db.query("UPDATE devices SET queued_count = queued_count - 1, queued_bytes = queued_bytes - ? WHERE id = ?",
                              [row[0], .integer(Int64(device))])
                 let sender = UInt64(row[1].integer ?? 0)
-                // One-to-one messages only: group delivery receipts are to be aggregated per message.
-                if row[3].integer == Delivery.Kind.message.rawValue.asInt64, row[4].integer == 0, sender != account, let id = row[2].blob {
+                guard row[3].integer == Delivery.Kind.message.rawValue.asInt64, sender != account, let id = row[2].blob else { continue }
+                let group = row[4].integer ?? 0
+                if group == 0 {
                     woken.formUnion(try MessageStore.queueReceipt(db, kind: .delivered, messageID: id, fromAccount: account,
                                                                    fromDevice: device, toAccount: sender, now: nowMilliseconds,
                                                                    receiptCap: cap))
+                    continue
+                }
+                // A group message: count, and tell the sender at the first delivery and the last.
+                let tallyKey: [SQLiteDatabase.Value] = [.integer(Int64(sender)), .blob(id)]
+                try db.query("UPDATE group_receipts SET delivered = delivered + 1 WHERE sender_account = ? AND message_id = ?", tallyKey)
+                guard let tally = try db.query("SELECT delivered, total FROM group_receipts WHERE sender_account = ? AND message_id = ?",
+                                               tallyKey).first,
+                    let delivered = tally[0].integer, let total = tally[1].integer, delivered == 1 || delivered == total
+                else { continue }
+                woken.formUnion(try MessageStore.queueReceipt(db, kind: .delivered, messageID: id, fromAccount: account,
+                                                               fromDevice: device, toAccount: sender, now: nowMilliseconds,
+                                                               receiptCap: cap, group: UInt64(group),
+                                                               tally: (UInt64(delivered), UInt64(total))))
+                if delivered == total {
+                    try db.query("DELETE FROM group_receipts WHERE sender_account = ? AND message_id = ?", tallyKey)
                 }
             }
             return Array(woken)
@@ -181,7 +211,8 @@ public final class MessageStore: Sendable {
 
     /// One receipt row per active device of `toAccount`; returns those devices.
     static func queueReceipt(_ db: SQLiteDatabase, kind: Delivery.Kind, messageID: [UInt8], fromAccount: UInt64, fromDevice: UInt64,
-                             toAccount: UInt64, now: Int64, receiptCap: Int64) throws(StoreError) -> [UInt64] {
+                             toAccount: UInt64, now: Int64, receiptCap: Int64, group: UInt64 = 0,
+                             tally: (UInt64, UInt64) = (0, 0)) throws(StoreError) -> [UInt64] {
         let devices = try DeviceDirectory.devices(db, account: toAccount) ?? []
         var woken: [UInt64] = []
         for target in devices {
@@ -193,10 +224,12 @@ public final class MessageStore: Sendable {
             let seq = try db.query("SELECT next_seq FROM devices WHERE id = ?", [id]).first?.first?.integer ?? 1
             try db.query("UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1 WHERE id = ?", [id])
             try db.query("""
-                INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, kind)
-                VALUES (?, ?, ?, ?, ?, ?, x'', ?)
+                INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, kind,
+                                     group_id, receipt_count, receipt_total)
+                VALUES (?, ?, ?, ?, ?, ?, x'', ?, ?, ?, ?)
                 """, [id, .integer(seq), .integer(Int64(fromAccount)), .integer(Int64(fromDevice)), .blob(messageID),
-                      .integer(now), .integer(Int64(kind.rawValue))])
+                      .integer(now), .integer(Int64(kind.rawValue)), .integer(Int64(group)), .integer(Int64(tally.0)),
+                      .integer(Int64(tally.1))])
         }
         return woken
     }
@@ -216,6 +249,7 @@ public final class MessageStore: Sendable {
             _ = try? db.query("DELETE FROM messages WHERE sent_at < ?", [.integer(cutoff)])
             _ = try? db.query("DELETE FROM accepted_messages WHERE accepted_at < ?", [.integer(cutoff / 1000)])
             _ = try? db.query("DELETE FROM mutes WHERE until_ms <= ?", [.integer(nowMilliseconds)])  // ended mutes: cleanup only
+            _ = try? db.query("DELETE FROM group_receipts WHERE created_at < ?", [.integer(cutoff)])
             return { _ in }
         }
     }

@@ -82,6 +82,10 @@ enum MessagingCodec {
             if delivery.kind != .message { F.varint(7, delivery.kind.rawValue, into: &out) }
             if delivery.groupID != 0 { F.varint(8, delivery.groupID, into: &out) }
             if delivery.muted { F.varint(9, 1, into: &out) }
+            if delivery.deliveredTotal != 0 {
+                F.varint(10, delivery.deliveredCount, into: &out)
+                F.varint(11, delivery.deliveredTotal, into: &out)
+            }
         case .ack(let seqs):
             for seq in seqs { F.varint(1, seq, into: &out) }
         case .registerPush(let requestID, let token):
@@ -355,6 +359,8 @@ enum MessagingCodec {
                     delivery.kind = parsed
                 case 8: delivery.groupID = try value.id(field)
                 case 9: delivery.muted = try value.varint(field) != 0
+                case 10: delivery.deliveredCount = try value.varint(field)
+                case 11: delivery.deliveredTotal = try value.varint(field)
                 default: continue
                 }
             }

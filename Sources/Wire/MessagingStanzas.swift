@@ -172,10 +172,16 @@ public struct Delivery: Equatable, Sendable {
     public var groupID: UInt64
     /// The recipient had muted this chat when the message arrived.
     public var muted: Bool = false
+    /// Aggregated group delivery receipt: devices of other accounts that have the message, of
+    /// how many (0 and 0 otherwise).
+    public var deliveredCount: UInt64 = 0
+    public var deliveredTotal: UInt64 = 0
     public init(seq: UInt64, messageID: [UInt8], fromAccount: UInt64, fromDevice: UInt64, sentAtMilliseconds: UInt64, ciphertext: [UInt8],
-                kind: Kind = .message, groupID: UInt64 = 0, muted: Bool = false) {
+                kind: Kind = .message, groupID: UInt64 = 0, muted: Bool = false, deliveredCount: UInt64 = 0, deliveredTotal: UInt64 = 0) {
         self.kind = kind
         self.muted = muted
+        self.deliveredCount = deliveredCount
+        self.deliveredTotal = deliveredTotal
         self.groupID = groupID
         self.seq = seq
         self.messageID = messageID

@@ -116,6 +116,34 @@ extension TestClient {
         #expect(bobMessages == accepted, "Bob gets exactly the messages accepted with his copy")
     }
 
+    /// Group delivery receipts are aggregated per message: the sender hears at the first delivery
+    /// and when every other member's device has it — not once per device.
+    @Test func groupDeliveryReceiptsAreAggregatedPerMessage() throws {
+        let node = try NodeProcess.serve(["--threads", "2"])
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        var members: [TestClient] = []
+        for name in ["bob", "carol", "dave"] {
+            members.append(try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: name)))
+        }
+        guard case .result(let created)? = alice.request(.createGroup(requestID: 1, name: "acks", members: members.map(\.accountID)), id: 1),
+            let group = created.value
+        else { return }
+        let id = randomID()
+        #expect(alice.sendMessage(to: 0, copies: members.map { MessageCopy(deviceID: $0.deviceID, ciphertext: [1]) }, id: id, groupID: group)?.code == .ok)
+        for member in members {
+            let got = member.waitForDeliveries(2)
+            member.send(.ack(seqs: got.map(\.seq)))
+            sleepMilliseconds(50)
+        }
+        _ = alice.waitForDeliveries(3)  // the group notice and two receipts
+        sleepMilliseconds(300)
+        let receipts = alice.deliveries.filter { $0.kind == .delivered && $0.messageID == id }
+        #expect(receipts.count == 2)
+        #expect(receipts.map(\.deliveredCount) == [1, 3])
+        #expect(receipts.allSatisfy { $0.deliveredTotal == 3 && $0.groupID == group })
+    }
+
     @Test func aGroupOf1024MembersFansOutToEveryDevice() throws {
         _ = sb_raise_nofile_limit_for_tests()
         let node = try NodeProcess.serve(["--threads", "2"])

@@ -75,7 +75,18 @@ public final class NodeProcess {
     public func waitForExit(timeoutMilliseconds: Int = 10_000) -> Int32? {
         guard waitUntil(timeoutMilliseconds: timeoutMilliseconds, { !process.isRunning }) else { return nil }
         process.waitUntilExit()
+        drainPipes()
         return process.terminationStatus
+    }
+
+    /// After exit: stop the asynchronous readers and take what is left in the pipes, so the
+    /// output is complete when `waitForExit` returns.
+    private func drainPipes() {
+        for (pipe, isError) in [(stdoutPipe, false), (stderrPipe, true)] {
+            pipe.fileHandleForReading.readabilityHandler = nil
+            let rest = pipe.fileHandleForReading.readDataToEndOfFile()
+            if !rest.isEmpty { collected.append(rest, toStandardError: isError) }
+        }
     }
 
     public func terminate() {

@@ -98,6 +98,8 @@ import Testing
         .mute(MuteRequest(requestID: 1, chatAccount: 5, untilMilliseconds: 1_764_400_000_000, silent: true)),
         .mute(MuteRequest(requestID: 2, groupID: 4, automatic: true)),
         .mute(MuteRequest(requestID: 3, groupID: 4)),
+        .deliver(Delivery(seq: 7, messageID: [UInt8](repeating: 8, count: 16), fromAccount: 2, fromDevice: 3, sentAtMilliseconds: 9,
+                          ciphertext: [], kind: .delivered, groupID: 4, deliveredCount: 1, deliveredTotal: 1_023)),
     ]
 
     @Test func everyStanzaRoundTrips() throws {
