@@ -81,8 +81,6 @@ final class FanoutEndpoint: ClientDelegate {
     var connection: ClientConnection?
     var onWelcome: ((Welcome) -> Void)?
     var onGroup: ((UInt64) -> Void)?
-    var pendingAcks: [UInt64] = []
-
     init(scenario: FanoutScenario, loop: EventLoop) {
         self.scenario = scenario
         self.loop = loop
@@ -119,14 +117,8 @@ final class FanoutEndpoint: ClientDelegate {
         case .sendResult(let result):
             if result.code != .ok { scenario.failed.add(1, ordering: .relaxed) }
         case .deliver(let delivery):
-            pendingAcks.append(delivery.seq)
-            if pendingAcks.count >= 16 {
-                client.send(.ack(seqs: pendingAcks))
-                pendingAcks.removeAll(keepingCapacity: true)
-            } else {
-                client.send(.ack(seqs: pendingAcks))
-                pendingAcks.removeAll(keepingCapacity: true)
-            }
+            // Acknowledge at once: a recipient holds one or two messages at a time here.
+            client.send(.ack(seqs: [delivery.seq]))
             guard delivery.kind == .message else { return }
             if scenario.phase.load(ordering: .relaxed) == 2 { scenario.delivered.add(1, ordering: .relaxed) }
             // The last copy of a message delivered: the sender sends the next one.
