@@ -63,6 +63,7 @@ final class PushGateway: TimerTarget {
     func notify(device: UInt64, sender: UInt64, silent: Bool = false) {
         if pending[device] != nil {
             counters.add(.coalesced)  // folded into the notification already on its way
+            if !silent { silentPending.remove(device) }  // an unmuted message makes it audible
             return
         }
         guard pending.count < PushGateway.maxPending, pendingBySender[sender, default: 0] < PushGateway.maxPendingPerSender else {

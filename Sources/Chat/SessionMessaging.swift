@@ -88,6 +88,10 @@ extension ServerSession {
             }
             if pullAgain { pullDeliveries() }
         case .createGroup(let requestID, let name, let members):
+            guard chattyStanzas.allow(now: connection.loop.now) else {
+                send(.result(RequestResult(requestID: requestID, code: .overLimit, message: "at most 5 group changes a second")), on: connection)
+                return
+            }
             let router = services.router
             services.groups.create(creator: device.accountID, name: name, members: members,
                                    now: Int64(Authenticator.unixMilliseconds()), on: loop) { result in
@@ -101,6 +105,10 @@ extension ServerSession {
                 }
             }
         case .updateGroup(let requestID, let group, let operation, let target, let name):
+            guard chattyStanzas.allow(now: connection.loop.now) else {
+                send(.result(RequestResult(requestID: requestID, code: .overLimit, message: "at most 5 group changes a second")), on: connection)
+                return
+            }
             let router = services.router
             services.groups.update(group: group, actor: device.accountID, operation: operation, target: target, name: name,
                                    now: Int64(Authenticator.unixMilliseconds()), on: loop) { result in
@@ -127,6 +135,10 @@ extension ServerSession {
                 }
             }
         case .mute(let request):
+            guard chattyStanzas.allow(now: connection.loop.now) else {
+                send(.result(RequestResult(requestID: request.requestID, code: .overLimit, message: "at most 5 a second")), on: connection)
+                return
+            }
             services.mutes.set(account: device.accountID, request: request, now: Authenticator.unixMilliseconds(), on: loop) { result in
                 let (session, connection) = bound.value
                 switch result {

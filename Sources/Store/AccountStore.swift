@@ -116,13 +116,14 @@ public final class AccountStore: Sendable {
                 ALTER TABLE messages ADD COLUMN receipt_count INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE messages ADD COLUMN receipt_total INTEGER NOT NULL DEFAULT 0;
                 CREATE TABLE group_receipts(
-                    sender_account INTEGER NOT NULL,
+                    sender_device INTEGER NOT NULL,
                     message_id BLOB NOT NULL,
+                    sender_account INTEGER NOT NULL,
                     group_id INTEGER NOT NULL,
                     delivered INTEGER NOT NULL DEFAULT 0,
                     total INTEGER NOT NULL,
                     created_at INTEGER NOT NULL,
-                    PRIMARY KEY (sender_account, message_id)) WITHOUT ROWID;
+                    PRIMARY KEY (sender_device, message_id)) WITHOUT ROWID;
                 CREATE TABLE mutes(
                     account_id INTEGER NOT NULL,
                     target_kind INTEGER NOT NULL,

@@ -7,17 +7,20 @@ import Wire
 public final class GroupStore: Sendable {
     public let thread: StoreThread
     public let maxMembers: Int
+    /// Notices count against a device's queue like receipts: at most half of it.
+    public let noticeCap: Int64
 
-    public init(thread: StoreThread, maxMembers: Int = 1_024) {
+    public init(thread: StoreThread, maxMembers: Int = 1_024, messagesPerDevice: Int = 100_000) {
         self.thread = thread
         self.maxMembers = maxMembers
+        self.noticeCap = Int64(messagesPerDevice / 2)
     }
 
     /// Creates a group with the creator as its first admin. Completion: the group id and the
     /// devices to wake, or an error code.
     public func create(creator: UInt64, name: String, members: [UInt64], now: Int64, on loop: EventLoop,
                        completion: @escaping @Sendable (Result<(group: UInt64, woken: [UInt64]), ErrorCode>) -> Void) {
-        let limit = maxMembers
+        let limit = maxMembers, cap = noticeCap
         thread.request(on: loop, { (db) throws(StoreError) -> Result<(group: UInt64, woken: [UInt64]), ErrorCode> in
             var accounts = [creator]
             for member in members where !accounts.contains(member) { accounts.append(member) }
@@ -31,7 +34,7 @@ public final class GroupStore: Sendable {
                 try db.query("INSERT INTO group_members(group_id, account_id, admin, joined_at) VALUES (?, ?, ?, ?)",
                              [.integer(Int64(group)), .integer(Int64(account)), .integer(index == 0 ? 1 : 0), .integer(now)])
             }
-            let woken = try GroupStore.notify(db, group: group, accounts: accounts, actor: creator, now: now)
+            let woken = try GroupStore.notify(db, group: group, accounts: accounts, actor: creator, now: now, cap: cap)
             return .success((group, woken))
         }) { result in
             switch result {
@@ -46,7 +49,7 @@ public final class GroupStore: Sendable {
     /// member becomes admin. Completion: the devices to wake, or an error code.
     public func update(group: UInt64, actor: UInt64, operation: GroupOperation, target: UInt64, name: String, now: Int64,
                        on loop: EventLoop, completion: @escaping @Sendable (Result<[UInt64], ErrorCode>) -> Void) {
-        let limit = maxMembers
+        let limit = maxMembers, cap = noticeCap
         thread.request(on: loop, { (db) throws(StoreError) -> Result<[UInt64], ErrorCode> in
             let id = SQLiteDatabase.Value.integer(Int64(group))
             guard let members = try GroupStore.members(db, group: group), let me = members.first(where: { $0.accountID == actor }) else {
@@ -74,15 +77,18 @@ public final class GroupStore: Sendable {
             case .rename:
                 try db.query("UPDATE groups SET name = ? WHERE id = ?", [.text(name), id])
             }
-            // Keep an admin.
+            // Keep an admin: the longest-standing member other than one who just stepped down.
             let remaining = try GroupStore.members(db, group: group) ?? []
-            if !remaining.isEmpty && !remaining.contains(where: \.admin) {
-                try db.query("""
-                    UPDATE group_members SET admin = 1 WHERE group_id = ?1 AND account_id =
-                        (SELECT account_id FROM group_members WHERE group_id = ?1 ORDER BY joined_at, account_id LIMIT 1)
-                    """, [id])
+            if remaining.isEmpty {
+                try db.query("DELETE FROM groups WHERE id = ?", [id])  // the last member left
+                try db.query("DELETE FROM mutes WHERE target_kind = 2 AND target_id = ?", [id])
+            } else if !remaining.contains(where: \.admin) {
+                let demoted = operation == .demote ? target : 0
+                let heir = remaining.first { $0.accountID != demoted } ?? remaining[0]
+                try db.query("UPDATE group_members SET admin = 1 WHERE group_id = ? AND account_id = ?",
+                             [id, .integer(Int64(heir.accountID))])
             }
-            return .success(try GroupStore.notify(db, group: group, accounts: notified, actor: actor, now: now))
+            return .success(try GroupStore.notify(db, group: group, accounts: notified, actor: actor, now: now, cap: cap))
         }) { result in
             switch result {
             case .success(let outcome): completion(outcome)
@@ -111,11 +117,15 @@ public final class GroupStore: Sendable {
     }
 
     /// Queues a `groupChanged` delivery for every device of `accounts`; returns those devices.
-    static func notify(_ db: SQLiteDatabase, group: UInt64, accounts: [UInt64], actor: UInt64, now: Int64) throws(StoreError) -> [UInt64] {
+    static func notify(_ db: SQLiteDatabase, group: UInt64, accounts: [UInt64], actor: UInt64, now: Int64,
+                       cap: Int64) throws(StoreError) -> [UInt64] {
         var woken: [UInt64] = []
         for account in accounts {
             for device in try DeviceDirectory.devices(db, account: account) ?? [] {
                 let id = SQLiteDatabase.Value.integer(Int64(device.deviceID))
+                // A device whose queue is half full gets no more notices (it can still GetGroup).
+                let queued = try db.query("SELECT queued_count FROM devices WHERE id = ?", [id]).first?.first?.integer ?? 0
+                guard queued < cap else { continue }
                 let seq = try db.query("SELECT next_seq FROM devices WHERE id = ?", [id]).first?.first?.integer ?? 1
                 try db.query("UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1 WHERE id = ?", [id])
                 try db.query("""

@@ -118,9 +118,9 @@ public final class MessageStore: Sendable {
                 let others = recipients.filter { accountOf[$0.device] != fromAccount }.count
                 if others > 0 {
                     try db.query("""
-                        INSERT OR REPLACE INTO group_receipts(sender_account, message_id, group_id, delivered, total, created_at)
-                        VALUES (?, ?, ?, 0, ?, ?)
-                        """, [.integer(Int64(fromAccount)), .blob(message.messageID), .integer(Int64(message.groupID)),
+                        INSERT INTO group_receipts(sender_device, message_id, sender_account, group_id, delivered, total, created_at)
+                        VALUES (?, ?, ?, ?, 0, ?, ?)
+                        """, [sender, .blob(message.messageID), .integer(Int64(fromAccount)), .integer(Int64(message.groupID)),
                               .integer(Int64(others)), .integer(nowMilliseconds)])
                 }
             }
@@ -152,13 +152,14 @@ public final class MessageStore: Sendable {
     /// something new. An ack lost in a crash means a redelivery, which clients drop by message id.
     public func acknowledge(device: UInt64, account: UInt64, seqs: [UInt64], nowMilliseconds: Int64, on loop: EventLoop,
                             completion: @escaping @Sendable ([UInt64]) -> Void) {
-        let cap = Int64(limits.messagesPerDevice)
+        let cap = Int64(limits.messagesPerDevice / 2)  // receipts may fill at most half a queue
         thread.request(on: loop, { (db) throws(StoreError) -> [UInt64] in
             var woken: Set<UInt64> = []
             for seq in seqs {
                 let key: [SQLiteDatabase.Value] = [.integer(Int64(device)), .integer(Int64(seq))]
                 guard let row = try db.query("""
-                    SELECT length(ciphertext), sender_account, message_id, kind, group_id FROM messages WHERE recipient_device = ? AND seq = ?
+                    SELECT length(ciphertext), sender_account, message_id, kind, group_id, sender_device FROM messages
+                    WHERE recipient_device = ? AND seq = ?
                     """, key).first
                 else { continue }
                 try db.query("DELETE FROM messages WHERE recipient_device = ? AND seq = ?", key)
@@ -174,9 +175,9 @@ public final class MessageStore: Sendable {
                     continue
                 }
                 // A group message: count, and tell the sender at the first delivery and the last.
-                let tallyKey: [SQLiteDatabase.Value] = [.integer(Int64(sender)), .blob(id)]
-                try db.query("UPDATE group_receipts SET delivered = delivered + 1 WHERE sender_account = ? AND message_id = ?", tallyKey)
-                guard let tally = try db.query("SELECT delivered, total FROM group_receipts WHERE sender_account = ? AND message_id = ?",
+                let tallyKey: [SQLiteDatabase.Value] = [row[5], .blob(id)]
+                try db.query("UPDATE group_receipts SET delivered = delivered + 1 WHERE sender_device = ? AND message_id = ?", tallyKey)
+                guard let tally = try db.query("SELECT delivered, total FROM group_receipts WHERE sender_device = ? AND message_id = ?",
                                                tallyKey).first,
                     let delivered = tally[0].integer, let total = tally[1].integer, delivered == 1 || delivered == total
                 else { continue }
@@ -185,7 +186,7 @@ public final class MessageStore: Sendable {
                                                                receiptCap: cap, group: UInt64(group),
                                                                tally: (UInt64(delivered), UInt64(total))))
                 if delivered == total {
-                    try db.query("DELETE FROM group_receipts WHERE sender_account = ? AND message_id = ?", tallyKey)
+                    try db.query("DELETE FROM group_receipts WHERE sender_device = ? AND message_id = ?", tallyKey)
                 }
             }
             return Array(woken)
@@ -195,7 +196,7 @@ public final class MessageStore: Sendable {
     /// Queues read receipts from a device for messages of `toAccount`. Completion: devices woken.
     public func read(messageIDs: [[UInt8]], fromAccount: UInt64, fromDevice: UInt64, toAccount: UInt64, nowMilliseconds: Int64,
                      on loop: EventLoop, completion: @escaping @Sendable (Result<[UInt64]?, StoreError>) -> Void) {
-        let cap = Int64(limits.messagesPerDevice)
+        let cap = Int64(limits.messagesPerDevice / 2)  // receipts may fill at most half a queue
         thread.request(on: loop, { (db) throws(StoreError) -> [UInt64]? in
             guard try DeviceDirectory.isActive(db, device: fromDevice) else { return [] }
             guard try DeviceDirectory.devices(db, account: toAccount) != nil else { return nil }

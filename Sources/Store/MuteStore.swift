@@ -20,6 +20,8 @@ public final class MuteStore: Sendable {
     public static let automaticMaximumMilliseconds: UInt64 = 7 * 86_400_000
 
     public let thread: StoreThread
+    public static let maxMutesPerAccount = 1_000
+    public static let maxDurationMilliseconds: UInt64 = 366 * 86_400_000
     /// The automatic group mute grows by this many minutes per member (`--mute-minutes-per-member`).
     public let minutesPerMember: UInt64
 
@@ -46,6 +48,9 @@ public final class MuteStore: Sendable {
             let kind = request.groupID != 0 ? MuteStore.group : MuteStore.chat
             let target = request.groupID != 0 ? request.groupID : request.chatAccount
             var members: UInt64?
+            if request.chatAccount != 0, try DeviceDirectory.devices(db, account: request.chatAccount) == nil {
+                return .failure(.unknownAccount)
+            }
             if request.groupID != 0 {
                 guard let list = try GroupStore.members(db, group: request.groupID), list.contains(where: { $0.accountID == account })
                 else { return .failure(.notPermitted) }
@@ -53,11 +58,15 @@ public final class MuteStore: Sendable {
             }
             let key: [SQLiteDatabase.Value] = [.integer(Int64(account)), .integer(kind), .integer(Int64(target))]
             let until = request.automatic
-                ? now + MuteStore.automaticDuration(members: members, minutesPerMember: factor) : request.untilMilliseconds
+                ? now + MuteStore.automaticDuration(members: members, minutesPerMember: factor)
+                : min(request.untilMilliseconds, now + MuteStore.maxDurationMilliseconds)  // at most a year
             if until <= now {
                 try db.query("DELETE FROM mutes WHERE account_id = ? AND target_kind = ? AND target_id = ?", key)
                 return .success(0)
             }
+            let count = try db.query("SELECT COUNT(*) FROM mutes WHERE account_id = ?", [.integer(Int64(account))]).first?.first?.integer ?? 0
+            let exists = try !db.query("SELECT 1 FROM mutes WHERE account_id = ? AND target_kind = ? AND target_id = ?", key).isEmpty
+            guard exists || count < Int64(MuteStore.maxMutesPerAccount) else { return .failure(.overLimit) }
             try db.query("INSERT OR REPLACE INTO mutes(account_id, target_kind, target_id, until_ms, silent) VALUES (?, ?, ?, ?, ?)",
                          key + [.integer(Int64(until)), .integer(request.silent ? 1 : 0)])
             return .success(until)
