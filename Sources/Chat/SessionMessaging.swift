@@ -41,12 +41,14 @@ extension ServerSession {
             }
         case .removeDevice(let requestID, let removed):
             services.directory.remove(account: device.accountID, device: removed, requestedBy: device.deviceID,
-                                      now: Int64(time(nil)), on: loop) { result in
+                                      now: Int64(time(nil)), receiptCap: Int64(services.messages.limits.messagesPerDevice / 2),
+                                      on: loop) { result in
                 let (session, connection) = bound.value
                 switch result {
-                case .success:
+                case .success(let woken):
                     services.ledger.revoke(deviceID: removed)
                     services.router.revoke(device: removed)
+                    for target in woken { services.router.wake(device: target) }
                     session.send(.result(RequestResult(requestID: requestID, code: .ok)), on: connection)
                 case .failure(let code):
                     session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)

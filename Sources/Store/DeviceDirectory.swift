@@ -60,9 +60,10 @@ public final class DeviceDirectory: Sendable {
 
     /// Removes another device of the same account: marks it revoked and drops what waits for it
     /// and its pre-keys.
-    public func remove(account: UInt64, device: UInt64, requestedBy: UInt64, now: Int64, on loop: EventLoop,
-                       completion: @escaping @Sendable (Result<Void, ErrorCode>) -> Void) {
-        thread.request(on: loop, { (db) throws(StoreError) -> Result<Void, ErrorCode> in
+    /// Completion: the devices woken by final group receipts the removal settled.
+    public func remove(account: UInt64, device: UInt64, requestedBy: UInt64, now: Int64, receiptCap: Int64, on loop: EventLoop,
+                       completion: @escaping @Sendable (Result<[UInt64], ErrorCode>) -> Void) {
+        thread.request(on: loop, { (db) throws(StoreError) -> Result<[UInt64], ErrorCode> in
             guard device != requestedBy else { return .failure(.notPermitted) }
             guard try DeviceDirectory.isActive(db, device: requestedBy) else { return .failure(.deviceRevoked) }
             let rows = try db.query("SELECT 1 FROM devices WHERE id = ? AND account_id = ? AND revoked_at IS NULL",
@@ -70,9 +71,11 @@ public final class DeviceDirectory: Sendable {
             guard !rows.isEmpty else { return .failure(.unknownDeviceID) }
             try db.query("UPDATE devices SET revoked_at = ?, queued_count = 0, queued_bytes = 0 WHERE id = ?",
                          [.integer(now), .integer(Int64(device))])
+            let woken = try MessageStore.settleGroupCopies(db, where: "m.recipient_device = ?", [.integer(Int64(device))],
+                                                           now: now * 1000, cap: receiptCap)
             try db.query("DELETE FROM messages WHERE recipient_device = ?", [.integer(Int64(device))])
             try db.query("DELETE FROM prekeys WHERE device_id = ?", [.integer(Int64(device))])
-            return .success(())
+            return .success(woken)
         }) { result in
             switch result {
             case .success(let outcome): completion(outcome)

@@ -235,11 +235,42 @@ public final class MessageStore: Sendable {
         return woken
     }
 
+    /// Before copies are deleted unacknowledged (their device removed, or retention passed): take
+    /// group copies out of their messages' receipt tallies, so a message whose every other copy
+    /// was delivered still gets its final receipt. Returns the devices woken by such receipts.
+    static func settleGroupCopies(_ db: SQLiteDatabase, where condition: String, _ parameters: [SQLiteDatabase.Value], now: Int64,
+                                  cap: Int64) throws(StoreError) -> [UInt64] {
+        let rows = try db.query("""
+            SELECT m.sender_device, m.message_id, m.sender_account, m.group_id FROM messages m
+            WHERE m.kind = 1 AND m.group_id != 0 AND \(condition)
+            """, parameters)
+        var woken: Set<UInt64> = []
+        for row in rows {
+            let key: [SQLiteDatabase.Value] = [row[0], row[1]]
+            try db.query("UPDATE group_receipts SET total = total - 1 WHERE sender_device = ? AND message_id = ?", key)
+            guard let tally = try db.query("SELECT delivered, total FROM group_receipts WHERE sender_device = ? AND message_id = ?",
+                                           key).first, let delivered = tally[0].integer, let total = tally[1].integer
+            else { continue }
+            if total <= 0 || delivered >= total {
+                if total > 0 && delivered > 0, let id = row[1].blob {
+                    woken.formUnion(try queueReceipt(db, kind: .delivered, messageID: id, fromAccount: 0, fromDevice: 0,
+                                                     toAccount: UInt64(row[2].integer ?? 0), now: now, receiptCap: cap,
+                                                     group: UInt64(row[3].integer ?? 0), tally: (UInt64(delivered), UInt64(total))))
+                }
+                try db.query("DELETE FROM group_receipts WHERE sender_device = ? AND message_id = ?", key)
+            }
+        }
+        return Array(woken)
+    }
+
     /// Drops messages and de-duplication records older than the retention period.
     public func purge(nowMilliseconds: Int64) {
         let cutoff = nowMilliseconds - limits.retentionSeconds * 1000
+        let cap = Int64(limits.messagesPerDevice / 2)
         thread.submit { db in
             guard let db else { return { _ in } }
+            // Receipts this queues are pulled when their devices next connect or are woken.
+            _ = try? MessageStore.settleGroupCopies(db, where: "m.sent_at < ?", [.integer(cutoff)], now: nowMilliseconds, cap: cap)
             _ = try? db.query("""
                 UPDATE devices SET
                     queued_count = queued_count - (SELECT COUNT(*) FROM messages m WHERE m.recipient_device = devices.id AND m.sent_at < ?1),

@@ -144,6 +144,38 @@ extension TestClient {
         #expect(receipts.allSatisfy { $0.deliveredTotal == 3 && $0.groupID == group })
     }
 
+    /// A copy that will never be acknowledged (its device removed) leaves the tally, so the
+    /// sender still hears that every remaining copy was delivered.
+    @Test func removingAnUndeliveredDeviceSettlesTheGroupReceipt() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let bob = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
+        let carol = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "carol"))
+        let tabletKey = KeyPair.generate()
+        guard case .result(let added)? = carol.request(.addDevice(requestID: 1, staticKey: tabletKey.publicKey, name: "tablet"), id: 1),
+            let tablet = added.value,
+            case .result(let created)? = alice.request(.createGroup(requestID: 2, name: "g", members: [bob.accountID, carol.accountID]), id: 2),
+            let group = created.value
+        else { return }
+        let id = randomID()
+        let copies = [MessageCopy(deviceID: bob.deviceID, ciphertext: [1]), MessageCopy(deviceID: carol.deviceID, ciphertext: [2]),
+                      MessageCopy(deviceID: tablet, ciphertext: [3])]
+        #expect(alice.sendMessage(to: 0, copies: copies, id: id, groupID: group)?.code == .ok)
+        for member in [bob, carol] {
+            let got = member.waitForDeliveries(2)
+            member.send(.ack(seqs: got.map(\.seq)))
+        }
+        sleepMilliseconds(300)
+        guard case .result(let removed)? = carol.request(.removeDevice(requestID: 3, deviceID: tablet), id: 3) else { return }
+        #expect(removed.code == .ok)
+        _ = alice.waitForDeliveries(3)
+        sleepMilliseconds(300)
+        let receipts = alice.deliveries.filter { $0.kind == .delivered && $0.messageID == id }
+        #expect(receipts.map(\.deliveredCount) == [1, 2])
+        #expect(receipts.map(\.deliveredTotal) == [3, 2])
+    }
+
     @Test func aGroupOf1024MembersFansOutToEveryDevice() throws {
         _ = sb_raise_nofile_limit_for_tests()
         let node = try NodeProcess.serve(["--threads", "2"])
