@@ -46,11 +46,14 @@ public final class DeliveryRouter: Sendable {
 
     /// Push outcomes, one set per loop.
     public let pushCounters: [PushCounters]
+    /// The group's loops, by id.
+    public let loops: [EventLoop]
 
     /// Call before the group's loops start.
     public init(group: EventLoopGroup, push: PushConfiguration? = nil) {
         let counters = group.loops.map { _ in PushCounters() }
         pushCounters = counters
+        loops = group.loops
         let routes = group.loops.map { loop in
             LoopRoutes(loop: loop, push: push.map {
                 PushGateway(loop: loop, endpoint: $0.endpoint, directory: $0.directory, nodeID: $0.nodeID, counters: counters[loop.id])

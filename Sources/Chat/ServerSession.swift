@@ -54,6 +54,7 @@ public final class ServerSession: ConnectionHandler {
 
     public func connectionDidOpen(_ connection: Connection) {
         self.connection = connection
+        outbound = OutboundFrames(pool: services.framePools[connection.loop.id].value)
         handshake = ServerHandshake(configuration: services.handshakeConfiguration)
         connection.setDeadline(milliseconds: services.handshakeTimeoutMilliseconds)
         metrics.bump(.connectionsOpened)

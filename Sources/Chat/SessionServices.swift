@@ -1,5 +1,6 @@
 import Handshake
 import Noise
+import Reactor
 import Store
 import Synchronization
 import Wire
@@ -21,6 +22,8 @@ public final class SessionServices: Sendable {
     public let groups: GroupStore
     public let mutes: MuteStore
     public let router: DeliveryRouter
+    /// One frame-buffer pool per loop (by loop id).
+    let framePools: [LoopBound<FrameBufferPool>]
     public let tokens: TokenSealer
     public let ledger: TokenLedger
     public let registration: RegistrationPolicy
@@ -47,6 +50,7 @@ public final class SessionServices: Sendable {
         self.groups = groups
         self.mutes = mutes
         self.router = router
+        self.framePools = router.loops.map { LoopBound(FrameBufferPool(), on: $0) }
         self.identity = Mutex((staticKey, certificate))
         self.accounts = accounts
         self.tokens = tokens

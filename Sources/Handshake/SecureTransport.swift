@@ -32,15 +32,20 @@ public struct SecureTransport: Sendable {
 /// operation and one write.
 ///
 /// The buffer holds frames back to back as they will go on the wire: a 2-byte length, the
-/// plaintext, and room for the tag, which `seal` fills in place. Its storage is kept between
-/// flushes (no allocation in steady state) unless it grew past `retainedCapacity`.
-public struct OutboundFrames: Sendable {
+/// plaintext, and room for the tag, which `seal` fills in place. With a `FrameBufferPool` (the
+/// node: one per loop) the storage is borrowed for one flush and returned, so an idle connection
+/// holds none and a steady stream allocates nothing; without one (a client) the storage is kept
+/// between flushes unless it grew past `retainedCapacity`.
+public struct OutboundFrames {
     private var buffer: [UInt8] = []
     private var frameStart = 0  // offset of the current (unsealed, last) frame's header
     private var frameStarts: [Int] = []
+    private let pool: FrameBufferPool?
     public static let retainedCapacity = 16 * 1024
 
-    public init() {}
+    public init(pool: FrameBufferPool? = nil) {
+        self.pool = pool
+    }
 
     public var isEmpty: Bool { buffer.isEmpty }
 
@@ -77,6 +82,7 @@ public struct OutboundFrames: Sendable {
     }
 
     private mutating func startFrame() {
+        if buffer.capacity == 0, let pool { (buffer, frameStarts) = pool.take() }
         if !buffer.isEmpty { buffer.append(contentsOf: repeatElement(0, count: WireLimits.tagLength)) }
         frameStart = buffer.count
         frameStarts.append(frameStart)
@@ -102,7 +108,9 @@ public struct OutboundFrames: Sendable {
                 write(UnsafeRawBufferPointer(raw))
             }
         }
-        if buffer.capacity > OutboundFrames.retainedCapacity {
+        if let pool {
+            pool.give(&buffer, &frameStarts)
+        } else if buffer.capacity > OutboundFrames.retainedCapacity {
             buffer = []
             frameStarts = []
         } else {
@@ -111,5 +119,37 @@ public struct OutboundFrames: Sendable {
         }
         frameStart = 0
         try outcome.get()
+    }
+}
+
+/// Frame buffers lent to the sessions of one loop for the length of a flush (sealing is
+/// synchronous), so idle connections hold no buffer. Loop thread only.
+public final class FrameBufferPool {
+    private var buffers: [[UInt8]] = []
+    private var starts: [[Int]] = []
+    static let maxPooled = 1_024
+    static let maxCapacity = 4 * WireLimits.maxNoiseMessage
+
+    public init() {}
+
+    func take() -> ([UInt8], [Int]) {
+        guard let buffer = buffers.popLast(), let start = starts.popLast() else {
+            var fresh: [UInt8] = []
+            fresh.reserveCapacity(512)
+            return (fresh, [])
+        }
+        return (buffer, start)
+    }
+
+    /// Takes the storage back (emptied) and leaves the caller with none.
+    func give(_ buffer: inout [UInt8], _ start: inout [Int]) {
+        if buffers.count < FrameBufferPool.maxPooled && buffer.capacity <= FrameBufferPool.maxCapacity {
+            buffer.removeAll(keepingCapacity: true)
+            start.removeAll(keepingCapacity: true)
+            buffers.append(buffer)
+            starts.append(start)
+        }
+        buffer = []
+        start = []
     }
 }
