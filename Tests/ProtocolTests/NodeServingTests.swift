@@ -98,18 +98,18 @@ import Wire
     }
 
     @Test func idleClientsGetGoodbyeAndActiveOnesStay() throws {
-        let node = try NodeProcess.serve(["--idle-seconds", "1"])
+        let node = try NodeProcess.serve(["--idle-seconds", "2"])
         let harness = try ClientHarness()
         let idle = try harness.connect(port: node.port, credentials: ClientCredentials(),
                                        hello: Hello(mode: .register, accountName: "idle"))
         let active = try harness.connect(port: node.port, credentials: ClientCredentials(),
                                          hello: Hello(mode: .register, accountName: "active"))
-        #expect(idle.welcome?.idleTimeoutSeconds == 1)
-        for round in 0..<8 {
+        #expect(idle.welcome?.idleTimeoutSeconds == 2)
+        for round in 0..<12 {
             #expect(active.ping(UInt64(round)))
             sleepMilliseconds(300)
         }
-        let goodbye = idle.recorder.waitFor(timeout: 5) { event in
+        let goodbye = idle.recorder.waitFor(timeout: 8) { event in
             if case .stanza(.goodbye) = event { return true }
             return false
         }
