@@ -74,15 +74,26 @@ public final class DeliveryRouter: Sendable {
 
     // MARK: Called by sessions, on their loop
 
-    func online(_ session: ServerSession, device: UInt64, serial: UInt64, loop: EventLoop) {
-        routes(on: loop).sessions[device, default: [:]][serial] = session
-        send(.register(device: device, loop: loop.id, serial: serial), toLoop: registryLoop(device))
+    /// A session may now receive: it joins this loop's tables, the device registry and its
+    /// account's presence.
+    func sessionOnline(_ session: ServerSession, device: DeviceRecord, serial: UInt64, loop: EventLoop) {
+        let routes = routes(on: loop)
+        routes.sessions[device.deviceID, default: [:]][serial] = session
+        routes.bySerial[serial] = session
+        send(.register(device: device.deviceID, loop: loop.id, serial: serial), toLoop: registryLoop(device.deviceID))
+        send(.accountOnline(account: device.accountID, serial: serial, loop: loop.id), toLoop: accountLoop(device.accountID))
     }
 
-    func offline(device: UInt64, serial: UInt64, loop: EventLoop) {
-        routes(on: loop).sessions[device]?.removeValue(forKey: serial)
-        if routes(on: loop).sessions[device]?.isEmpty == true { routes(on: loop).sessions.removeValue(forKey: device) }
-        send(.unregister(device: device, serial: serial), toLoop: registryLoop(device))
+    /// The reverse of `sessionOnline`, and the end of the session's presence subscriptions.
+    func sessionOffline(device: DeviceRecord, serial: UInt64, subscriptions: Set<UInt64>, loop: EventLoop) {
+        let routes = routes(on: loop)
+        routes.sessions[device.deviceID]?.removeValue(forKey: serial)
+        if routes.sessions[device.deviceID]?.isEmpty == true { routes.sessions.removeValue(forKey: device.deviceID) }
+        routes.bySerial.removeValue(forKey: serial)
+        send(.unregister(device: device.deviceID, serial: serial), toLoop: registryLoop(device.deviceID))
+        send(.accountOffline(account: device.accountID, serial: serial, atMilliseconds: Authenticator.unixMilliseconds()),
+             toLoop: accountLoop(device.accountID))
+        for owner in subscriptions { send(.unsubscribe(owner: owner, serial: serial), toLoop: accountLoop(owner)) }
     }
 
     /// Something new waits for `device` in the store. With a `sender` (a message, not a receipt)
@@ -96,34 +107,14 @@ public final class DeliveryRouter: Sendable {
 
     private func accountLoop(_ account: UInt64) -> Int { Int(account % UInt64(mailboxes.count)) }
 
-    func accountOnline(_ account: UInt64, serial: UInt64, loop: EventLoop) {
-        send(.accountOnline(account: account, serial: serial, loop: loop.id), toLoop: accountLoop(account))
-    }
-
-    func accountOffline(_ account: UInt64, serial: UInt64, atMilliseconds: UInt64) {
-        send(.accountOffline(account: account, serial: serial, atMilliseconds: atMilliseconds), toLoop: accountLoop(account))
-    }
-
     /// The session gets `owner`'s presence now and at every change, until it unsubscribes.
     func subscribe(owner: UInt64, serial: UInt64, loop: EventLoop) {
         send(.subscribe(owner: owner, serial: serial, loop: loop.id), toLoop: accountLoop(owner))
     }
 
-    func unsubscribe(owner: UInt64, serial: UInt64) {
-        send(.unsubscribe(owner: owner, serial: serial), toLoop: accountLoop(owner))
-    }
-
     /// A typing indicator for every connected device of `to` (never stored).
     func typing(to: UInt64, from: UInt64, device: UInt64, active: Bool) {
         send(.typing(to: to, from: from, device: device, active: active), toLoop: accountLoop(to))
-    }
-
-    func registerSession(_ session: ServerSession, serial: UInt64, loop: EventLoop) {
-        routes(on: loop).bySerial[serial] = session
-    }
-
-    func forgetSession(serial: UInt64, loop: EventLoop) {
-        routes(on: loop).bySerial.removeValue(forKey: serial)
     }
 
     /// Sends a stanza to `device` if it is connected (not stored otherwise).

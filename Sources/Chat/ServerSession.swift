@@ -280,11 +280,7 @@ public final class ServerSession: ConnectionHandler {
     /// Sends the error where the client will read it — encrypted once keys exist, as a
     /// plaintext handshake error frame while the client still reads handshake frames — and
     /// closes after it is written.
-    func failSession(_ connection: Connection, _ code: ErrorCode, _ message: String) {
-        fail(connection, code, message)
-    }
-
-    private func fail(_ connection: Connection, _ code: ErrorCode, _ message: String) {
+    func fail(_ connection: Connection, _ code: ErrorCode, _ message: String) {
         guard phase != .closing else { return }
         metrics.bump(.protocolErrors)
         if transport != nil {
@@ -323,10 +319,7 @@ public final class ServerSession: ConnectionHandler {
         if case .deadline = reason { metrics.bump(.handshakeTimeouts) }
         if online, let device {
             online = false
-            services.router.offline(device: device.deviceID, serial: serial, loop: connection.loop)
-            services.router.forgetSession(serial: serial, loop: connection.loop)
-            services.router.accountOffline(device.accountID, serial: serial, atMilliseconds: Authenticator.unixMilliseconds())
-            for owner in presenceSubscriptions { services.router.unsubscribe(owner: owner, serial: serial) }
+            services.router.sessionOffline(device: device, serial: serial, subscriptions: presenceSubscriptions, loop: connection.loop)
             presenceSubscriptions = []
         }
         self.connection = nil

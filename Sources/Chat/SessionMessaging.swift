@@ -25,9 +25,9 @@ extension ServerSession {
                 case .success(let devices?):
                     session.send(.deviceList(requestID: requestID, accountID: target, devices: devices), on: connection)
                 case .success(nil):
-                    session.send(.result(RequestResult(requestID: requestID, code: .unknownAccount)), on: connection)
+                    session.answer(requestID, .unknownAccount, on: connection)
                 case .failure:
-                    session.send(.result(RequestResult(requestID: requestID, code: .internalError)), on: connection)
+                    session.answer(requestID, .internalError, on: connection)
                 }
             }
         case .addDevice(let requestID, let key, let name):
@@ -35,8 +35,8 @@ extension ServerSession {
                                    now: Int64(time(nil)), on: loop) { result in
                 let (session, connection) = bound.value
                 switch result {
-                case .success(let id): session.send(.result(RequestResult(requestID: requestID, code: .ok, value: id)), on: connection)
-                case .failure(let code): session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+                case .success(let id): session.answer(requestID, .ok, value: id, on: connection)
+                case .failure(let code): session.answer(requestID, code, on: connection)
                 }
             }
         case .removeDevice(let requestID, let removed):
@@ -49,9 +49,9 @@ extension ServerSession {
                     services.ledger.revoke(deviceID: removed)
                     services.router.revoke(device: removed)
                     for target in woken { services.router.wake(device: target) }
-                    session.send(.result(RequestResult(requestID: requestID, code: .ok)), on: connection)
+                    session.answer(requestID, .ok, on: connection)
                 case .failure(let code):
-                    session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+                    session.answer(requestID, code, on: connection)
                 }
             }
         case .publishKeys(let requestID, let identity, let signed, let oneTime):
@@ -59,8 +59,8 @@ extension ServerSession {
                                        on: loop) { result in
                 let (session, connection) = bound.value
                 switch result {
-                case .success(let stock): session.send(.result(RequestResult(requestID: requestID, code: .ok, value: stock)), on: connection)
-                case .failure(let code): session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+                case .success(let stock): session.answer(requestID, .ok, value: stock, on: connection)
+                case .failure(let code): session.answer(requestID, code, on: connection)
                 }
             }
         case .getKeys(let requestID, let account, let one):
@@ -71,9 +71,9 @@ extension ServerSession {
                     session.send(.keyBundles(requestID: requestID, accountID: account, bundles: found.bundles), on: connection)
                     for (owner, left) in found.low { services.router.notify(device: owner, .prekeysLow(remaining: left)) }
                 case .success(nil):
-                    session.send(.result(RequestResult(requestID: requestID, code: .unknownAccount)), on: connection)
+                    session.answer(requestID, .unknownAccount, on: connection)
                 case .failure:
-                    session.send(.result(RequestResult(requestID: requestID, code: .internalError)), on: connection)
+                    session.answer(requestID, .internalError, on: connection)
                 }
             }
         case .send(let message):
@@ -90,10 +90,7 @@ extension ServerSession {
             }
             if pullAgain { pullDeliveries() }
         case .createGroup(let requestID, let name, let members):
-            guard chattyStanzas.allow(now: connection.loop.now) else {
-                send(.result(RequestResult(requestID: requestID, code: .overLimit, message: "at most 5 group changes a second")), on: connection)
-                return
-            }
+            guard allowChatty(requestID, "at most 5 group changes a second", on: connection) else { return }
             let router = services.router
             services.groups.create(creator: device.accountID, name: name, members: members,
                                    now: Int64(Authenticator.unixMilliseconds()), on: loop) { result in
@@ -101,16 +98,13 @@ extension ServerSession {
                 switch result {
                 case .success(let outcome):
                     for target in outcome.woken { router.wake(device: target) }
-                    session.send(.result(RequestResult(requestID: requestID, code: .ok, value: outcome.group)), on: connection)
+                    session.answer(requestID, .ok, value: outcome.group, on: connection)
                 case .failure(let code):
-                    session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+                    session.answer(requestID, code, on: connection)
                 }
             }
         case .updateGroup(let requestID, let group, let operation, let target, let name):
-            guard chattyStanzas.allow(now: connection.loop.now) else {
-                send(.result(RequestResult(requestID: requestID, code: .overLimit, message: "at most 5 group changes a second")), on: connection)
-                return
-            }
+            guard allowChatty(requestID, "at most 5 group changes a second", on: connection) else { return }
             let router = services.router
             services.groups.update(group: group, actor: device.accountID, operation: operation, target: target, name: name,
                                    now: Int64(Authenticator.unixMilliseconds()), on: loop) { result in
@@ -118,9 +112,9 @@ extension ServerSession {
                 switch result {
                 case .success(let woken):
                     for target in woken { router.wake(device: target) }
-                    session.send(.result(RequestResult(requestID: requestID, code: .ok)), on: connection)
+                    session.answer(requestID, .ok, on: connection)
                 case .failure(let code):
-                    session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+                    session.answer(requestID, code, on: connection)
                 }
             }
         case .getGroup(let requestID, let group):
@@ -130,22 +124,18 @@ extension ServerSession {
                 case .success(let info?):
                     session.send(.groupInfo(requestID: requestID, groupID: group, name: info.name, members: info.members), on: connection)
                 case .success(nil):
-                    session.send(.result(RequestResult(requestID: requestID, code: .notPermitted, message: "not a member of that group")),
-                                 on: connection)
+                    session.answer(requestID, .notPermitted, message: "not a member of that group", on: connection)
                 case .failure:
-                    session.send(.result(RequestResult(requestID: requestID, code: .internalError)), on: connection)
+                    session.answer(requestID, .internalError, on: connection)
                 }
             }
         case .mute(let request):
-            guard chattyStanzas.allow(now: connection.loop.now) else {
-                send(.result(RequestResult(requestID: request.requestID, code: .overLimit, message: "at most 5 a second")), on: connection)
-                return
-            }
+            guard allowChatty(request.requestID, "at most 5 a second", on: connection) else { return }
             services.mutes.set(account: device.accountID, request: request, now: Authenticator.unixMilliseconds(), on: loop) { result in
                 let (session, connection) = bound.value
                 switch result {
-                case .success(let until): session.send(.result(RequestResult(requestID: request.requestID, code: .ok, value: until)), on: connection)
-                case .failure(let code): session.send(.result(RequestResult(requestID: request.requestID, code: code)), on: connection)
+                case .success(let until): session.answer(request.requestID, .ok, value: until, on: connection)
+                case .failure(let code): session.answer(request.requestID, code, on: connection)
                 }
             }
         case .presenceAllow(let requestID, let viewer, let allowed):
@@ -157,7 +147,7 @@ extension ServerSession {
                 case .success(false): code = .unknownAccount
                 case .failure: code = .internalError
                 }
-                session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+                session.answer(requestID, code, on: connection)
             }
         case .presenceSubscribe(let requestID, let owner):
             if owner == device.accountID {
@@ -169,8 +159,8 @@ extension ServerSession {
                     if case .success(true) = result {
                         session.subscribePresence(owner: owner, requestID: requestID, on: connection)
                     } else {
-                        session.send(.result(RequestResult(requestID: requestID, code: .notPermitted,
-                                                           message: "that account does not share its presence with you")), on: connection)
+                        session.answer(requestID, .notPermitted, message: "that account does not share its presence with you",
+                                       on: connection)
                     }
                 }
             }
@@ -182,12 +172,11 @@ extension ServerSession {
             services.directory.setPushToken(device: device.deviceID, token: token.isEmpty ? nil : token, on: loop) { result in
                 let (session, connection) = bound.value
                 let code: ErrorCode = (try? result.get()) != nil ? .ok : .internalError
-                session.send(.result(RequestResult(requestID: requestID, code: code)), on: connection)
+                session.answer(requestID, code, on: connection)
             }
         case .receipt(let requestID, let toAccount, let ids):
             guard toAccount != device.accountID, chattyStanzas.allow(now: connection.loop.now) else {
-                send(.result(RequestResult(requestID: requestID, code: .overLimit, message: "receipts go to another account, at most 5 a second")),
-                     on: connection)
+                answer(requestID, .overLimit, message: "receipts go to another account, at most 5 a second", on: connection)
                 return
             }
             let router = services.router
@@ -197,11 +186,11 @@ extension ServerSession {
                 switch result {
                 case .success(let woken?):
                     for target in woken { router.wake(device: target) }
-                    session.send(.result(RequestResult(requestID: requestID, code: .ok)), on: connection)
+                    session.answer(requestID, .ok, on: connection)
                 case .success(nil):
-                    session.send(.result(RequestResult(requestID: requestID, code: .unknownAccount)), on: connection)
+                    session.answer(requestID, .unknownAccount, on: connection)
                 case .failure:
-                    session.send(.result(RequestResult(requestID: requestID, code: .internalError)), on: connection)
+                    session.answer(requestID, .internalError, on: connection)
                 }
             }
         default:
@@ -282,20 +271,31 @@ extension ServerSession {
         }
     }
 
+    /// Answers request `requestID` with a Result stanza.
+    func answer(_ requestID: UInt64, _ code: ErrorCode, message: String = "", value: UInt64? = nil, on connection: Connection) {
+        send(.result(RequestResult(requestID: requestID, code: code, message: message, value: value)), on: connection)
+    }
+
+    /// Takes one of the connection's chatty-stanza tokens (5 a second), or answers `overLimit`
+    /// with `refusal` and returns false.
+    func allowChatty(_ requestID: UInt64, _ refusal: String, on connection: Connection) -> Bool {
+        if chattyStanzas.allow(now: connection.loop.now) { return true }
+        answer(requestID, .overLimit, message: refusal, on: connection)
+        return false
+    }
+
     func subscribePresence(owner: UInt64, requestID: UInt64, on connection: Connection) {
         if presenceSubscriptions.insert(owner).inserted {
             services.router.subscribe(owner: owner, serial: serial, loop: connection.loop)
         }
-        send(.result(RequestResult(requestID: requestID, code: .ok)), on: connection)
+        answer(requestID, .ok, on: connection)
     }
 
     /// Called once the session may receive: registers with the router and starts delivering.
     func goOnline(on connection: Connection) {
         guard let device, !online else { return }
         online = true
-        services.router.online(self, device: device.deviceID, serial: serial, loop: connection.loop)
-        services.router.registerSession(self, serial: serial, loop: connection.loop)
-        services.router.accountOnline(device.accountID, serial: serial, loop: connection.loop)
+        services.router.sessionOnline(self, device: device, serial: serial, loop: connection.loop)
         pullDeliveries()
         let bound = LoopBound((self, connection), on: connection.loop)
         services.directory.prekeyStock(device: device.deviceID, on: connection.loop) { result in
@@ -317,7 +317,7 @@ extension ServerSession {
     /// The device was removed from its account.
     func revoked() {
         guard let connection else { return }
-        failSession(connection, .deviceRevoked, "this device was removed from its account")
+        fail(connection, .deviceRevoked, "this device was removed from its account")
     }
 
     /// A stanza from elsewhere in the node for this device (not stored).

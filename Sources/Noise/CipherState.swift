@@ -75,30 +75,30 @@ public struct CipherState: Sendable {
     /// `EncryptWithAd` on arrays (handshake use).
     public mutating func encryptWithAd(_ ad: [UInt8], _ plaintext: [UInt8]) throws(NoiseError) -> [UInt8] {
         guard hasKey else { return plaintext }
-        var buffer = plaintext + [UInt8](repeating: 0, count: CipherState.tagLength)
-        var state = self
-        let result = buffer.withUnsafeMutableBytes { raw in
-            ad.withUnsafeBytes { adBytes in
-                Result { () throws(NoiseError) -> Int in
-                    try state.encrypt(inPlace: raw.baseAddress!, count: plaintext.count, ad: adBytes)
-                }
-            }
+        return try inPlace(plaintext + [UInt8](repeating: 0, count: CipherState.tagLength), ad: ad) {
+            (state, bytes, ad) throws(NoiseError) in try state.encrypt(inPlace: bytes, count: plaintext.count, ad: ad)
         }
-        self = state
-        return Array(buffer.prefix(try result.get()))
     }
 
     /// `DecryptWithAd` on arrays (handshake use).
     public mutating func decryptWithAd(_ ad: [UInt8], _ ciphertext: [UInt8]) throws(NoiseError) -> [UInt8] {
         guard hasKey else { return ciphertext }
         guard ciphertext.count >= CipherState.tagLength else { throw .decryptFailed }
-        var buffer = ciphertext
+        return try inPlace(ciphertext, ad: ad) {
+            (state, bytes, ad) throws(NoiseError) in try state.decrypt(inPlace: bytes, count: ciphertext.count, ad: ad)
+        }
+    }
+
+    /// Runs an in-place transform over a copy of `buffer` and returns the bytes it wrote.
+    private mutating func inPlace(
+        _ buffer: [UInt8], ad: [UInt8],
+        _ transform: (inout CipherState, UnsafeMutableRawPointer, UnsafeRawBufferPointer) throws(NoiseError) -> Int
+    ) throws(NoiseError) -> [UInt8] {
+        var buffer = buffer
         var state = self
         let result = buffer.withUnsafeMutableBytes { raw in
             ad.withUnsafeBytes { adBytes in
-                Result { () throws(NoiseError) -> Int in
-                    try state.decrypt(inPlace: raw.baseAddress!, count: ciphertext.count, ad: adBytes)
-                }
+                Result { () throws(NoiseError) -> Int in try transform(&state, raw.baseAddress!, adBytes) }
             }
         }
         self = state
