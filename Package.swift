@@ -36,13 +36,21 @@ let package = Package(
         .target(name: "Store", dependencies: ["Reactor", "Wire", "CSQLite"]),
         // Sessions (handshake, login, stanzas) and later routing, delivery, groups.
         .target(name: "Chat", dependencies: ["Reactor", "Wire", "Noise", "Handshake", "Store"]),
+        // TLS on memory BIOs over any stream of the Reactor (OpenSSL does no I/O of its own).
+        .target(name: "TLS", dependencies: ["Reactor", "COpenSSL"]),
+        // HTTP/1.1 server and the chunked stream client on the Reactor; routes come from the
+        // composition root, so it knows no domain rules.
+        .target(name: "HTTP", dependencies: ["Reactor"]),
         // The Swift client library: handshake, framing, credentials; on our Reactor.
-        .target(name: "SwitchboardClient", dependencies: ["Reactor", "Wire", "Noise", "Handshake", "CSodium"]),
+        .target(name: "SwitchboardClient", dependencies: ["Reactor", "Wire", "Noise", "Handshake", "CSodium", "HTTP", "TLS"]),
         // Our own command-line flag parser, shared by the node and the bench client.
         .target(name: "Flags"),
         .target(
             name: "SwitchboardServer",
-            dependencies: ["Reactor", "Flags", "Chat", "Store", "Noise", "Handshake", "Wire", "CSwitchboardShims", "CSodium", "COpenSSL"]),
+            dependencies: [
+                "Reactor", "Flags", "Chat", "Store", "Noise", "Handshake", "Wire", "HTTP", "TLS", "CSwitchboardShims", "CSodium",
+                "COpenSSL",
+            ]),
         .executableTarget(name: "switchboard", dependencies: ["SwitchboardServer"]),
         .executableTarget(
             name: "switchboard-bench", dependencies: ["Reactor", "Flags", "SwitchboardClient", "Wire", "Noise", "CSwitchboardShims"],
@@ -56,6 +64,7 @@ let package = Package(
             name: "ProtocolTests",
             dependencies: ["SwitchboardClient", "Handshake", "Wire", "Noise", "Reactor", "Store", "CSQLite", "TestSupport", "CSwitchboardShims"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TLS", "Reactor", "TestSupport", "CSwitchboardShims"]),
         .testTarget(name: "HandshakeTests", dependencies: ["Handshake", "Noise", "Wire"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CSwitchboardShims", "TestSupport"]),
         .testTarget(

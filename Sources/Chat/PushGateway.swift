@@ -168,9 +168,9 @@ final class PushExchange: ConnectionHandler {
         self.done = done
     }
 
-    func connectionDidOpen(_ connection: Connection) { connection.write(request) }
+    func connectionDidOpen(_ connection: any ByteStream) { connection.write(request) }
 
-    func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) {
+    func connection(_ connection: any ByteStream, didRead bytes: UnsafeMutableRawBufferPointer) {
         response.append(contentsOf: bytes)
         guard let end = response.firstIndex(of: 0x0A) else {
             if response.count > 8192 { finish(false, connection) }
@@ -183,13 +183,13 @@ final class PushExchange: ConnectionHandler {
         finish(ok, connection)
     }
 
-    private func finish(_ succeeded: Bool, _ connection: Connection) {
+    private func finish(_ succeeded: Bool, _ connection: any ByteStream) {
         done?(succeeded)
         done = nil
         connection.close(.local)
     }
 
-    func connectionDidClose(_ connection: Connection, reason: CloseReason) {
+    func connectionDidClose(_ connection: any ByteStream, reason: CloseReason) {
         done?(false)
         done = nil
     }

@@ -10,10 +10,10 @@ public final class ServerSession: ConnectionHandler {
     enum Phase { case handshaking, authenticating, established, closing }
 
     let services: SessionServices
-    private let metrics: SessionMetrics
+    let metrics: SessionMetrics
     var phase = Phase.handshaking
     /// The connection while it is open (cleared on close, which breaks the reference cycle).
-    var connection: Connection?
+    var connection: (any ByteStream)?
     /// Tells this session apart from other sessions of the same device (router entries).
     let serial: UInt64
     var online = false
@@ -52,7 +52,7 @@ public final class ServerSession: ConnectionHandler {
         self.serial = services.router.nextSerial()
     }
 
-    public func connectionDidOpen(_ connection: Connection) {
+    public func connectionDidOpen(_ connection: any ByteStream) {
         self.connection = connection
         outbound = OutboundFrames(pool: services.framePools[connection.loop.id].value)
         handshake = ServerHandshake(configuration: services.handshakeConfiguration)
@@ -60,7 +60,7 @@ public final class ServerSession: ConnectionHandler {
         metrics.bump(.connectionsOpened)
     }
 
-    public func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) {
+    public func connection(_ connection: any ByteStream, didRead bytes: UnsafeMutableRawBufferPointer) {
         guard phase != .closing else { return }
         do {
             try assembler.feed(bytes) { (unit) throws(FrameError) -> FrameAssembler.Mode? in
@@ -81,7 +81,7 @@ public final class ServerSession: ConnectionHandler {
     }
 
     /// Handles one unit; returns the mode of the next, or nil to stop reading.
-    private func handle(_ unit: FrameAssembler.Unit, on connection: Connection) -> FrameAssembler.Mode? {
+    private func handle(_ unit: FrameAssembler.Unit, on connection: any ByteStream) -> FrameAssembler.Mode? {
         switch unit {
         case .preface:
             return .handshake
@@ -108,6 +108,7 @@ public final class ServerSession: ConnectionHandler {
                 return nil
             case .fail(let code, let reason, let wire):
                 metrics.bump(.handshakeFailures)
+                metrics.countError(code)
                 services.log?(.handshakeFailed(code: code, reason: reason))
                 if !wire.isEmpty { connection.write(wire) }
                 close(connection)
@@ -132,7 +133,7 @@ public final class ServerSession: ConnectionHandler {
         }
     }
 
-    private func authenticate(_ hello: Hello, clientKey: [UInt8], on connection: Connection) {
+    private func authenticate(_ hello: Hello, clientKey: [UInt8], on connection: any ByteStream) {
         let loop = connection.loop
         let bound = LoopBound((self, connection), on: loop)
         Authenticator(services: services).answer(hello, clientKey: clientKey, on: loop) { answer, device in
@@ -144,7 +145,7 @@ public final class ServerSession: ConnectionHandler {
         }
     }
 
-    private func finishHandshake(_ answer: Stanza, device: DeviceRecord?, mode: Hello.Mode, on connection: Connection) {
+    private func finishHandshake(_ answer: Stanza, device: DeviceRecord?, mode: Hello.Mode, on connection: any ByteStream) {
         guard var machine = handshake else { return }
         do {
             let (frame, transport) = try machine.finish(with: answer)
@@ -184,7 +185,7 @@ public final class ServerSession: ConnectionHandler {
         replayHeld(on: connection)
     }
 
-    private func replayHeld(on connection: Connection) {
+    private func replayHeld(on connection: any ByteStream) {
         guard !held.isEmpty else { return }
         var frames = held
         held = []
@@ -200,7 +201,7 @@ public final class ServerSession: ConnectionHandler {
     }
 
     /// Decrypts one transport frame in place and handles its stanzas; false when closing.
-    private func receiveFrame(_ ciphertext: UnsafeMutableRawBufferPointer, on connection: Connection) -> Bool {
+    private func receiveFrame(_ ciphertext: UnsafeMutableRawBufferPointer, on connection: any ByteStream) -> Bool {
         let plaintext: UnsafeMutableRawBufferPointer
         do {
             plaintext = try transport!.open(ciphertext)
@@ -226,7 +227,7 @@ public final class ServerSession: ConnectionHandler {
         return phase == .established
     }
 
-    private func handle(_ stanza: Stanza, on connection: Connection) {
+    private func handle(_ stanza: Stanza, on connection: any ByteStream) {
         switch stanza {
         case .ping(let value):
             send(.pong(value), on: connection)
@@ -243,7 +244,7 @@ public final class ServerSession: ConnectionHandler {
         }
     }
 
-    private func answerNonFatal(_ error: ErrorStanza, on connection: Connection) {
+    private func answerNonFatal(_ error: ErrorStanza, on connection: any ByteStream) {
         nonFatalErrors += 1
         guard nonFatalErrors <= ServerSession.maxNonFatalErrors else {
             fail(connection, .overLimit, "too many unsupported or misplaced stanzas")
@@ -253,7 +254,7 @@ public final class ServerSession: ConnectionHandler {
     }
 
     /// Queues a stanza; it is sealed with everything else queued this iteration.
-    public func send(_ stanza: Stanza, on connection: Connection) {
+    public func send(_ stanza: Stanza, on connection: any ByteStream) {
         guard transport != nil, phase == .established || phase == .closing else { return }
         do {
             try outbound.append(stanza)
@@ -263,7 +264,7 @@ public final class ServerSession: ConnectionHandler {
         connection.requestFlush()
     }
 
-    public func connectionWillFlush(_ connection: Connection) {
+    public func connectionWillFlush(_ connection: any ByteStream) {
         // Seal with a copy of the transport: `write` may close the connection (hard limit),
         // whose close handler drops `transport`, and that must not overlap this access.
         guard !outbound.isEmpty, var sealing = transport else { return }
@@ -280,9 +281,10 @@ public final class ServerSession: ConnectionHandler {
     /// Sends the error where the client will read it — encrypted once keys exist, as a
     /// plaintext handshake error frame while the client still reads handshake frames — and
     /// closes after it is written.
-    func fail(_ connection: Connection, _ code: ErrorCode, _ message: String) {
+    func fail(_ connection: any ByteStream, _ code: ErrorCode, _ message: String) {
         guard phase != .closing else { return }
         metrics.bump(.protocolErrors)
+        metrics.countError(code)
         if transport != nil {
             try? outbound.append(.error(ErrorStanza(code: code, message: message)))
         } else {
@@ -291,13 +293,13 @@ public final class ServerSession: ConnectionHandler {
         close(connection)
     }
 
-    private func close(_ connection: Connection) {
+    private func close(_ connection: any ByteStream) {
         phase = .closing
         held = []
         connection.closeWhenFlushed(.local)
     }
 
-    public func connectionShouldDrain(_ connection: Connection) {
+    public func connectionShouldDrain(_ connection: any ByteStream) {
         if phase == .established {
             send(.goodbye(Goodbye(code: .draining, message: "node shutting down", retryAfterMilliseconds: 1000)), on: connection)
         }
@@ -305,7 +307,7 @@ public final class ServerSession: ConnectionHandler {
         connection.closeWhenFlushed(.draining)
     }
 
-    public func connectionIdleTimedOut(_ connection: Connection) {
+    public func connectionIdleTimedOut(_ connection: any ByteStream) {
         guard phase == .established else {
             connection.close(.idleTimeout)
             return
@@ -315,7 +317,7 @@ public final class ServerSession: ConnectionHandler {
         connection.closeWhenFlushed(.idleTimeout)
     }
 
-    public func connectionDidClose(_ connection: Connection, reason: CloseReason) {
+    public func connectionDidClose(_ connection: any ByteStream, reason: CloseReason) {
         if case .deadline = reason { metrics.bump(.handshakeTimeouts) }
         if online, let device {
             online = false

@@ -11,7 +11,7 @@ extension ServerSession {
     /// Sends waiting for the store per connection.
     static let maxOutstandingSends = 256
 
-    func handleMessaging(_ stanza: Stanza, on connection: Connection) {
+    func handleMessaging(_ stanza: Stanza, on connection: any ByteStream) {
         guard let device else { return }
         let loop = connection.loop
         let bound = LoopBound((self, connection), on: loop)
@@ -198,7 +198,7 @@ extension ServerSession {
         }
     }
 
-    private func accept(_ message: SendMessage, from device: DeviceRecord, on connection: Connection) {
+    private func accept(_ message: SendMessage, from device: DeviceRecord, on connection: any ByteStream) {
         guard outstandingSends < ServerSession.maxOutstandingSends else {
             send(.sendResult(SendResult(messageID: message.messageID, code: .overLimit, message: "too many sends waiting")), on: connection)
             return
@@ -215,6 +215,8 @@ extension ServerSession {
             case .success(.accepted(let recipients)):
                 // Durable now: answer the sender, then tell the recipients' sessions.
                 answer = SendResult(messageID: message.messageID, code: .ok)
+                session.metrics.bump(.messagesAccepted)
+                session.metrics.bump(.copiesRouted, by: recipients.count)
                 for recipient in recipients {
                     switch recipient.notice {
                     case .normal: router.wake(device: recipient.device, sender: device.accountID)
@@ -263,6 +265,7 @@ extension ServerSession {
             }
             for delivery in deliveries where delivery.seq > session.lastDeliveredSeq {
                 session.send(.deliver(delivery), on: connection)
+                session.metrics.bump(.deliveries)
                 session.lastDeliveredSeq = delivery.seq
                 session.unacknowledged.insert(delivery.seq)
             }
@@ -272,19 +275,19 @@ extension ServerSession {
     }
 
     /// Answers request `requestID` with a Result stanza.
-    func answer(_ requestID: UInt64, _ code: ErrorCode, message: String = "", value: UInt64? = nil, on connection: Connection) {
+    func answer(_ requestID: UInt64, _ code: ErrorCode, message: String = "", value: UInt64? = nil, on connection: any ByteStream) {
         send(.result(RequestResult(requestID: requestID, code: code, message: message, value: value)), on: connection)
     }
 
     /// Takes one of the connection's chatty-stanza tokens (5 a second), or answers `overLimit`
     /// with `refusal` and returns false.
-    func allowChatty(_ requestID: UInt64, _ refusal: String, on connection: Connection) -> Bool {
+    func allowChatty(_ requestID: UInt64, _ refusal: String, on connection: any ByteStream) -> Bool {
         if chattyStanzas.allow(now: connection.loop.now) { return true }
         answer(requestID, .overLimit, message: refusal, on: connection)
         return false
     }
 
-    func subscribePresence(owner: UInt64, requestID: UInt64, on connection: Connection) {
+    func subscribePresence(owner: UInt64, requestID: UInt64, on connection: any ByteStream) {
         if presenceSubscriptions.insert(owner).inserted {
             services.router.subscribe(owner: owner, serial: serial, loop: connection.loop)
         }
@@ -292,7 +295,7 @@ extension ServerSession {
     }
 
     /// Called once the session may receive: registers with the router and starts delivering.
-    func goOnline(on connection: Connection) {
+    func goOnline(on connection: any ByteStream) {
         guard let device, !online else { return }
         online = true
         services.router.sessionOnline(self, device: device, serial: serial, loop: connection.loop)

@@ -10,13 +10,22 @@ public final class SessionMetrics: Sendable {
         case connectionsOpened, connectionsClosed, handshakesXX, handshakesIK, handshakesFallback
         case handshakeFailures, handshakeTimeouts, loginsRefused, decryptFailures, protocolErrors
         case framesIn, framesOut
+        /// Sends committed; copies they fanned out to; deliveries written to devices.
+        case messagesAccepted, copiesRouted, deliveries
     }
 
     private let counts = AtomicCounters(count: Counter.allCases.count)
+    /// Fatal protocol errors sent, by code (codes are below 128; others share the last slot).
+    private let errors = AtomicCounters(count: 128)
 
     public init() {}
 
-    func bump(_ counter: Counter) { counts.add(counter.rawValue) }
+    func bump(_ counter: Counter, by value: Int = 1) { counts.add(counter.rawValue, value) }
+
+    func countError(_ code: ErrorCode) { errors.add(Int(min(code.rawValue, 127))) }
+
+    /// Errors sent with `code` (127: every code from 127 up).
+    public func errors(code: UInt64) -> Int { errors.load(Int(min(code, 127))) }
 
     public func value(_ counter: Counter) -> Int { counts.load(counter.rawValue) }
 

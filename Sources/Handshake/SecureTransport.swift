@@ -90,7 +90,7 @@ public struct OutboundFrames {
         buffer.append(0)
     }
 
-    /// Seals every pending frame in place and hands the wire bytes to `write`, then empties.
+    /// Seals every pending frame in place and hands each frame's wire bytes to `write`, then empties.
     public mutating func seal(with transport: inout SecureTransport, _ write: (UnsafeRawBufferPointer) -> Void) throws(NoiseError) {
         guard !buffer.isEmpty else { return }
         buffer.append(contentsOf: repeatElement(0, count: WireLimits.tagLength))
@@ -104,8 +104,10 @@ public struct OutboundFrames {
                     let sealed = try transport.seal(raw.baseAddress! + start + 2, count: plaintext)
                     raw[start] = UInt8(sealed >> 8)
                     raw[start + 1] = UInt8(sealed & 0xff)
+                    // One call per frame: a carrier that frames its payload (the HTTP
+                    // fallback's chunks) keeps each frame in a unit of its own.
+                    write(UnsafeRawBufferPointer(rebasing: raw[start..<start + 2 + sealed]))
                 }
-                write(UnsafeRawBufferPointer(raw))
             }
         }
         if let pool {

@@ -34,40 +34,71 @@ public enum CloseReason: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// What a protocol layer implements to use a connection. Runs on the connection's loop.
+/// A two-way byte stream on one loop, as a protocol layer sees it: a TCP `Connection`, or a
+/// stream carried inside another protocol (TLS records, the HTTP fallback's chunked body). Loop
+/// thread only.
+///
+/// Carriers that frame what they carry (the HTTP fallback puts each write in one chunk) keep the
+/// bytes of one `write` call together, so a protocol layer writes one unit of its own per call.
+public protocol ByteStream: AnyObject {
+    var loop: EventLoop { get }
+    /// Bytes queued and not yet written to the socket beneath.
+    var outboundBytes: Int { get }
+    var isOpen: Bool { get }
+    /// Queues bytes for the peer; see `Connection.write`.
+    func write(_ bytes: UnsafeRawBufferPointer)
+    /// Asks for `connectionWillFlush` and a write at the end of this loop iteration.
+    func requestFlush()
+    /// Stops reading and closes once everything queued has been written.
+    func closeWhenFlushed(_ reason: CloseReason)
+    /// Closes now, dropping anything unsent.
+    func close(_ reason: CloseReason)
+    /// Closes with `.deadline` unless `clearDeadline()` comes first.
+    func setDeadline(milliseconds: Int)
+    func clearDeadline()
+}
+
+extension ByteStream {
+    public func write(_ bytes: UnsafeMutableRawBufferPointer) { write(UnsafeRawBufferPointer(bytes)) }
+    public func write(_ bytes: [UInt8]) { bytes.withUnsafeBytes { write($0) } }
+    public func closeWhenFlushed() { closeWhenFlushed(.local) }
+    public func close() { close(.local) }
+}
+
+/// What a protocol layer implements to use a stream. Runs on the stream's loop.
 public protocol ConnectionHandler: AnyObject {
-    /// The connection is established (accepted, or an outgoing connect completed).
-    func connectionDidOpen(_ connection: Connection)
-    /// Bytes arrived. `bytes` points into the loop's shared read buffer and is valid only for
-    /// the duration of the call: copy what must be kept. The handler may modify them in place
-    /// (decrypt where they lie).
-    func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer)
-    /// The connection is closed; it will deliver no more callbacks.
-    func connectionDidClose(_ connection: Connection, reason: CloseReason)
+    /// The stream is established (accepted, an outgoing connect completed, a TLS handshake
+    /// finished, an HTTP request became a stream).
+    func connectionDidOpen(_ connection: any ByteStream)
+    /// Bytes arrived. `bytes` points into a buffer valid only for the duration of the call:
+    /// copy what must be kept. The handler may modify them in place (decrypt where they lie).
+    func connection(_ connection: any ByteStream, didRead bytes: UnsafeMutableRawBufferPointer)
+    /// The stream is closed; it will deliver no more callbacks.
+    func connectionDidClose(_ connection: any ByteStream, reason: CloseReason)
     /// The node is draining: finish what is in flight and close. The default closes once the
     /// outbound queue is flushed.
-    func connectionShouldDrain(_ connection: Connection)
+    func connectionShouldDrain(_ connection: any ByteStream)
     /// Nothing was read for the idle timeout. The default closes at once with `.idleTimeout`;
     /// a protocol may say goodbye first (and then must close, e.g. `closeWhenFlushed`).
-    func connectionIdleTimedOut(_ connection: Connection)
-    /// The connection is about to write its queue (once per loop iteration with pending
-    /// output, or after `requestFlush()`): the last moment to add bytes to this write, e.g. to
-    /// seal the stanzas gathered during the iteration into one encrypted frame.
-    func connectionWillFlush(_ connection: Connection)
+    func connectionIdleTimedOut(_ connection: any ByteStream)
+    /// The stream is about to write its queue (once per loop iteration with pending output, or
+    /// after `requestFlush()`): the last moment to add bytes to this write, e.g. to seal the
+    /// stanzas gathered during the iteration into one encrypted frame.
+    func connectionWillFlush(_ connection: any ByteStream)
 }
 
 extension ConnectionHandler {
-    public func connectionDidOpen(_ connection: Connection) {}
-    public func connectionDidClose(_ connection: Connection, reason: CloseReason) {}
-    public func connectionShouldDrain(_ connection: Connection) { connection.closeWhenFlushed(.draining) }
-    public func connectionWillFlush(_ connection: Connection) {}
-    public func connectionIdleTimedOut(_ connection: Connection) { connection.close(.idleTimeout) }
+    public func connectionDidOpen(_ connection: any ByteStream) {}
+    public func connectionDidClose(_ connection: any ByteStream, reason: CloseReason) {}
+    public func connectionShouldDrain(_ connection: any ByteStream) { connection.closeWhenFlushed(.draining) }
+    public func connectionWillFlush(_ connection: any ByteStream) {}
+    public func connectionIdleTimedOut(_ connection: any ByteStream) { connection.close(.idleTimeout) }
 }
 
 /// A non-blocking TCP connection owned by one loop: reads into the loop's shared buffer, queues
 /// writes in pooled chunks flushed with `writev` once per loop iteration, applies back-pressure
 /// between its outbound queue and its reads, and enforces idle and protocol deadlines.
-public final class Connection: Selectable, TimerTarget {
+public final class Connection: Selectable, TimerTarget, ByteStream {
     /// `closing`: writing out what is queued; `lingering`: our side is shut down (FIN sent) and
     /// we read and discard until the peer closes, so unread input cannot turn our close into a
     /// reset that would destroy the last bytes in flight.
@@ -312,14 +343,6 @@ public final class Connection: Selectable, TimerTarget {
             updateInterest()
         }
         scheduleFlush()
-    }
-
-    public func write(_ bytes: UnsafeMutableRawBufferPointer) {
-        write(UnsafeRawBufferPointer(bytes))
-    }
-
-    public func write(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { write($0) }
     }
 
     /// Asks for `connectionWillFlush` and a write at the end of this loop iteration, for a

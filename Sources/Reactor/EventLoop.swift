@@ -51,6 +51,9 @@ public final class LoopCounters: Sendable {
     public let bytesWritten = Atomic<Int>(0)
     public let readPauses = Atomic<Int>(0)
     public let iterations = Atomic<Int>(0)
+    /// How long each loop iteration worked (from epoll_wait's return to the next wait): how
+    /// long an event may wait behind others.
+    public let iterationLatency = AtomicHistogram(boundsMicroseconds: AtomicHistogram.latencyBounds)
 
     @inline(__always) func bump(_ counter: borrowing Atomic<Int>, by value: Int = 1) {
         counter.add(value, ordering: .relaxed)
@@ -97,7 +100,9 @@ public final class EventLoop: @unchecked Sendable {
     var readyList: [Connection] = []
     private var readySpare: [Connection] = []
     private var deferredSpare: [() -> Void] = []
-    let readBuffer: UnsafeMutableRawBufferPointer
+    /// The buffer every read on this loop lands in; a layer that transforms what it read (TLS)
+    /// may reuse it once it has consumed its input. Loop thread only.
+    public let readBuffer: UnsafeMutableRawBufferPointer
     static let iovecCapacity = 64
     let iovecs: UnsafeMutablePointer<IOSlice>
     let chunks: ChunkPool
@@ -317,7 +322,8 @@ public final class EventLoop: @unchecked Sendable {
             }
             let count = sb_epoll_wait(epfd, events, Int32(eventCapacity), timeout)
             sleeping.store(false, ordering: .relaxed)
-            now = currentMillis()
+            let woke = sb_monotonic_ns()
+            now = (woke - startNanos) / 1_000_000
             counters.bump(counters.iterations)
             if count < 0 {
                 let code = sb_errno()
@@ -334,6 +340,7 @@ public final class EventLoop: @unchecked Sendable {
             runFlushList()
             runOverflow()
             payWakes()
+            counters.iterationLatency.observe(microseconds: Int((sb_monotonic_ns() - woke) / 1_000))
         }
     }
 

@@ -68,3 +68,6 @@ func closeDescriptor(_ fd: Int32) {
         precondition(code != EBADF, "close(\(fd)): descriptor was not open")
     }
 }
+
+/// Nanoseconds on the monotonic clock (for measuring durations).
+public func monotonicNanoseconds() -> UInt64 { sb_monotonic_ns() }

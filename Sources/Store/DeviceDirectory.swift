@@ -74,6 +74,7 @@ public final class DeviceDirectory: Sendable {
             let woken = try MessageStore.settleGroupCopies(db, where: "m.recipient_device = ?", [.integer(Int64(device))],
                                                            now: now * 1000, cap: receiptCap)
             try db.query("DELETE FROM messages WHERE recipient_device = ?", [.integer(Int64(device))])
+            db.countQueued(removed: true)
             try db.query("DELETE FROM prekeys WHERE device_id = ?", [.integer(Int64(device))])
             return .success(woken)
         }) { result in

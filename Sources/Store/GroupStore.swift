@@ -133,6 +133,7 @@ public final class GroupStore: Sendable {
                     VALUES (?, ?, ?, 0, randomblob(16), ?, x'', ?, ?)
                     """, [id, .integer(seq), .integer(Int64(actor)), .integer(now),
                           .integer(Int64(Delivery.Kind.groupChanged.rawValue)), .integer(Int64(group))])
+                db.countQueued()
                 woken.append(device.deviceID)
             }
         }

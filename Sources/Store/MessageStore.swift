@@ -109,6 +109,7 @@ public final class MessageStore: Sendable {
                     """, [device, .integer(seq), .integer(Int64(fromAccount)), sender, .blob(message.messageID),
                           .integer(nowMilliseconds), .blob(copy.ciphertext), .integer(Int64(message.groupID)),
                           .integer(notice.rawValue)])
+                db.countQueued()
             }
             try db.query("INSERT INTO accepted_messages(sender_device, message_id, accepted_at) VALUES (?, ?, ?)",
                          [sender, .blob(message.messageID), .integer(nowMilliseconds / 1000)])
@@ -163,6 +164,7 @@ public final class MessageStore: Sendable {
                     """, key).first
                 else { continue }
                 try db.query("DELETE FROM messages WHERE recipient_device = ? AND seq = ?", key)
+                db.countQueued(removed: true)
                 try db.query("UPDATE devices SET queued_count = queued_count - 1, queued_bytes = queued_bytes - ? WHERE id = ?",
                              [row[0], .integer(Int64(device))])
                 let sender = UInt64(row[1].integer ?? 0)
@@ -231,6 +233,7 @@ public final class MessageStore: Sendable {
                 """, [id, .integer(seq), .integer(Int64(fromAccount)), .integer(Int64(fromDevice)), .blob(messageID),
                       .integer(now), .integer(Int64(kind.rawValue)), .integer(Int64(group)), .integer(Int64(tally.0)),
                       .integer(Int64(tally.1))])
+            db.countQueued()
         }
         return woken
     }
@@ -278,7 +281,7 @@ public final class MessageStore: Sendable {
                                                    WHERE m.recipient_device = devices.id AND m.sent_at < ?1)
                 WHERE id IN (SELECT DISTINCT recipient_device FROM messages WHERE sent_at < ?1)
                 """, [.integer(cutoff)])
-            _ = try? db.query("DELETE FROM messages WHERE sent_at < ?", [.integer(cutoff)])
+            if (try? db.query("DELETE FROM messages WHERE sent_at < ?", [.integer(cutoff)])) != nil { db.countQueued(removed: true) }
             _ = try? db.query("DELETE FROM accepted_messages WHERE accepted_at < ?", [.integer(cutoff / 1000)])
             _ = try? db.query("DELETE FROM mutes WHERE until_ms <= ?", [.integer(nowMilliseconds)])  // ended mutes: cleanup only
             _ = try? db.query("DELETE FROM group_receipts WHERE created_at < ?", [.integer(cutoff)])

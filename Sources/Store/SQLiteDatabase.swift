@@ -118,6 +118,15 @@ public final class SQLiteDatabase {
     /// True while a transaction is open (SQLite is not in autocommit mode).
     public var inTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
     public var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// Rows added to (+) and removed from (−) `messages` by the batch in progress; the store
+    /// thread adds it to the queue-depth gauge once the batch commits. Store thread only.
+    var queuedDelta = 0
+
+    /// Counts the rows the last statement inserted into or deleted from `messages`.
+    func countQueued(removed: Bool = false) {
+        queuedDelta += removed ? -changes : changes
+    }
 }
 
 extension SQLiteDatabase.Value {

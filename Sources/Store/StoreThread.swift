@@ -24,9 +24,7 @@ public final class StoreThread: @unchecked Sendable {
     private var stopping = false
     private var thread = pthread_t()
     private var running = false
-    /// Largest batch committed so far and batches committed (for metrics).
-    public private(set) var batches = 0
-    public private(set) var largestBatch = 0
+    public let metrics = StoreMetrics()
     /// Jobs that may wait at once; more are refused at once (a peer that connects, asks and
     /// disconnects in a loop cannot grow the queue without bound).
     public let maxQueued: Int
@@ -39,6 +37,9 @@ public final class StoreThread: @unchecked Sendable {
     }
 
     public func start() {
+        if let queued = try? database.query("SELECT COUNT(*) FROM messages").first?.first?.integer {
+            metrics.add(.queuedMessages, Int(queued))
+        }
         running = true
         let box = Unmanaged.passRetained(self).toOpaque()
         pthread_create(&thread, nil, { raw in
@@ -57,7 +58,10 @@ public final class StoreThread: @unchecked Sendable {
             pthread_cond_signal(&condition)
         }
         pthread_mutex_unlock(&mutex)
-        if !accepted { job(nil)(false) }
+        if !accepted {
+            metrics.add(.refusedJobs)
+            job(nil)(false)
+        }
     }
 
     /// Runs every queued job, then stops the thread and waits for it.
@@ -88,6 +92,8 @@ public final class StoreThread: @unchecked Sendable {
     private func runBatch(_ jobs: [StoreJob]) {
         var completions: [@Sendable (Bool) -> Void] = []
         completions.reserveCapacity(jobs.count)
+        let started = monotonicNanoseconds()
+        database.queuedDelta = 0
         // Without a transaction nothing runs: jobs must never commit one by one.
         var open = (try? database.execute("BEGIN IMMEDIATE")) != nil
         for job in jobs {
@@ -112,8 +118,15 @@ public final class StoreThread: @unchecked Sendable {
         } else if database.inTransaction {
             _ = try? database.execute("ROLLBACK")
         }
-        batches += 1
-        largestBatch = max(largestBatch, jobs.count)
+        metrics.add(.batches)
+        metrics.add(.operations, jobs.count)
+        if committed {
+            metrics.add(.queuedMessages, database.queuedDelta)
+        } else {
+            metrics.add(.failedBatches)
+        }
+        database.queuedDelta = 0
+        metrics.batchLatency.observe(microseconds: Int((monotonicNanoseconds() - started) / 1_000))
         for completion in completions { completion(committed) }
     }
 
@@ -128,8 +141,12 @@ public final class StoreThread: @unchecked Sendable {
                 let refused = StoreError(operation: "queue", code: 5, message: "store busy or unavailable")
                 return { _ in loop.execute { completion(.failure(refused)) } }
             }
+            let queuedBefore = database.queuedDelta
             let result = Result { () throws(StoreError) -> T in try body(database) }
-            if case .failure = result { _ = try? database.execute("ROLLBACK TO job") }
+            if case .failure = result {
+                _ = try? database.execute("ROLLBACK TO job")
+                database.queuedDelta = queuedBefore
+            }
             return { committed in
                 let final: Result<T, StoreError> =
                     committed ? result : .failure(StoreError(operation: "commit", code: 10, message: "batch not committed"))

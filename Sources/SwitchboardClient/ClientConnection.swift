@@ -1,7 +1,20 @@
+import HTTP
 import Handshake
 import Noise
 import Reactor
+public import TLS
 import Wire
+
+/// How a client reaches the node.
+public enum ClientTransport: Sendable {
+    /// The native port (PROTOCOL.md section 3).
+    case native
+    /// The HTTP fallback over plain HTTP (section 24): `host` is sent as the `Host` header.
+    case http(host: String)
+    /// The HTTP fallback over TLS; `serverName` is sent (SNI) and checked against the
+    /// certificate, which `context` (a client context) must trust.
+    case https(serverName: String, context: TLSContext)
+}
 
 /// What an application hears from a `ClientConnection`, on the connection's loop.
 public protocol ClientDelegate: AnyObject {
@@ -32,16 +45,17 @@ public final class ClientConnection: ConnectionHandler {
     private var assembler = FrameAssembler(mode: .handshake)
     private var transport: SecureTransport?
     private var outbound = OutboundFrames()
-    private var connection: Connection?
+    private var connection: (any ByteStream)?
     private var sawServerDataThisRead = false
 
     /// Starts connecting from `loop` (its thread only).
     /// - Parameters:
     ///   - hello: what to ask for; `.resume` uses `credentials.resumptionToken`.
     ///   - source: a local address to bind (spreads load over loopback addresses).
+    ///   - transport: the native port or the HTTP fallback (plain or TLS).
     public init(
         to address: SocketAddress, from source: SocketAddress? = nil, on loop: EventLoop,
-        credentials: ClientCredentials, hello: Hello, delegate: ClientDelegate?
+        credentials: ClientCredentials, hello: Hello, delegate: ClientDelegate?, transport: ClientTransport = .native
     ) throws(SystemError) {
         self.credentials = credentials
         self.delegate = delegate
@@ -51,20 +65,45 @@ public final class ClientConnection: ConnectionHandler {
         handshake = ClientHandshake(
             staticKey: credentials.staticKey, cachedServerKey: credentials.serverKey,
             trustedRoot: credentials.serverRootKey, hello: hello)
-        connection = try Connection.connect(to: address, from: source, on: loop, handler: self)
+        let handler: ConnectionHandler
+        switch transport {
+        case .native:
+            handler = self
+        case .http(let host):
+            let carrier = HTTPStreamClient(host: host, inner: self)
+            failureSource = { [weak carrier] in carrier?.failure }
+            handler = carrier
+        case .https(let serverName, let context):
+            let carrier = HTTPStreamClient(host: serverName, inner: self)
+            let tls = TLSStream(context: context, inner: carrier, serverName: serverName)
+            failureSource = { [weak tls, weak carrier] in tls?.failure ?? carrier?.failure }
+            handler = tls
+        }
+        connection = try Connection.connect(to: address, from: source, on: loop, handler: handler)
     }
 
-    public func connectionDidOpen(_ connection: Connection) {
+    /// Why the carrier failed (a TLS error, an HTTP refusal), when the fallback transport was used.
+    public var transportFailure: String? { failureSnapshot ?? failureSource?() }
+    private var failureSnapshot: String?
+    private var failureSource: (() -> String?)?
+
+    public func connectionDidOpen(_ connection: any ByteStream) {
         self.connection = connection
         do {
-            connection.write(try handshake.start())
+            // The preface and the first handshake frame in two writes: the HTTP fallback puts
+            // each in a chunk of its own.
+            let first = try handshake.start()
+            first.withUnsafeBytes { raw in
+                connection.write(UnsafeRawBufferPointer(rebasing: raw[..<WireLimits.preface.count]))
+                connection.write(UnsafeRawBufferPointer(rebasing: raw[WireLimits.preface.count...]))
+            }
             phase = .handshaking
         } catch {
             connection.close(.local)
         }
     }
 
-    public func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) {
+    public func connection(_ connection: any ByteStream, didRead bytes: UnsafeMutableRawBufferPointer) {
         roundTripsToWelcome += phase == .handshaking || phase == .awaitingWelcome ? 1 : 0
         do {
             try assembler.feed(bytes) { (unit) throws(FrameError) -> FrameAssembler.Mode? in
@@ -75,7 +114,7 @@ public final class ClientConnection: ConnectionHandler {
         }
     }
 
-    private func handle(_ unit: FrameAssembler.Unit, on connection: Connection) -> FrameAssembler.Mode? {
+    private func handle(_ unit: FrameAssembler.Unit, on connection: any ByteStream) -> FrameAssembler.Mode? {
         switch unit {
         case .preface:
             return .handshake
@@ -126,7 +165,7 @@ public final class ClientConnection: ConnectionHandler {
         phase = .awaitingWelcome
     }
 
-    private func deliver(_ stanza: Stanza, on connection: Connection) {
+    private func deliver(_ stanza: Stanza, on connection: any ByteStream) {
         switch (phase, stanza) {
         case (.awaitingWelcome, .welcome(let welcome)):
             credentials.resumptionToken = welcome.resumptionToken
@@ -163,7 +202,7 @@ public final class ClientConnection: ConnectionHandler {
         }
     }
 
-    public func connectionWillFlush(_ connection: Connection) {
+    public func connectionWillFlush(_ connection: any ByteStream) {
         guard !outbound.isEmpty, var sealing = transport else { return }
         do {
             try outbound.seal(with: &sealing) { connection.write($0) }
@@ -179,13 +218,14 @@ public final class ClientConnection: ConnectionHandler {
         connection?.closeWhenFlushed(.local)
     }
 
-    private func fail(_ connection: Connection, _ error: ErrorStanza) {
+    private func fail(_ connection: any ByteStream, _ error: ErrorStanza) {
         lastError = error
         phase = .closed
         connection.close(.local)
     }
 
-    public func connectionDidClose(_ connection: Connection, reason: CloseReason) {
+    public func connectionDidClose(_ connection: any ByteStream, reason: CloseReason) {
+        failureSnapshot = failureSource?()
         phase = .closed
         self.connection = nil
         delegate?.clientDidClose(self, error: lastError, reason: reason)

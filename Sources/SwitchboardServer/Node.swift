@@ -2,11 +2,13 @@ import CSwitchboardShims
 import Foundation
 import Chat
 import Glibc
+import HTTP
 import Handshake
 import Noise
 import Reactor
 import Store
 import Synchronization
+import TLS
 
 /// A running node: its loops, their listeners and the drain on SIGTERM/SIGINT. The composition
 /// root: the one place that knows every module.
@@ -21,18 +23,26 @@ public final class Node: @unchecked Sendable {
     public let services: SessionServices
     /// Session counters, one set per loop.
     public let metrics: [SessionMetrics]
+    /// HTTP counters, one set per loop.
+    let httpMetrics: [HTTPMetrics]
+    /// The certificate for `--https`, reloaded on SIGHUP.
+    let tls: TLSContext?
+    let state = NodeState()
     private var listeners: [[Listener]] = []
     private var signals: SignalSource?
     private var drainStarted = false
     private var drainForced = false
     /// The addresses actually bound (port 0 resolved).
     public private(set) var boundAddresses: [SocketAddress] = []
+    public private(set) var boundHTTP: [SocketAddress] = []
+    public private(set) var boundHTTPS: [SocketAddress] = []
 
     public enum StartError: Error, CustomStringConvertible {
         case dataDirectory(String, Int32)
         case crypto
         case system(SystemError, String)
         case store(String)
+        case tls(TLSError)
 
         public var description: String {
             switch self {
@@ -41,6 +51,7 @@ public final class Node: @unchecked Sendable {
             case .crypto: return "libsodium failed to initialise"
             case .system(let error, let context): return "\(context): \(error)"
             case .store(let why): return why
+            case .tls(let error): return "cannot set up TLS: \(error)"
             }
         }
     }
@@ -86,6 +97,16 @@ public final class Node: @unchecked Sendable {
             throw .store("cannot open the data directory '\(options.dataDirectory)': \(error)")
         }
         metrics = (0..<options.threads).map { _ in SessionMetrics() }
+        httpMetrics = (0..<options.threads).map { _ in HTTPMetrics() }
+        if let certificate = options.tlsCertificateFile, let key = options.tlsKeyFile {
+            do {
+                tls = try TLSContext(certificateFile: certificate, keyFile: key)
+            } catch {
+                throw .tls(error)
+            }
+        } else {
+            tls = nil
+        }
     }
 
     /// Binds every listener on every loop and starts the loop threads. Call once, from the
@@ -93,34 +114,42 @@ public final class Node: @unchecked Sendable {
     public func start() throws(StartError) {
         let limit = sb_raise_nofile_limit()
         var bound: [SocketAddress] = options.listen
+        var boundHTTP = options.http, boundHTTPS = options.https
+        let services = self.services, metrics = self.metrics, httpMetrics = self.httpMetrics, state = self.state
+        let routes = HTTPEndpoints(
+            services: services, sessionMetrics: metrics,
+            exposition: MetricsExposition(loops: group.loops, sessions: metrics, http: httpMetrics,
+                                          push: services.router.pushCounters, store: store.metrics),
+            state: state
+        ).routes()
+        let configuration = options.httpServer
+        let isDraining: @Sendable () -> Bool = { state.isDraining }
         for loop in group.loops {
             var mine: [Listener] = []
-            for (index, address) in bound.enumerated() {
-                do {
-                    let services = self.services, metrics = self.metrics
-                    let listener = try Listener(address: address, on: loop) { loop in
-                        ServerSession(services: services, metrics: metrics[loop.id])
-                    }
-                    var lastWarning: UInt64 = 0
-                    listener.onDescriptorsExhausted = { [logger] code in
-                        // At most one line per second per loop: the condition can last.
-                        guard loop.now >= lastWarning + 1000 || lastWarning == 0 else { return }
-                        lastWarning = max(loop.now, 1)
-                        logger.warn("accept paused: out of descriptors", [
-                            "errno": "\(code)", "loop": "\(loop.id)",
-                            "count": "\(loop.counters.acceptDescriptorExhausted.load(ordering: .relaxed))",
-                        ])
-                    }
-                    bound[index] = listener.address  // later loops reuse the port the first got
-                    mine.append(listener)
-                } catch {
-                    for listener in listeners.joined() { listener.close() }
-                    for listener in mine { listener.close() }
-                    throw .system(error, "cannot listen on \(address)")
+            do {
+                mine += try bind(&bound, on: loop) { loop in ServerSession(services: services, metrics: metrics[loop.id]) }
+                mine += try bind(&boundHTTP, on: loop) { loop in
+                    HTTPServerConnection(routes: routes, configuration: configuration, metrics: httpMetrics[loop.id], isDraining: isDraining)
                 }
+                if let tls {
+                    mine += try bind(&boundHTTPS, on: loop) { loop in
+                        let counters = httpMetrics[loop.id]
+                        let http = HTTPServerConnection(routes: routes, configuration: configuration, metrics: counters,
+                                                        overTLS: true, isDraining: isDraining)
+                        let stream = TLSStream(context: tls, inner: http, handshakeMilliseconds: configuration.headerTimeoutMilliseconds)
+                        stream.onHandshake = { ok in counters.bump(ok ? .tlsHandshakes : .tlsHandshakeFailures) }
+                        return stream
+                    }
+                }
+            } catch {
+                for listener in listeners.joined() { listener.close() }
+                for listener in mine { listener.close() }
+                throw error
             }
             listeners.append(mine)
         }
+        self.boundHTTP = boundHTTP
+        self.boundHTTPS = boundHTTPS
         boundAddresses = bound
         let loop0 = group.loops[0]
         do {
@@ -130,6 +159,7 @@ public final class Node: @unchecked Sendable {
         }
         store.start()
         schedulePurge()
+        state.markStarted(nodeID: services.nodeID, native: bound, http: boundHTTP, https: boundHTTPS)
         group.start(pinToCPUs: options.pinCPUs)
         logger.info("node started", [
             "node_id": services.nodeID,
@@ -137,6 +167,8 @@ public final class Node: @unchecked Sendable {
             "root_key": (try? dataDirectory.rootSeed()).map { encodeHex(ServerCertificate.rootPublicKey(seed: $0)) } ?? "",
             "registration": options.registration.rawValue,
             "listen": bound.map(\.description).joined(separator: ","),
+            "http": boundHTTP.map(\.description).joined(separator: ","),
+            "https": boundHTTPS.map(\.description).joined(separator: ","),
             "threads": "\(group.loops.count)",
             "data": options.dataDirectory,
             "max_connections": "\(options.maxConnections)",
@@ -144,6 +176,34 @@ public final class Node: @unchecked Sendable {
             "epoll": options.loop.trigger.rawValue,
             "libraries": CryptoLibraries.versions,
         ])
+    }
+
+    /// Opens one listener per address on `loop`; the first loop resolves port 0 and later loops
+    /// reuse the port it got (SO_REUSEPORT).
+    private func bind(_ addresses: inout [SocketAddress], on loop: EventLoop,
+                      _ makeHandler: @escaping (EventLoop) -> ConnectionHandler) throws(StartError) -> [Listener] {
+        var opened: [Listener] = []
+        for (index, address) in addresses.enumerated() {
+            do {
+                let listener = try Listener(address: address, on: loop, makeHandler: makeHandler)
+                var lastWarning: UInt64 = 0
+                listener.onDescriptorsExhausted = { [logger] code in
+                    // At most one line per second per loop: the condition can last.
+                    guard loop.now >= lastWarning + 1000 || lastWarning == 0 else { return }
+                    lastWarning = max(loop.now, 1)
+                    logger.warn("accept paused: out of descriptors", [
+                        "errno": "\(code)", "loop": "\(loop.id)",
+                        "count": "\(loop.counters.acceptDescriptorExhausted.load(ordering: .relaxed))",
+                    ])
+                }
+                addresses[index] = listener.address
+                opened.append(listener)
+            } catch {
+                for listener in opened { listener.close() }
+                throw .system(error, "cannot listen on \(address)")
+            }
+        }
+        return opened
     }
 
     /// Drops messages past their retention, now and every hour (loop 0).
@@ -190,6 +250,14 @@ public final class Node: @unchecked Sendable {
             } catch {
                 logger.error("server key reload failed", ["error": "\(error)"])
             }
+            if let tls {
+                do {
+                    try tls.reload()
+                    logger.info("TLS certificate reloaded", ["cert": options.tlsCertificateFile ?? ""])
+                } catch {
+                    logger.error("TLS certificate reload failed; keeping the old one", ["error": "\(error)"])
+                }
+            }
         default:
             break
         }
@@ -197,6 +265,7 @@ public final class Node: @unchecked Sendable {
 
     private func beginDrain(signal: Int32) {
         drainStarted = true
+        state.markDraining()
         let grace = options.drainSeconds
         logger.info("draining", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT",
                                  "connections": "\(group.connectionCount)", "grace_seconds": "\(grace)"])

@@ -1,5 +1,6 @@
 import Chat
 import Flags
+import HTTP
 import Reactor
 import Store
 
@@ -21,6 +22,12 @@ public struct ServeOptions: Sendable {
     public var muteMinutesPerMember = 15
     public var pushEndpoint: PushEndpoint?
     public var queueLimits = MessageStore.Limits()
+    /// HTTP listeners: the fallback transport and the operations endpoints (PROTOCOL.md 24–25).
+    public var http: [SocketAddress] = []
+    public var https: [SocketAddress] = []
+    public var tlsCertificateFile: String?
+    public var tlsKeyFile: String?
+    public var httpServer = HTTPServerConnection.Configuration()
 
     public init() {}
 
@@ -51,6 +58,14 @@ public struct ServeOptions: Sendable {
         FlagSpec("queue-messages", value: "N", help: "messages that may wait for one device (default 100000)"),
         FlagSpec("queue-bytes", value: "BYTES", help: "bytes that may wait for one device (default 268435456)"),
         FlagSpec("retention-days", value: "N", help: "undelivered messages are dropped after this (default 30)"),
+        FlagSpec("http", value: "HOST:PORT", repeatable: true,
+                 help: "plain HTTP: the fallback transport (POST /v1/stream), /healthz, /readyz, /metrics, /v1/edge (default: none)"),
+        FlagSpec("https", value: "HOST:PORT", repeatable: true, help: "the same over TLS; needs --tls-cert and --tls-key (default: none)"),
+        FlagSpec("tls-cert", value: "FILE", help: "PEM certificate (chain) for --https; reloaded on SIGHUP"),
+        FlagSpec("tls-key", value: "FILE", help: "PEM private key for --https; reloaded on SIGHUP"),
+        FlagSpec("http-header-seconds", value: "N",
+                 help: "a request head (and a TLS handshake) must arrive within this; idle keep-alive connections close then (default 10)"),
+        FlagSpec("http-body-seconds", value: "N", help: "a request body must arrive within this after its head (default 30)"),
         FlagSpec("help", help: "print this help"),
     ]
 
@@ -60,17 +75,8 @@ public struct ServeOptions: Sendable {
     /// - Throws: `UsageError` with a one-line message naming the bad flag or value.
     public init(arguments: [String]) throws(UsageError) {
         let flags = try ParsedFlags(arguments, specs: ServeOptions.specs)
-        let addresses = flags.all("listen")
-        if !addresses.isEmpty {
-            listen = []
-            for text in addresses {
-                do {
-                    listen.append(try SocketAddress(parsing: text))
-                } catch {
-                    throw UsageError("--listen: \(error)")
-                }
-            }
-        }
+        let native = try ServeOptions.addresses(flags, "listen")
+        if !native.isEmpty { listen = native }
         if let data = flags.value("data") {
             guard !data.isEmpty else { throw UsageError("flag '--data' needs a directory") }
             dataDirectory = data
@@ -119,8 +125,35 @@ public struct ServeOptions: Sendable {
             "queue-messages", default: queueLimits.messagesPerDevice, range: 1...100_000_000)
         queueLimits.bytesPerDevice = try flags.integer("queue-bytes", default: queueLimits.bytesPerDevice, range: 1024...(1 << 40))
         queueLimits.retentionSeconds = Int64(try flags.integer("retention-days", default: 30, range: 1...3650)) * 86_400
+        http = try ServeOptions.addresses(flags, "http")
+        https = try ServeOptions.addresses(flags, "https")
+        tlsCertificateFile = flags.value("tls-cert")
+        tlsKeyFile = flags.value("tls-key")
+        if !https.isEmpty {
+            guard tlsCertificateFile != nil, tlsKeyFile != nil else {
+                throw UsageError("flag '--https' needs --tls-cert FILE and --tls-key FILE")
+            }
+        } else if tlsCertificateFile != nil || tlsKeyFile != nil {
+            throw UsageError("flags '--tls-cert' and '--tls-key' are used only with --https")
+        }
+        httpServer.headerTimeoutMilliseconds =
+            try flags.integer("http-header-seconds", default: httpServer.headerTimeoutMilliseconds / 1000, range: 1...3600) * 1000
+        httpServer.bodyTimeoutMilliseconds =
+            try flags.integer("http-body-seconds", default: httpServer.bodyTimeoutMilliseconds / 1000, range: 1...3600) * 1000
         guard loop.outboundHardLimit > loop.outboundHighWatermark else {
             throw UsageError("flag '--outbound-limit' must be above --outbound-high-watermark")
         }
+    }
+
+    private static func addresses(_ flags: ParsedFlags, _ name: String) throws(UsageError) -> [SocketAddress] {
+        var addresses: [SocketAddress] = []
+        for text in flags.all(name) {
+            do {
+                addresses.append(try SocketAddress(parsing: text))
+            } catch {
+                throw UsageError("--\(name): \(error)")
+            }
+        }
+        return addresses
     }
 }

@@ -45,6 +45,9 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
         63: "recipient_queue_full", 64: "message_too_large", 66: "too_many_devices", 67: "not_permitted",
     ]
 
+    /// Every code this version names, in numeric order.
+    public static var allNamed: [ErrorCode] { names.keys.sorted().map { ErrorCode(rawValue: $0) } }
+
     /// The code's name in PROTOCOL.md, or `error_N` for a code this version does not know.
     public var name: String { ErrorCode.names[rawValue] ?? "error_\(rawValue)" }
     public var description: String { name }

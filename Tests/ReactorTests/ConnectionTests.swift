@@ -100,10 +100,10 @@ import TestSupport
         // A handler that answers every byte with 4 bytes outgrows the watermark in one read.
         final class Amplifier: ConnectionHandler, @unchecked Sendable {
             var reasons: [CloseReason] = []
-            func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) {
+            func connection(_ connection: any ByteStream, didRead bytes: UnsafeMutableRawBufferPointer) {
                 for _ in 0..<4 { connection.write(bytes) }
             }
-            func connectionDidClose(_ connection: Connection, reason: CloseReason) { reasons.append(reason) }
+            func connectionDidClose(_ connection: any ByteStream, reason: CloseReason) { reasons.append(reason) }
         }
         let amplifier = Amplifier()
         _ = handler
@@ -148,9 +148,9 @@ import TestSupport
         let loop = harness.group.loops[0]
         final class Deadlined: ConnectionHandler, @unchecked Sendable {
             var reasons: [CloseReason] = []
-            func connectionDidOpen(_ connection: Connection) { connection.setDeadline(milliseconds: 100) }
-            func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) {}
-            func connectionDidClose(_ connection: Connection, reason: CloseReason) { reasons.append(reason) }
+            func connectionDidOpen(_ connection: any ByteStream) { connection.setDeadline(milliseconds: 100) }
+            func connection(_ connection: any ByteStream, didRead bytes: UnsafeMutableRawBufferPointer) {}
+            func connectionDidClose(_ connection: any ByteStream, reason: CloseReason) { reasons.append(reason) }
         }
         let handler = Deadlined()
         let port = try harness.onLoop(loop) {
@@ -170,12 +170,12 @@ import TestSupport
         final class Pinger: ConnectionHandler, @unchecked Sendable {
             let done = ResultBox<[UInt8]>()
             var received: [UInt8] = []
-            func connectionDidOpen(_ connection: Connection) { connection.write(Array("ping".utf8)) }
-            func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) {
+            func connectionDidOpen(_ connection: any ByteStream) { connection.write(Array("ping".utf8)) }
+            func connection(_ connection: any ByteStream, didRead bytes: UnsafeMutableRawBufferPointer) {
                 received += bytes
                 if received.count >= 4 { connection.close() }
             }
-            func connectionDidClose(_ connection: Connection, reason: CloseReason) {
+            func connectionDidClose(_ connection: any ByteStream, reason: CloseReason) {
                 if reason == .local { done.set(.success(received)) } else {
                     done.set(.failure(BlockingSocket.Failure(description: "closed: \(reason)")))
                 }
@@ -245,11 +245,11 @@ func runThreadsDetached(_ body: @escaping @Sendable () -> Void) {
         final class Farewell: ConnectionHandler, @unchecked Sendable {
             let last = [UInt8](repeating: 0x42, count: 200_000)
             var reasons: [CloseReason] = []
-            func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) {
+            func connection(_ connection: any ByteStream, didRead bytes: UnsafeMutableRawBufferPointer) {
                 connection.write(last)
                 connection.closeWhenFlushed(.local)
             }
-            func connectionDidClose(_ connection: Connection, reason: CloseReason) { reasons.append(reason) }
+            func connectionDidClose(_ connection: any ByteStream, reason: CloseReason) { reasons.append(reason) }
         }
         let handler = Farewell()
         let port = try harness.onLoop(loop) {

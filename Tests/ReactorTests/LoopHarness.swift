@@ -56,9 +56,9 @@ final class EchoForTests: ConnectionHandler, @unchecked Sendable {
     // `@unchecked Sendable`: `closeReasons` is touched only on the loop (read after joins).
     var closeReasons: [CloseReason] = []
     var connections: [Connection] = []
-    func connectionDidOpen(_ connection: Connection) { connections.append(connection) }
-    func connection(_ connection: Connection, didRead bytes: UnsafeMutableRawBufferPointer) { connection.write(bytes) }
-    func connectionDidClose(_ connection: Connection, reason: CloseReason) { closeReasons.append(reason) }
+    func connectionDidOpen(_ connection: any ByteStream) { connections.append(connection as! Connection) }
+    func connection(_ connection: any ByteStream, didRead bytes: UnsafeMutableRawBufferPointer) { connection.write(bytes) }
+    func connectionDidClose(_ connection: any ByteStream, reason: CloseReason) { closeReasons.append(reason) }
 }
 
 /// A listener with an echo handler on loop 0 of a harness; returns its port.
