@@ -56,7 +56,7 @@ let package = Package(
             name: "switchboard-bench", dependencies: ["Reactor", "Flags", "SwitchboardClient", "Wire", "Noise", "CSwitchboardShims"],
             path: "Benchmarks/switchboard-bench"),
 
-        .target(name: "TestSupport", dependencies: ["CSwitchboardShims"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CSwitchboardShims", "Reactor"], path: "Tests/TestSupport"),
         .testTarget(
             name: "NoiseTests", dependencies: ["Noise"],
             resources: [.copy("Vectors")]),

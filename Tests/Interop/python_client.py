@@ -4,10 +4,12 @@ Noise library (PyPI `noiseprotocol`) and `cryptography` for Ed25519. It register
 (checking the server certificate), pings, then resumes over IK with the token (one round trip),
 confirms the session with a ping, and checks every byte it gets against the document.
 
-    usage: python_client.py HOST PORT ACCOUNT_NAME
-Prints one line per step and exits 0 when everything matched.
+    usage: python_client.py HOST PORT ACCOUNT_NAME [--http | --https CA_FILE]
+With --http or --https it speaks the same bytes over the HTTP fallback (section 24): one
+`POST /v1/stream` per connection through the standard library's http.client, streaming chunked
+both ways. Prints one line per step and exits 0 when everything matched.
 """
-import os, socket, struct, sys
+import http.client, os, socket, ssl, struct, sys
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -80,6 +82,52 @@ def parse_stanzas(data):
     return out
 
 
+# --- section 24: the HTTP fallback, a socket-like object over one chunked POST
+class ChunkedStream:
+    def __init__(self, host, port, ca_file=None):
+        if ca_file is None:
+            self.conn = http.client.HTTPConnection(host, port, timeout=10)
+        else:
+            context = ssl.create_default_context(cafile=ca_file)
+            self.conn = http.client.HTTPSConnection(host, port, timeout=10, context=context)
+        self.conn.putrequest("POST", "/v1/stream", skip_accept_encoding=True)
+        self.conn.putheader("Content-Type", "application/x-switchboard")
+        self.conn.putheader("Transfer-Encoding", "chunked")
+        self.conn.endheaders()
+        # http.client hands the socket to the response once it sees `Connection: close` and
+        # would dial anew on the next send: keep our own reference for the upload.
+        self.sock = self.conn.sock
+        self.response = None
+
+    def sendall(self, data):
+        # One unit per chunk, as section 24.2 asks of clients.
+        self.sock.sendall(b"%x\r\n" % len(data) + data + b"\r\n")
+
+    def recv(self, n):
+        if self.response is None:
+            self.response = self.conn.getresponse()
+            if self.response.status != 200:
+                fail(f"stream refused: {self.response.status} {self.response.read()}")
+            if self.response.getheader("Transfer-Encoding") != "chunked":
+                fail("stream response is not chunked")
+        return self.response.read1(n)
+
+    def close(self):
+        self.sock.sendall(b"0\r\n\r\n")
+        self.conn.close()
+        if self.response is not None:
+            self.response.close()
+
+
+TRANSPORT = None
+
+
+def connect(host, port):
+    if TRANSPORT is None:
+        return socket.create_connection((host, port))
+    return ChunkedStream(host, port, None if TRANSPORT == "http" else TRANSPORT)
+
+
 # --- sections 4 and 7: framing
 def recv_exactly(sock, n):
     data = b""
@@ -138,7 +186,7 @@ def noise_for(pattern, static_private):
 
 def ik_attempt(host, port, device, server_key, hello):
     """Sends the preface and IK message 1; returns the socket, the Noise state and the answer."""
-    sock = socket.create_connection((host, port))
+    sock = connect(host, port)
     noise = noise_for("IK", device)
     noise.set_keypair_from_public_bytes(Keypair.REMOTE_STATIC, server_key)
     noise.start_handshake()
@@ -154,12 +202,16 @@ def ik_attempt(host, port, device, server_key, hello):
 
 
 def main():
+    global TRANSPORT
     host, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    if len(sys.argv) > 4:
+        TRANSPORT = "http" if sys.argv[4] == "--http" else sys.argv[5]
+        print("transport:", "http" if TRANSPORT == "http" else "https")
     device = X25519PrivateKey.generate().private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
 
     # --- first contact: XX (section 6.1)
-    sock = socket.create_connection((host, port))
+    sock = connect(host, port)
     noise = noise_for("XX", device)
     noise.start_handshake()
     sock.sendall(PREFACE)

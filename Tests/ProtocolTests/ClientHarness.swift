@@ -24,14 +24,16 @@ final class ClientHarness: @unchecked Sendable {
     }
 
     /// Opens a client and waits for its welcome or its end.
-    func connect(port: Int, credentials: ClientCredentials, hello: Hello, timeout: Double = 10) throws -> TestClient {
+    func connect(port: Int, credentials: ClientCredentials, hello: Hello, timeout: Double = 10,
+                 transport: ClientTransport = .native) throws -> TestClient {
         let recorder = Recorder()
         let box = ResultBox<LoopBound<ClientConnection>>()
         let loop = self.loop
         loop.execute {
             do {
                 let address = try SocketAddress(parsing: "127.0.0.1:\(port)")
-                let client = try ClientConnection(to: address, on: loop, credentials: credentials, hello: hello, delegate: recorder)
+                let client = try ClientConnection(to: address, on: loop, credentials: credentials, hello: hello, delegate: recorder,
+                                                  transport: transport)
                 box.set(.success(LoopBound(client, on: loop)))
             } catch {
                 box.set(.failure(error))

@@ -96,6 +96,33 @@ public final class BlockingSocket {
         }
     }
 
+    /// Reads until the peer closes; nil if the receive timeout passes first.
+    public func receiveUntilClose() -> [UInt8]? {
+        var all: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 65536, 0) }
+            if n == 0 { return all }
+            if n > 0 {
+                all += buffer[0..<n]
+                continue
+            }
+            if errno == EINTR { continue }
+            return errno == ECONNRESET ? all : nil
+        }
+    }
+
+    /// Reads until `marker` has arrived (or throws on EOF/timeout); returns everything read.
+    public func receive(through marker: String) throws -> String {
+        var all: [UInt8] = []
+        while !String(decoding: all, as: UTF8.self).contains(marker) {
+            let some = try receiveSome()
+            guard !some.isEmpty else { throw Failure(description: "closed before '\(marker)': \(String(decoding: all, as: UTF8.self))") }
+            all += some
+        }
+        return String(decoding: all, as: UTF8.self)
+    }
+
     public func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
     /// Makes sends non-blocking (for filling the peer's buffers).

@@ -66,6 +66,16 @@ public final class NodeProcess {
         return node
     }
 
+    /// The port of the first address the "node started" log line gives for `key` (http, https).
+    public func port(of key: String) -> Int? {
+        guard waitUntil({ standardError.contains("msg=\"node started\"") }),
+              let line = standardError.split(separator: "\n").first(where: { $0.contains("msg=\"node started\"") }),
+              let field = line.split(separator: " ").first(where: { $0.hasPrefix("\(key)=") }),
+              let text = field.split(separator: "=").last?.split(separator: ",").first?.split(separator: ":").last
+        else { return nil }
+        return Int(text)
+    }
+
     public var standardOutput: String { collected.text(standardError: false) }
     public var standardError: String { collected.text(standardError: true) }
 

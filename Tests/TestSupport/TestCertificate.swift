@@ -1,0 +1,49 @@
+import Foundation
+
+/// A self-signed certificate for localhost and 127.0.0.1, made with the `openssl` command (as an
+/// operator would), in a fresh temporary directory.
+public struct TestCertificate {
+    public let certificateFile: String
+    public let keyFile: String
+
+    public init(commonName: String = "localhost", directory: String? = nil) throws {
+        let directory = directory ?? NSTemporaryDirectory() + "switchboard-tls-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        certificateFile = directory + "/\(commonName)-cert.pem"
+        keyFile = directory + "/\(commonName)-key.pem"
+        let (status, output) = try runTool("/usr/bin/openssl", [
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+            "-keyout", keyFile, "-out", certificateFile, "-subj", "/CN=\(commonName)",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        guard status == 0 else { throw BlockingSocket.Failure(description: "openssl req failed: \(output)") }
+    }
+}
+
+/// Runs a tool to completion; returns its exit status and its output (stdout and stderr).
+@discardableResult
+public func runTool(_ path: String, _ arguments: [String], input: [UInt8]? = nil) throws -> (Int32, String) {
+    let (status, data) = try runToolData(path, arguments, input: input)
+    return (status, String(decoding: data, as: UTF8.self))
+}
+
+/// Runs a tool to completion; returns its exit status and its raw output (stdout and stderr,
+/// interleaved; write binary output to a file instead).
+public func runToolData(_ path: String, _ arguments: [String], input: [UInt8]? = nil) throws -> (Int32, Data) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    let stdin = Pipe()
+    process.standardInput = input == nil ? FileHandle.nullDevice : stdin
+    try process.run()
+    if let input {
+        stdin.fileHandleForWriting.write(Data(input))
+        try stdin.fileHandleForWriting.close()
+    }
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, data)
+}
