@@ -53,7 +53,7 @@ let package = Package(
             ]),
         .executableTarget(name: "switchboard", dependencies: ["SwitchboardServer"]),
         .executableTarget(
-            name: "switchboard-bench", dependencies: ["Reactor", "Flags", "SwitchboardClient", "Wire", "Noise", "CSwitchboardShims"],
+            name: "switchboard-bench", dependencies: ["Reactor", "Flags", "SwitchboardClient", "Wire", "Noise", "TLS", "CSwitchboardShims"],
             path: "Benchmarks/switchboard-bench"),
 
         .target(name: "TestSupport", dependencies: ["CSwitchboardShims", "Reactor"], path: "Tests/TestSupport"),

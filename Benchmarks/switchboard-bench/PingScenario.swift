@@ -10,6 +10,7 @@ final class PingScenario: @unchecked Sendable {
     // `@unchecked Sendable`: `states[i]` is touched only on loop i; the rest is atomic/immutable.
     struct Options {
         var target: SocketAddress
+        var transport = ClientTransport.native
         var connections = 100
         var window = 1
         var sources = 1
@@ -45,7 +46,8 @@ final class PingScenario: @unchecked Sendable {
                     do {
                         client.connection = try ClientConnection(
                             to: options.target, from: source, on: loop, credentials: ClientCredentials(),
-                            hello: Hello(mode: .register, accountName: "b\(runID)x\(index)"), delegate: client)
+                            hello: Hello(mode: .register, accountName: "b\(runID)x\(index)"), delegate: client,
+                            transport: options.transport)
                         states[loop.id].clients.append(client)
                     } catch {
                         failed.add(1, ordering: .relaxed)

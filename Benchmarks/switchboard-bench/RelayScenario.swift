@@ -14,6 +14,7 @@ final class RelayScenario: @unchecked Sendable {
     // are atomic.
     struct Options {
         var target: SocketAddress
+        var transport = ClientTransport.native
         var pairs = 50
         var window = 8
         var size = 128
@@ -104,7 +105,8 @@ final class RelayEndpoint: ClientDelegate {
         onWelcome = then
         do {
             connection = try ClientConnection(to: scenario.options.target, on: loop, credentials: ClientCredentials(),
-                                              hello: Hello(mode: .register, accountName: name), delegate: self)
+                                              hello: Hello(mode: .register, accountName: name), delegate: self,
+                                              transport: scenario.options.transport)
         } catch {
             scenario.failed.add(1, ordering: .relaxed)
         }

@@ -5,6 +5,7 @@ import Reactor
 import Synchronization
 import Wire
 import SwitchboardClient
+import TLS
 
 // switchboard-bench: the bundled load client. Scenarios: `ping` (encrypted round trips),
 // `handshake` (XX or IK handshakes per second, next to the cost of one X25519 operation),
@@ -12,6 +13,8 @@ import SwitchboardClient
 
 let common: [FlagSpec] = [
     FlagSpec("target", value: "HOST:PORT", help: "node to load (default 127.0.0.1:5222)"),
+    FlagSpec("transport", value: "MODE", help: "native, http or https: the native port or the HTTP fallback at --target (ping, connect, relay; default native)"),
+    FlagSpec("tls-ca", value: "FILE", help: "PEM certificate(s) to trust for --transport https (the node's must name localhost)"),
     FlagSpec("duration", value: "SECONDS", help: "measured window (default 5)"),
     FlagSpec("warmup", value: "SECONDS", help: "unmeasured run before the window (default 1)"),
     FlagSpec("threads", value: "N", help: "client event loops (default 1)"),
@@ -90,6 +93,7 @@ if arguments.contains("--help") {
 
 let flags: ParsedFlags
 let target: SocketAddress
+let transport: ClientTransport
 let duration: Int, warmup: Int, threads: Int
 do {
     flags = try ParsedFlags(arguments, specs: scenario.specs)
@@ -97,6 +101,14 @@ do {
     duration = try flags.integer("duration", default: 5, range: 1...3600)
     warmup = try flags.integer("warmup", default: 1, range: 0...600)
     threads = try flags.integer("threads", default: 1, range: 1...256)
+    switch flags.value("transport") ?? "native" {
+    case "native": transport = .native
+    case "http": transport = .http(host: target.description)
+    case "https":
+        guard let ca = flags.value("tls-ca") else { throw UsageError("--transport https needs --tls-ca FILE") }
+        transport = .https(serverName: "localhost", context: try TLSContext(clientTrusting: ca))
+    case let other: throw UsageError("flag '--transport' needs native, http or https, not '\(other)'")
+    }
 } catch let error as UsageError {
     fail(error.description, scenarioName)
 } catch {
@@ -176,7 +188,7 @@ case "x25519":
     report.add("x25519_keygen_microseconds", costs.keygenMicroseconds)
 
 case "ping":
-    var options = PingScenario.Options(target: target)
+    var options = PingScenario.Options(target: target, transport: transport)
     options.connections = integer("connections", 100, 1...1_000_000)
     options.window = integer("window", 1, 1...4096)
     options.sources = integer("sources", 1, 1...250)
@@ -206,7 +218,7 @@ case "ping":
     report.addServer(before: before, after: after, operations: completed, unit: "round_trip")
 
 case "connect":
-    var options = PingScenario.Options(target: target)
+    var options = PingScenario.Options(target: target, transport: transport)
     options.connections = integer("connections", 1000, 1...1_000_000)
     options.sources = integer("sources", 1, 1...250)
     options.window = 0
@@ -263,7 +275,7 @@ case "fanout":
     report.addServer(before: window.before, after: window.after, operations: window.completed, unit: "delivery")
 
 case "relay":
-    var options = RelayScenario.Options(target: target)
+    var options = RelayScenario.Options(target: target, transport: transport)
     options.pairs = integer("pairs", 50, 1...5_000)
     options.window = integer("window", 8, 1...200)
     options.size = integer("size", 128, 16...60_000)
