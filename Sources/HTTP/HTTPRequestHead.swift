@@ -29,11 +29,10 @@ public struct HTTPRequestHead: Sendable {
         case chunked
     }
 
-    /// Persistent unless the client says close (1.1) or does not say keep-alive (1.0).
+    /// HTTP/1.1 is persistent unless the client says close; HTTP/1.0 connections close after
+    /// one response (the node does not offer 1.0 keep-alive).
     public var keepAlive: Bool {
-        let tokens = values("connection").map { $0.lowercased() }
-        if tokens.contains("close") { return false }
-        return minorVersion == 1 || tokens.contains("keep-alive")
+        minorVersion == 1 && !values("connection").contains { $0.lowercased() == "close" }
     }
 
     public var expectsContinue: Bool {

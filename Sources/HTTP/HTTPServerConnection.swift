@@ -69,7 +69,13 @@ public final class HTTPServerConnection: ConnectionHandler, TimerTarget {
             do {
                 event = try parser.next(&input)
             } catch {
-                refuse(HTTPResponse.text(error.status, error.reason), close: true)
+                if case .streaming = phase {
+                    // The response is a stream already: no status can be sent. Close; the
+                    // session hears it through connectionDidClose.
+                    connection.close(.local)
+                } else {
+                    refuse(HTTPResponse.text(error.status, error.reason), close: true)
+                }
                 return
             }
             guard let event else { return }
@@ -118,6 +124,10 @@ public final class HTTPServerConnection: ConnectionHandler, TimerTarget {
                 refuse(.text(413, "body over \(maxBodyBytes) bytes"), close: true)
                 return
             }
+            if framing == .chunked && maxBodyBytes == 0 {
+                refuse(.text(413, "this path takes no body"), close: true)
+                return
+            }
             parser.maxBodyBytes = maxBodyBytes
             phase = .buffering(head, handler)
             if hasBody {
@@ -133,7 +143,8 @@ public final class HTTPServerConnection: ConnectionHandler, TimerTarget {
                 refuse(.text(411, "a stream needs Transfer-Encoding: chunked"), close: true)
                 return
             }
-            guard head.header("content-type")?.lowercased() == contentType else {
+            let mediaType = head.header("content-type")?.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces().lowercased() }
+            guard mediaType == contentType else {
                 refuse(.text(415, "a stream's Content-Type is \(contentType)"), close: true)
                 return
             }
@@ -232,7 +243,8 @@ public final class HTTPServerConnection: ConnectionHandler, TimerTarget {
     public func connectionWillFlush(_ connection: any ByteStream) {
         guard case .streaming(let inner, let stream) = phase else { return }
         inner.connectionWillFlush(stream)
-        if stream.ending { stream.finish() }
+        // Ending, whoever started it: the session, or the peer's FIN beneath.
+        if stream.ending || !connection.isOpen { stream.finish() }
     }
 
     public func connectionShouldDrain(_ connection: any ByteStream) {

@@ -10,6 +10,8 @@ public final class HTTPStreamClient: ConnectionHandler, ByteStream {
     private let inner: ConnectionHandler
     private let requestHead: [UInt8]
     private var lower: (any ByteStream)?
+    /// The loop, kept after close so the protocol above can still ask for it.
+    private var openedLoop: EventLoop?
     private var phase = Phase.connecting
     private var head: [UInt8] = []
     private var chunks = ChunkedDecoder()
@@ -28,6 +30,7 @@ public final class HTTPStreamClient: ConnectionHandler, ByteStream {
 
     public func connectionDidOpen(_ connection: any ByteStream) {
         lower = connection
+        openedLoop = connection.loop
         connection.write(requestHead)
         phase = .awaitingHead
         // The upload may start at once; the response head is checked when it comes.
@@ -101,8 +104,9 @@ public final class HTTPStreamClient: ConnectionHandler, ByteStream {
     }
 
     public func connectionWillFlush(_ connection: any ByteStream) {
+        guard phase != .connecting else { return }
         inner.connectionWillFlush(self)
-        if phase == .ending && !sentLastChunk {
+        if (phase == .ending || !connection.isOpen) && !sentLastChunk {
             sentLastChunk = true
             connection.write(ChunkedEncoder.last)
         }
@@ -120,7 +124,7 @@ public final class HTTPStreamClient: ConnectionHandler, ByteStream {
 
     // MARK: The stream above
 
-    public var loop: EventLoop { lower!.loop }
+    public var loop: EventLoop { openedLoop! }
     public var outboundBytes: Int { lower?.outboundBytes ?? 0 }
     public var isOpen: Bool { phase == .awaitingHead || phase == .streaming }
 

@@ -46,6 +46,7 @@ public final class TLSContext: Sendable {
         self.keyFile = keyFile
         trustedFile = nil
         let ctx = try TLSContext.makeServerContext(certificateFile: certificateFile, keyFile: keyFile)
+        _ = TLSError.drainQueue()
         current = Mutex(UInt(bitPattern: Int(bitPattern: UnsafeMutableRawPointer(ctx))))
     }
 
@@ -84,6 +85,7 @@ public final class TLSContext: Sendable {
             return old
         }
         SSL_CTX_free(OpaquePointer(bitPattern: old))
+        _ = TLSError.drainQueue()  // decoders may leave notes behind even on success
     }
 
     /// A new SSL object on the current context (it holds its own reference to the context).

@@ -14,6 +14,8 @@ public final class TLSStream: ConnectionHandler, ByteStream {
     private let serverName: String?
     private let handshakeMilliseconds: Int
     private var lower: (any ByteStream)?
+    /// The loop, kept after close so the protocol above can still ask for it.
+    private var openedLoop: EventLoop?
     private var ssl: OpaquePointer?
     private var readBIO: OpaquePointer?
     private var writeBIO: OpaquePointer?
@@ -30,6 +32,9 @@ public final class TLSStream: ConnectionHandler, ByteStream {
     public var onHandshake: ((Bool) -> Void)?
 
     static let retainedPlaintextCapacity = 64 * 1024
+    /// Plaintext gathered beyond this is encrypted and queued at once, so the connection's
+    /// watermarks and hard limit see it (a peer pipelining requests cannot grow `pending`).
+    static let eagerEncryptBytes = 16 * 1024
 
     /// - Parameters:
     ///   - context: a server or client context.
@@ -47,8 +52,16 @@ public final class TLSStream: ConnectionHandler, ByteStream {
 
     public func connectionDidOpen(_ connection: any ByteStream) {
         lower = connection
-        guard let ssl = context.makeSession(), let readBIO = BIO_new(BIO_s_mem()), let writeBIO = BIO_new(BIO_s_mem()) else {
+        openedLoop = connection.loop
+        ERR_clear_error()
+        guard let ssl = context.makeSession() else {
             failure = TLSError.drainQueue()
+            connection.close(.local)
+            return
+        }
+        guard let readBIO = BIO_new(BIO_s_mem()), let writeBIO = BIO_new(BIO_s_mem()) else {
+            failure = TLSError.drainQueue()
+            SSL_free(ssl)
             connection.close(.local)
             return
         }
@@ -63,8 +76,11 @@ public final class TLSStream: ConnectionHandler, ByteStream {
         case .client:
             SSL_set_connect_state(ssl)
             if let serverName {
-                _ = sb_tls_set_server_name(ssl, serverName)
-                _ = SSL_set1_host(ssl, serverName)
+                guard sb_tls_set_server_name(ssl, serverName) == 1, SSL_set1_host(ssl, serverName) == 1 else {
+                    failure = "cannot use server name '\(serverName)': \(TLSError.drainQueue())"
+                    connection.close(.local)
+                    return
+                }
             }
             continueHandshake()
         }
@@ -76,6 +92,7 @@ public final class TLSStream: ConnectionHandler, ByteStream {
         while offset < bytes.count {
             let n = BIO_write(readBIO, bytes.baseAddress! + offset, Int32(min(bytes.count - offset, Int(Int32.max))))
             guard n > 0 else {
+                failure = TLSError.drainQueue()
                 connection.close(.local)
                 return
             }
@@ -89,6 +106,9 @@ public final class TLSStream: ConnectionHandler, ByteStream {
         // plaintext lands there and is handed up in place.
         let buffer = connection.loop.readBuffer
         while phase == .open {
+            // SSL_get_error reads this thread's error queue, which every connection of the loop
+            // shares: it must hold nothing from before the call.
+            ERR_clear_error()
             let n = SSL_read(ssl, buffer.baseAddress, Int32(buffer.count))
             if n > 0 {
                 inner.connection(self, didRead: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(n)]))
@@ -112,10 +132,12 @@ public final class TLSStream: ConnectionHandler, ByteStream {
 
     private func continueHandshake() {
         guard let ssl, let lower else { return }
+        ERR_clear_error()
         let result = SSL_do_handshake(ssl)
         if result == 1 {
             phase = .open
             flushRecords()
+            guard phase == .open else { return }  // writing the last flight closed the connection
             lower.clearDeadline()
             onHandshake?(true)
             announced = true
@@ -142,14 +164,18 @@ public final class TLSStream: ConnectionHandler, ByteStream {
         let count = sb_tls_bio_pending_data(writeBIO, &data)
         guard count > 0, let data else { return }
         lower.write(UnsafeRawBufferPointer(start: data, count: count))
-        _ = sb_tls_bio_reset(writeBIO)
+        // The write may have closed the connection (hard limit), and the close frees the BIOs.
+        if let writeBIO = self.writeBIO { _ = sb_tls_bio_reset(writeBIO) }
     }
 
     public func connectionWillFlush(_ connection: any ByteStream) {
-        if phase == .open || phase == .closing { inner.connectionWillFlush(self) }
+        if announced && (phase == .open || phase == .closing) { inner.connectionWillFlush(self) }
         encryptPending()
-        if phase == .closing, !sentCloseNotify, let ssl, SSL_is_init_finished(ssl) == 1 {
+        // Closing, whoever started it (the protocol above, or the peer's FIN beneath): say so.
+        let closing = phase == .closing || (phase == .open && !connection.isOpen)
+        if closing, !sentCloseNotify, let ssl, SSL_is_init_finished(ssl) == 1 {
             sentCloseNotify = true
+            ERR_clear_error()
             _ = SSL_shutdown(ssl)
             _ = TLSError.drainQueue()
         }
@@ -158,6 +184,7 @@ public final class TLSStream: ConnectionHandler, ByteStream {
 
     private func encryptPending() {
         guard !pending.isEmpty, let ssl else { return }
+        ERR_clear_error()
         let ok = pending.withUnsafeBytes { raw -> Bool in
             var offset = 0
             while offset < raw.count {
@@ -179,6 +206,11 @@ public final class TLSStream: ConnectionHandler, ByteStream {
     }
 
     public func connectionDidClose(_ connection: any ByteStream, reason: CloseReason) {
+        if phase == .handshaking && failure == nil {
+            // The peer went away or stalled past the deadline before the handshake finished.
+            failure = "TLS handshake not finished (\(reason))"
+            onHandshake?(false)
+        }
         phase = .closed
         if let ssl { SSL_free(ssl) }
         ssl = nil
@@ -203,14 +235,19 @@ public final class TLSStream: ConnectionHandler, ByteStream {
 
     // MARK: The stream above
 
-    public var loop: EventLoop { lower!.loop }
+    public var loop: EventLoop { openedLoop! }
     public var outboundBytes: Int { (lower?.outboundBytes ?? 0) + pending.count }
-    public var isOpen: Bool { phase == .open }
+    public var isOpen: Bool { phase == .open && lower?.isOpen == true }
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard phase == .open || phase == .closing, bytes.count > 0 else { return }
         pending.append(contentsOf: bytes)
-        lower?.requestFlush()
+        if pending.count >= TLSStream.eagerEncryptBytes {
+            encryptPending()
+            flushRecords()
+        } else {
+            lower?.requestFlush()
+        }
     }
 
     public func requestFlush() { lower?.requestFlush() }

@@ -133,6 +133,27 @@ final class HTTPServerFixture {
         #expect(server.metrics.value(.bodyTimeouts) == 2)
     }
 
+    @Test func aMalformedChunkInsideAStreamClosesItWithoutAnHTTPStatusAndTellsTheProtocol() throws {
+        let server = try HTTPServerFixture()
+        let socket = try server.connect()
+        try socket.send("POST /stream HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-test\r\nTransfer-Encoding: chunked\r\n\r\n")
+        _ = try socket.receive(through: "\r\n\r\n")
+        try socket.send("2\r\nhi\r\nzz\r\n")
+        let rest = String(decoding: socket.receiveUntilClose() ?? [], as: UTF8.self)
+        #expect(!rest.contains("HTTP/1.1"), "no status inside a stream: \(rest)")
+        #expect(waitUntil { server.metrics.value(.streamsClosed) == 1 }, "the protocol above heard the close")
+    }
+
+    @Test func aClientFINEndsTheStreamWithTheLastChunk() throws {
+        let server = try HTTPServerFixture()
+        let socket = try server.connect()
+        try socket.send("POST /stream HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-test; charset=binary\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        _ = try socket.receive(through: "abc\r\n")
+        socket.shutdownWrite()
+        let rest = String(decoding: socket.receiveUntilClose() ?? [], as: UTF8.self)
+        #expect(rest.hasSuffix("0\r\n\r\n"), "\(rest)")
+    }
+
     @Test func expectContinueGetsAnInterimResponse() throws {
         let server = try HTTPServerFixture()
         let socket = try server.connect()

@@ -178,6 +178,8 @@ let interopDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         let (curlStatus, body) = try runTool("/usr/bin/curl", ["-sS", "--cacert", fixture.certificate.certificateFile,
                                                                "https://localhost:\(fixture.httpsPort)/healthz"])
         #expect(curlStatus == 0 && body == "ok\n")
+        let (_, metrics) = try runTool("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(fixture.httpPort)/metrics"])
+        #expect(metrics.contains("switchboard_tls_handshakes_total{outcome=\"failed\"} 2"), "both stalled handshakes count")
     }
 
     @Test func plainHTTPOnTheTLSPortGetsNoHTTPAnswer() throws {
@@ -191,6 +193,31 @@ let interopDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         #expect(bytes?.isEmpty == true || bytes?.first == 0x15, "nothing or a TLS alert record")
         let (_, metrics) = try runTool("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(fixture.httpPort)/metrics"])
         #expect(metrics.contains("switchboard_tls_handshakes_total{outcome=\"failed\"} 1"), "\(metrics)")
+    }
+
+    /// A TLS client pipelines requests and never reads: the answers pile up past the outbound
+    /// limit and the node closes that connection, and only that one.
+    @Test func aTLSClientThatNeverReadsIsCutAtTheOutboundLimit() throws {
+        let fixture = try FallbackNode(["--outbound-high-watermark", "65536", "--outbound-limit", "1048576"])
+        let (status, text) = try runTool("/usr/bin/env", ["python3", "-c", """
+            import socket, ssl, sys, time
+            ctx = ssl.create_default_context(cafile=sys.argv[1])
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[2]))), server_hostname="localhost")
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            request = b"GET /metrics HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n" * 100
+            sent = 0
+            try:
+                for _ in range(2000):
+                    s.sendall(request); sent += 1
+                print("never cut", sent)
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError) as e:
+                print("cut after", sent, type(e).__name__)
+            """, fixture.certificate.certificateFile, "\(fixture.httpsPort)"])
+        #expect(status == 0, "\(text)")
+        #expect(text.hasPrefix("cut after"), "\(text)")
+        let (curlStatus, body) = try runTool("/usr/bin/curl", ["-sS", "--cacert", fixture.certificate.certificateFile,
+                                                               "https://localhost:\(fixture.httpsPort)/healthz"])
+        #expect(curlStatus == 0 && body == "ok\n")
     }
 
     @Test func sighupReloadsTheCertificate() throws {
