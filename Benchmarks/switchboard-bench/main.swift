@@ -41,6 +41,16 @@ let scenarios: [String: (summary: String, specs: [FlagSpec])] = [
         FlagSpec("window", value: "N", help: "group messages in flight (default 4)"),
         FlagSpec("size", value: "BYTES", help: "ciphertext size per copy (default 64)"),
     ] + common),
+    "redis-relay": ("The relay workload against Redis (--target HOST:PORT of redis-server): PUBLISH to a channel per recipient, recipients SUBSCRIBEd.", [
+        FlagSpec("pairs", value: "N", help: "publisher/subscriber pairs (default 50)"),
+        FlagSpec("window", value: "N", help: "messages in flight per publisher (default 8)"),
+        FlagSpec("size", value: "BYTES", help: "message size (default 128)"),
+    ] + common),
+    "redis-fanout": ("The fan-out workload against Redis: one publisher, MEMBERS-1 subscribers on one channel.", [
+        FlagSpec("members", value: "N", help: "group size including the publisher (default 100)"),
+        FlagSpec("window", value: "N", help: "messages in flight (default 4)"),
+        FlagSpec("size", value: "BYTES", help: "message size (default 64)"),
+    ] + common),
     "relay": ("One-to-one messages through the node: PAIRS sender/recipient pairs, WINDOW messages in flight each.", [
         FlagSpec("pairs", value: "N", help: "sender/recipient pairs (default 50)"),
         FlagSpec("window", value: "N", help: "messages in flight per sender (default 8)"),
@@ -65,6 +75,9 @@ func usage(_ name: String?) -> String {
               x25519      the cost of one X25519 operation
               relay       one-to-one messages per second (online, or stored for offline recipients)
               fanout      group deliveries per second
+              redis-relay   the relay workload against redis-server (PUBLISH/SUBSCRIBE): the reference peer
+              redis-fanout  the fan-out workload against redis-server
+              suite       every workload against the node and the reference peers, side by side (see suite --help)
 
             """
     }
@@ -85,6 +98,7 @@ guard let scenarioName = arguments.first, !scenarioName.hasPrefix("--") else {
     fail("missing scenario", nil)
 }
 arguments.removeFirst()
+if scenarioName == "suite" { exit(Suite.main(arguments)) }
 guard let scenario = scenarios[scenarioName] else { fail("unknown scenario '\(scenarioName)'", nil) }
 if arguments.contains("--help") {
     print(usage(scenarioName), terminator: "")
@@ -308,6 +322,38 @@ case "relay":
     }
     report.add("failed", Double(relay.failed.load(ordering: .relaxed)))
     report.addServer(before: window.before, after: window.after, operations: window.completed, unit: "message")
+
+case "redis-relay", "redis-fanout":
+    let relay = scenarioName == "redis-relay"
+    let mode: RedisScenario.Mode = relay ? .relay(pairs: integer("pairs", 50, 1...5_000)) : .fanout(members: integer("members", 100, 2...1_024))
+    let window = integer("window", relay ? 8 : 4, 1...200)
+    let size = integer("size", relay ? 128 : 64, 16...60_000)
+    let group = makeGroup()
+    let redis = RedisScenario(target: target, mode: mode, window: window, size: size, group: group)
+    redis.start()
+    wait(limit: 60, until: { redis.ready.load(ordering: .relaxed) + redis.failed.load(ordering: .relaxed) >= redis.expected }) {
+        "subscribing \(redis.ready.load(ordering: .relaxed))/\(redis.expected)"
+    }
+    if redis.failed.load(ordering: .relaxed) > 0 { fail("cannot reach redis-server at \(target)", scenarioName) }
+    redis.beginSending()
+    let measured = measuredWindow(
+        setPhase: { redis.phase.store($0, ordering: .relaxed) }, completed: { redis.delivered.load(ordering: .relaxed) },
+        unit: "deliveries", group: group)
+    let histogram = redis.histogram()
+    switch mode {
+    case .relay(let pairs): report.add("pairs", Double(pairs))
+    case .fanout(let members): report.add("members", Double(members))
+    }
+    report.add("window", Double(window))
+    report.add("message_bytes", Double(size))
+    report.add("seconds", measured.seconds)
+    report.add(relay ? "messages_delivered_per_second" : "group_deliveries_per_second", Double(measured.completed) / measured.seconds)
+    if !relay { report.add("group_messages_per_second", Double(redis.messages.load(ordering: .relaxed)) / measured.seconds) }
+    report.add("latency_p50_us", Double(histogram.value(atQuantile: 0.5)) / 1000)
+    report.add("latency_p99_us", Double(histogram.value(atQuantile: 0.99)) / 1000)
+    report.add("latency_max_us", Double(histogram.maxValue) / 1000)
+    report.add("failed", Double(redis.failed.load(ordering: .relaxed)))
+    report.addServer(before: measured.before, after: measured.after, operations: measured.completed, unit: relay ? "message" : "delivery")
 
 case "handshake":
     guard let pattern = HandshakeScenario.Pattern(rawValue: flags.value("pattern") ?? "ik") else {

@@ -1,0 +1,222 @@
+import Flags
+import Foundation
+import Glibc
+
+/// `switchboard-bench suite`: every workload against the node and against the reference peers,
+/// side by side, in one run. Each run gets a fresh server pinned to CPU 0 (the load to CPU 1) and
+/// is a child `switchboard-bench` process writing JSON; the suite reads the figures back and
+/// prints the comparison with the targets of the benchmark issue.
+enum Suite {
+    static let specs: [FlagSpec] = [
+        FlagSpec("quick", help: "one-second windows and small sizes (under a minute; a smoke test, no thresholds)"),
+        FlagSpec("json", value: "FILE", help: "write every figure of every run as JSON to FILE"),
+        FlagSpec("malloc-counter", value: "FILE", help: "malloc_counter.so to preload into the servers (allocation counts)"),
+        FlagSpec("redis-server", value: "PATH", help: "the redis-server binary (default: found on PATH)"),
+        FlagSpec("help", help: "print this help"),
+    ]
+
+    static let summary = """
+        Runs ping, handshake, relay and fan-out against a fresh Switchboard node, and the relay and fan-out \
+        workloads against redis-server (PUBLISH/SUBSCRIBE), each server pinned to CPU 0 and the load to CPU 1; \
+        prints figures per server CPU-second and the ratios. Benchmarks/suite.sh builds everything first.
+        """
+
+    struct Run {
+        let name: String
+        let target: String  // "node" or "redis"
+        let scenario: String
+        let arguments: [String]
+        let figure: String
+    }
+
+    static func main(_ arguments: [String]) -> Int32 {
+        let flags: ParsedFlags
+        do {
+            flags = try ParsedFlags(arguments, specs: specs)
+        } catch {
+            FileHandle.standardError.write(Data("switchboard-bench: \(error)\n\n\(usageText(command: "switchboard-bench suite [flags]", summary: summary, specs: specs))".utf8))
+            return 2
+        }
+        if flags.isSet("help") {
+            print(usageText(command: "switchboard-bench suite [flags]", summary: summary, specs: specs), terminator: "")
+            return 0
+        }
+        let quick = flags.isSet("quick")
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let bench = directory.appendingPathComponent("switchboard-bench").path
+        let node = directory.appendingPathComponent("switchboard").path
+        guard FileManager.default.isExecutableFile(atPath: node) else {
+            FileHandle.standardError.write(Data("switchboard-bench: no node binary at \(node) (build the package first)\n".utf8))
+            return 1
+        }
+        let redis = flags.value("redis-server") ?? findOnPath("redis-server")
+        let timing = quick ? ["--duration", "1", "--warmup", "0"] : ["--duration", "5", "--warmup", "1"]
+        let pairs = quick ? "10" : "50"
+        let runs: [Run] = [
+            Run(name: "ping, 100 connections, window 1", target: "node", scenario: "ping",
+                arguments: ["--connections", quick ? "20" : "100"], figure: "round_trip_per_server_cpu_second"),
+            Run(name: "IK handshakes", target: "node", scenario: "handshake", arguments: ["--pattern", "ik"],
+                figure: "handshake_per_server_cpu_second"),
+            Run(name: "relay, 128 B, window 8", target: "node", scenario: "relay",
+                arguments: ["--pairs", pairs, "--window", "8", "--size", "128"], figure: "message_per_server_cpu_second"),
+            Run(name: "relay, 128 B, window 8", target: "redis", scenario: "redis-relay",
+                arguments: ["--pairs", pairs, "--window", "8", "--size", "128"], figure: "message_per_server_cpu_second"),
+            Run(name: "fan-out to 100", target: "node", scenario: "fanout",
+                arguments: ["--members", quick ? "20" : "100", "--window", "4", "--size", "64"], figure: "delivery_per_server_cpu_second"),
+            Run(name: "fan-out to 100", target: "redis", scenario: "redis-fanout",
+                arguments: ["--members", quick ? "20" : "100", "--window", "4", "--size", "64"], figure: "delivery_per_server_cpu_second"),
+            Run(name: "fan-out to 1000", target: "node", scenario: "fanout",
+                arguments: ["--members", quick ? "50" : "1000", "--window", "2", "--size", "32"], figure: "delivery_per_server_cpu_second"),
+            Run(name: "fan-out to 1000", target: "redis", scenario: "redis-fanout",
+                arguments: ["--members", quick ? "50" : "1000", "--window", "2", "--size", "32"], figure: "delivery_per_server_cpu_second"),
+        ]
+        var results: [[String: Any]] = []
+        var table: [(String, String, Double?, [String: Any])] = []
+        for (index, run) in runs.enumerated() {
+            FileHandle.standardError.write(Data("[suite] \(index + 1)/\(runs.count) \(run.target): \(run.name)\n".utf8))
+            var figures: [String: Any]?
+            switch run.target {
+            case "node":
+                figures = runAgainstNode(node: node, bench: bench, run: run, timing: timing, mallocCounter: flags.value("malloc-counter"))
+            default:
+                if let redis {
+                    figures = runAgainstRedis(redis: redis, bench: bench, run: run, timing: timing)
+                } else {
+                    FileHandle.standardError.write(Data("[suite] redis-server not found: reference runs skipped\n".utf8))
+                }
+            }
+            var record: [String: Any] = ["workload": run.name, "target": run.target, "scenario": run.scenario]
+            if let figures { record["figures"] = figures } else { record["skipped"] = true }
+            results.append(record)
+            table.append((run.name, run.target, figures?[run.figure] as? Double, figures ?? [:]))
+        }
+        printTable(table)
+        if let path = flags.value("json") {
+            do {
+                let data = try JSONSerialization.data(withJSONObject: ["quick": quick, "runs": results], options: [.prettyPrinted, .sortedKeys])
+                try data.write(to: URL(fileURLWithPath: path))
+            } catch {
+                FileHandle.standardError.write(Data("switchboard-bench: cannot write \(path): \(error)\n".utf8))
+                return 1
+            }
+        }
+        return table.contains { $0.2 == nil && $0.1 == "node" } ? 1 : 0
+    }
+
+    /// Starts a fresh node on CPU 0, runs one scenario against it, stops it.
+    static func runAgainstNode(node: String, bench: String, run: Run, timing: [String], mallocCounter: String?) -> [String: Any]? {
+        let data = NSTemporaryDirectory() + "switchboard-suite-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        var environment = ProcessInfo.processInfo.environment
+        let countFile = NSTemporaryDirectory() + "switchboard-suite-mallocs-\(getpid())"
+        if let mallocCounter {
+            environment["LD_PRELOAD"] = mallocCounter
+            environment["MALLOC_COUNT_FILE"] = countFile
+        }
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        server.arguments = ["-c", "0", node, "serve", "--listen", "127.0.0.1:0", "--threads", "1", "--data", data, "--log-level", "warn"]
+        server.environment = environment
+        let output = Pipe()
+        server.standardOutput = output
+        server.standardError = FileHandle.nullDevice
+        guard (try? server.run()) != nil else { return nil }
+        defer {
+            server.terminate()
+            server.waitUntilExit()
+        }
+        // The node prints "switchboard listening on ADDRESS" once it accepts.
+        var text = ""
+        let deadline = Date().addingTimeInterval(20)
+        while !text.contains("\n"), Date() < deadline {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        guard let address = text.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines), address.contains(":") else {
+            return nil
+        }
+        var arguments = [run.scenario, "--target", address, "--server-pid", "\(server.processIdentifier)", "--pin-cpu", "1"]
+        if mallocCounter != nil { arguments += ["--malloc-count-file", countFile] }
+        return runBench(bench, arguments + run.arguments + timing)
+    }
+
+    /// Starts redis-server on CPU 0 (no persistence), runs one reference scenario, stops it.
+    static func runAgainstRedis(redis: String, bench: String, run: Run, timing: [String]) -> [String: Any]? {
+        let port = 20_000 + Int(getpid() % 20_000)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        server.arguments = ["-c", "0", redis, "--bind", "127.0.0.1", "--port", "\(port)", "--save", "", "--appendonly", "no",
+                            "--protected-mode", "yes", "--daemonize", "no"]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        guard (try? server.run()) != nil else { return nil }
+        defer {
+            // SIGKILL: nothing to persist, and a SIGTERM would wait forever if whoever started
+            // us had it blocked (a blocked mask is inherited across exec).
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+        }
+        for _ in 0..<100 where !canConnect(port: port) { usleep(50_000) }
+        let pid = server.processIdentifier
+        return runBench(bench, [run.scenario, "--target", "127.0.0.1:\(port)", "--server-pid", "\(pid)", "--pin-cpu", "1"] + run.arguments + timing)
+    }
+
+    static func runBench(_ bench: String, _ arguments: [String]) -> [String: Any]? {
+        let json = NSTemporaryDirectory() + "switchboard-suite-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: json) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: bench)
+        process.arguments = arguments + ["--json", json]
+        process.standardOutput = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let data = FileManager.default.contents(atPath: json),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
+        return object
+    }
+
+    static func printTable(_ rows: [(String, String, Double?, [String: Any])]) {
+        func number(_ value: Double?) -> String {
+            guard let value else { return "—" }
+            return value >= 100 ? String(Int(value.rounded())) : String(format: "%.2f", value)
+        }
+        print("workload".padding(toLength: 34, withPad: " ", startingAt: 0) + "target  " + "per server CPU-s".padding(toLength: 18, withPad: " ", startingAt: 0)
+              + "p99 µs".padding(toLength: 10, withPad: " ", startingAt: 0) + "mallocs/op  " + "node÷redis")
+        for row in rows {
+            let p99 = row.3["latency_p99_us"] as? Double
+            let mallocs = row.3.first { $0.key.hasPrefix("server_allocations_per_") }?.value as? Double
+            var ratio = ""
+            if row.1 == "node", let mine = row.2,
+               let reference = rows.first(where: { $0.0 == row.0 && $0.1 == "redis" })?.2, reference > 0 {
+                ratio = String(format: "%.3f×", mine / reference)
+            }
+            print(row.0.padding(toLength: 34, withPad: " ", startingAt: 0) + row.1.padding(toLength: 8, withPad: " ", startingAt: 0)
+                  + number(row.2).padding(toLength: 18, withPad: " ", startingAt: 0) + number(p99).padding(toLength: 10, withPad: " ", startingAt: 0)
+                  + number(mallocs).padding(toLength: 12, withPad: " ", startingAt: 0) + ratio)
+        }
+    }
+
+    static func findOnPath(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") + ["/usr/sbin", "/usr/bin"] {
+            let candidate = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The benchmark suite's quick mode as a smoke test: every workload runs against a fresh node
+/// and against redis-server and reports its figures. No thresholds: speed is judged in
+/// BENCHMARKS.md, not here.
+@Suite(.serialized) struct BenchSuiteTests {
+    @Test func quickSuiteRunsEveryWorkloadAgainstTheNodeAndRedis() throws {
+        let bench = NodeProcess.executable.deletingLastPathComponent().appendingPathComponent("switchboard-bench").path
+        let json = NSTemporaryDirectory() + "suite-\(UUID().uuidString).json"
+        let (status, output) = try runTool(bench, ["suite", "--quick", "--json", json])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("node÷redis"), "\(output)")
+        let data = try #require(FileManager.default.contents(atPath: json))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let runs = try #require(object["runs"] as? [[String: Any]])
+        #expect(runs.count == 8)
+        for run in runs {
+            let figures = run["figures"] as? [String: Any]
+            #expect(figures != nil, "\(run["target"] ?? "?") \(run["workload"] ?? "?") produced no figures")
+            let rates = figures?.filter { $0.key.hasSuffix("_per_second") }.compactMap { $0.value as? Double } ?? []
+            #expect(rates.contains { $0 > 0 }, "\(run)")
+        }
+    }
+}
