@@ -11,6 +11,10 @@ let package = Package(
         .executable(name: "switchboard-bench", targets: ["switchboard-bench"]),
         .library(name: "Reactor", targets: ["Reactor"]),
         .library(name: "SwitchboardClient", targets: ["SwitchboardClient"]),
+        // For the reference peers in Benchmarks/Peers, which speak the protocol through these.
+        .library(name: "Wire", targets: ["Wire"]),
+        .library(name: "Noise", targets: ["Noise"]),
+        .library(name: "Handshake", targets: ["Handshake"]),
     ],
     targets: [
         // C helpers Swift cannot express well (epoll data, accept4, eventfd, signalfd, ...).

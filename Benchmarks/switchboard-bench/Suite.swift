@@ -12,13 +12,16 @@ enum Suite {
         FlagSpec("json", value: "FILE", help: "write every figure of every run as JSON to FILE"),
         FlagSpec("malloc-counter", value: "FILE", help: "malloc_counter.so to preload into the servers (allocation counts)"),
         FlagSpec("redis-server", value: "PATH", help: "the redis-server binary (default: found on PATH)"),
+        FlagSpec("nio-peer", value: "PATH",
+                 help: "the SwiftNIO relay peer (default: Benchmarks/Peers/.build/release/nio-relay-peer, then debug, under the working directory)"),
         FlagSpec("help", help: "print this help"),
     ]
 
     static let summary = """
-        Runs ping, handshake, relay and fan-out against a fresh Switchboard node, and the relay and fan-out \
-        workloads against redis-server (PUBLISH/SUBSCRIBE), each server pinned to CPU 0 and the load to CPU 1; \
-        prints figures per server CPU-second and the ratios. Benchmarks/suite.sh builds everything first.
+        Runs ping, handshake, relay and fan-out against a fresh Switchboard node; ping, handshake and relay \
+        against the SwiftNIO peer (Benchmarks/Peers: the same protocol on NIO, relaying from memory); the relay \
+        and fan-out workloads against redis-server (PUBLISH/SUBSCRIBE). Each server is pinned to CPU 0 and the \
+        load to CPU 1; figures are per server CPU-second, with the ratios. Benchmarks/suite.sh builds everything first.
         """
 
     struct Run {
@@ -50,17 +53,27 @@ enum Suite {
             return 1
         }
         let redis = flags.value("redis-server") ?? findOnPath("redis-server")
+        let nio = flags.value("nio-peer") ?? ["release", "debug"].map { "Benchmarks/Peers/.build/\($0)/nio-relay-peer" }
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
         let timing = quick ? ["--duration", "1", "--warmup", "0"] : ["--duration", "5", "--warmup", "1"]
         let pairs = quick ? "10" : "50"
+        let ping = ["--connections", quick ? "20" : "100"]
+        let relay = ["--pairs", pairs, "--window", "8", "--size", "128"]
         let runs: [Run] = [
-            Run(name: "ping, 100 connections, window 1", target: "node", scenario: "ping",
-                arguments: ["--connections", quick ? "20" : "100"], figure: "round_trip_per_server_cpu_second"),
+            Run(name: "ping, 100 connections, window 1", target: "node", scenario: "ping", arguments: ping,
+                figure: "round_trip_per_server_cpu_second"),
+            Run(name: "ping, 100 connections, window 1", target: "nio", scenario: "ping", arguments: ping,
+                figure: "round_trip_per_server_cpu_second"),
             Run(name: "IK handshakes", target: "node", scenario: "handshake", arguments: ["--pattern", "ik"],
                 figure: "handshake_per_server_cpu_second"),
-            Run(name: "relay, 128 B, window 8", target: "node", scenario: "relay",
-                arguments: ["--pairs", pairs, "--window", "8", "--size", "128"], figure: "message_per_server_cpu_second"),
-            Run(name: "relay, 128 B, window 8", target: "redis", scenario: "redis-relay",
-                arguments: ["--pairs", pairs, "--window", "8", "--size", "128"], figure: "message_per_server_cpu_second"),
+            Run(name: "IK handshakes", target: "nio", scenario: "handshake", arguments: ["--pattern", "ik"],
+                figure: "handshake_per_server_cpu_second"),
+            Run(name: "relay, 128 B, window 8", target: "node", scenario: "relay", arguments: relay,
+                figure: "message_per_server_cpu_second"),
+            Run(name: "relay, 128 B, window 8", target: "nio", scenario: "relay", arguments: relay,
+                figure: "message_per_server_cpu_second"),
+            Run(name: "relay, 128 B, window 8", target: "redis", scenario: "redis-relay", arguments: relay,
+                figure: "message_per_server_cpu_second"),
             Run(name: "fan-out to 100", target: "node", scenario: "fanout",
                 arguments: ["--members", quick ? "20" : "100", "--window", "4", "--size", "64"], figure: "delivery_per_server_cpu_second"),
             Run(name: "fan-out to 100", target: "redis", scenario: "redis-fanout",
@@ -77,7 +90,16 @@ enum Suite {
             var figures: [String: Any]?
             switch run.target {
             case "node":
-                figures = runAgainstNode(node: node, bench: bench, run: run, timing: timing, mallocCounter: flags.value("malloc-counter"))
+                figures = runAgainstServer([node, "serve", "--listen", "127.0.0.1:0", "--threads", "1", "--log-level", "warn"],
+                                           isNode: true, bench: bench, run: run, timing: timing,
+                                           mallocCounter: flags.value("malloc-counter"))
+            case "nio":
+                if let nio {
+                    figures = runAgainstServer([nio, "--listen", "127.0.0.1:0", "--threads", "1"], isNode: false,
+                                               bench: bench, run: run, timing: timing, mallocCounter: flags.value("malloc-counter"))
+                } else {
+                    FileHandle.standardError.write(Data("[suite] no nio-relay-peer (swift build -c release --package-path Benchmarks/Peers): skipped\n".utf8))
+                }
             default:
                 if let redis {
                     figures = runAgainstRedis(redis: redis, bench: bench, run: run, timing: timing)
@@ -103,8 +125,10 @@ enum Suite {
         return table.contains { $0.2 == nil && $0.1 == "node" } ? 1 : 0
     }
 
-    /// Starts a fresh node on CPU 0, runs one scenario against it, stops it.
-    static func runAgainstNode(node: String, bench: String, run: Run, timing: [String], mallocCounter: String?) -> [String: Any]? {
+    /// Starts a fresh server (the node or the NIO peer, both of which print "… listening on
+    /// ADDRESS") on CPU 0, runs one scenario against it, stops it.
+    static func runAgainstServer(_ command: [String], isNode: Bool, bench: String, run: Run, timing: [String],
+                                 mallocCounter: String?) -> [String: Any]? {
         let data = NSTemporaryDirectory() + "switchboard-suite-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: data) }
         var environment = ProcessInfo.processInfo.environment
@@ -115,17 +139,19 @@ enum Suite {
         }
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
-        server.arguments = ["-c", "0", node, "serve", "--listen", "127.0.0.1:0", "--threads", "1", "--data", data, "--log-level", "warn"]
+        server.arguments = ["-c", "0"] + command + (isNode ? ["--data", data] : [])
         server.environment = environment
         let output = Pipe()
         server.standardOutput = output
         server.standardError = FileHandle.nullDevice
         guard (try? server.run()) != nil else { return nil }
         defer {
-            server.terminate()
+            // The node drains on SIGTERM (it reads signals from a signalfd, so a blocked mask
+            // inherited from whoever started us does not matter); the peer has nothing to drain.
+            kill(server.processIdentifier, isNode ? SIGTERM : SIGKILL)
             server.waitUntilExit()
         }
-        // The node prints "switchboard listening on ADDRESS" once it accepts.
+        // The server prints "switchboard listening on ADDRESS" once it accepts.
         var text = ""
         let deadline = Date().addingTimeInterval(20)
         while !text.contains("\n"), Date() < deadline {
@@ -183,18 +209,19 @@ enum Suite {
             return value >= 100 ? String(Int(value.rounded())) : String(format: "%.2f", value)
         }
         print("workload".padding(toLength: 34, withPad: " ", startingAt: 0) + "target  " + "per server CPU-s".padding(toLength: 18, withPad: " ", startingAt: 0)
-              + "p99 µs".padding(toLength: 10, withPad: " ", startingAt: 0) + "mallocs/op  " + "node÷redis")
+              + "p99 µs".padding(toLength: 10, withPad: " ", startingAt: 0) + "mallocs/op  " + "node÷redis  node÷nio")
         for row in rows {
             let p99 = row.3["latency_p99_us"] as? Double
             let mallocs = row.3.first { $0.key.hasPrefix("server_allocations_per_") }?.value as? Double
-            var ratio = ""
-            if row.1 == "node", let mine = row.2,
-               let reference = rows.first(where: { $0.0 == row.0 && $0.1 == "redis" })?.2, reference > 0 {
-                ratio = String(format: "%.3f×", mine / reference)
+            func ratio(_ peer: String) -> String {
+                guard row.1 == "node", let mine = row.2,
+                      let reference = rows.first(where: { $0.0 == row.0 && $0.1 == peer })?.2, reference > 0 else { return "" }
+                return String(format: "%.3f×", mine / reference)
             }
             print(row.0.padding(toLength: 34, withPad: " ", startingAt: 0) + row.1.padding(toLength: 8, withPad: " ", startingAt: 0)
                   + number(row.2).padding(toLength: 18, withPad: " ", startingAt: 0) + number(p99).padding(toLength: 10, withPad: " ", startingAt: 0)
-                  + number(mallocs).padding(toLength: 12, withPad: " ", startingAt: 0) + ratio)
+                  + number(mallocs).padding(toLength: 12, withPad: " ", startingAt: 0)
+                  + ratio("redis").padding(toLength: 12, withPad: " ", startingAt: 0) + ratio("nio"))
         }
     }
 

@@ -1,0 +1,175 @@
+import Glibc
+import Handshake
+import NIOCore
+import Noise
+import Wire
+
+/// One client: the Noise Pipes handshake through the product's `ServerHandshake`, then encrypted
+/// stanzas: Ping → Pong, Send → Deliver to each recipient device that is connected (in memory, no
+/// store) and SendResult to the sender. Replies gathered during a read are sealed into frames and
+/// flushed once, at `channelReadComplete`; deliveries from other connections are flushed once per
+/// event-loop tick.
+final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
+    // `@unchecked Sendable`: every access happens on the channel's event loop (deliveries from
+    // other loops hop there with `execute`).
+    typealias InboundIn = FrameUnit
+    typealias OutboundOut = ByteBuffer
+
+    private let directory: Directory
+    private let decoder: FrameDecoder
+    private var handshake: ServerHandshake
+    private var transport: SecureTransport?
+    private var outbound = OutboundFrames()
+    private var context: ChannelHandlerContext?
+    private var accountID: UInt64 = 0
+    private var deviceID: UInt64 = 0
+    private var nextSeq: UInt64 = 1
+    private var flushScheduled = false
+
+    init(directory: Directory, decoder: FrameDecoder) {
+        self.directory = directory
+        self.decoder = decoder
+        handshake = ServerHandshake(configuration: directory.configuration)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if deviceID != 0 { directory.detach(device: deviceID, session: self) }
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .preface:
+            break
+        case .handshake(let type, let body):
+            receiveHandshake(type: type, body: body, context: context)
+        case .transport(var frame):
+            guard var transport else { return context.close(promise: nil) }
+            let ok = frame.withUnsafeMutableReadableBytes { raw -> Bool in
+                guard let plaintext = try? transport.open(raw) else { return false }
+                return (try? StanzaCodec.forEach(UnsafeRawBufferPointer(plaintext)) { stanza in self.handle(stanza) }) != nil
+            }
+            self.transport = transport
+            if !ok { context.close(promise: nil) }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushOutbound()
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    private func receiveHandshake(type: UInt8, body: [UInt8], context: ChannelHandlerContext) {
+        switch handshake.receive(type: type, body: body) {
+        case .reply(let bytes):
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+        case .authenticate(let hello, let clientKey):
+            decoder.mode = .transport
+            finish(answer: welcome(hello, clientKey: clientKey), context: context)
+        case .refuse(let error):
+            decoder.mode = .transport
+            finish(answer: .error(error), context: context)
+            context.close(promise: nil)
+        case .fail(_, _, let wire):
+            if !wire.isEmpty { context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: wire)), promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    /// Register makes a new account; resume checks the token. Nothing is stored.
+    private func welcome(_ hello: Hello, clientKey: [UInt8]) -> Stanza {
+        let now = UInt64(time(nil))
+        switch hello.mode {
+        case .register:
+            accountID = directory.register()
+            deviceID = accountID
+        case .resume:
+            guard let token = hello.resumptionToken, let claims = try? directory.tokens.open(token, deviceKey: clientKey, now: now) else {
+                return .error(ErrorStanza(code: .tokenInvalid, message: "resumption token refused"))
+            }
+            accountID = claims.accountID
+            deviceID = claims.deviceID
+        case .login:
+            return .error(ErrorStanza(code: .unknownDevice, message: "this peer keeps no accounts: register or resume"))
+        }
+        let expires = now + 86_400
+        let token = directory.tokens.seal(ResumptionClaims(
+            accountID: accountID, deviceID: deviceID, issuedAt: now, expiresAt: expires,
+            tokenID: SecretBytes.random(count: 16).array, deviceKey: clientKey))
+        return .welcome(Welcome(accountID: accountID, deviceID: deviceID, accountName: hello.accountName ?? "",
+                                resumptionToken: token, tokenExpiresAt: expires, serverTimeMilliseconds: now * 1000,
+                                newAccount: hello.mode == .register, idleTimeoutSeconds: 0))
+    }
+
+    private func finish(answer: Stanza, context: ChannelHandlerContext) {
+        guard let (frame, established) = try? handshake.finish(with: answer) else { return context.close(promise: nil) }
+        transport = established
+        if let frame {
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: frame)), promise: nil)
+        } else {
+            send(answer)
+        }
+        if case .welcome = answer {
+            directory.attach(device: deviceID, Directory.Route(eventLoop: context.eventLoop, session: self))
+        }
+    }
+
+    private func handle(_ stanza: Stanza) {
+        switch stanza {
+        case .ping(let value):
+            send(.pong(value))
+        case .send(let message):
+            let now = UInt64(time(nil)) * 1000
+            for copy in message.copies {
+                guard let route = directory.route(to: copy.deviceID) else { continue }
+                let delivery = Delivery(seq: 0, messageID: message.messageID, fromAccount: accountID, fromDevice: deviceID,
+                                        sentAtMilliseconds: now, ciphertext: copy.ciphertext)
+                if route.eventLoop.inEventLoop {
+                    route.session.deliver(delivery)
+                } else {
+                    route.eventLoop.execute { route.session.deliver(delivery) }
+                }
+            }
+            send(.sendResult(SendResult(messageID: message.messageID, code: .ok)))
+        default:
+            break  // acks and the rest: nothing is stored, so nothing to do
+        }
+    }
+
+    /// A message from another session of this loop (or hopped here).
+    func deliver(_ delivery: Delivery) {
+        var delivery = delivery
+        delivery.seq = nextSeq
+        nextSeq += 1
+        send(.deliver(delivery))
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.execute { self.flushOutbound() }
+    }
+
+    private func send(_ stanza: Stanza) {
+        try? outbound.append(stanza)
+    }
+
+    private func flushOutbound() {
+        flushScheduled = false
+        guard let context, !outbound.isEmpty, var sealing = transport else { return }
+        do {
+            try outbound.seal(with: &sealing) { bytes in
+                context.write(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+            }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        transport = sealing
+        context.flush()
+    }
+}
