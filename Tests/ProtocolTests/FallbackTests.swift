@@ -220,6 +220,38 @@ let interopDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         #expect(curlStatus == 0 && body == "ok\n")
     }
 
+    /// The offline-queue gauge and the message counters follow what happens: three messages for
+    /// an offline device wait, are delivered and acknowledged, and their receipts wait in turn.
+    @Test func metricsFollowTheOfflineQueue() throws {
+        let fixture = try FallbackNode()
+        func metric(_ name: String) throws -> Int? {
+            let (_, text) = try runTool("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(fixture.httpPort)/metrics"])
+            return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Int($0.split(separator: " ").last ?? "") }
+        }
+        let harness = try ClientHarness()
+        let bob = try harness.registerOffline(port: fixture.node.port, name: "bob")
+        let alice = try harness.connect(port: fixture.httpPort, credentials: ClientCredentials(),
+                                        hello: Hello(mode: .register, accountName: "alice"), transport: .http(host: "127.0.0.1"))
+        for index in 0..<3 {
+            let result = alice.sendMessage(to: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [UInt8(index)])])
+            #expect(result?.code == .ok)
+        }
+        #expect(try metric("switchboard_offline_queue_messages") == 3)
+        #expect(try metric("switchboard_messages_accepted_total") == 3)
+        let back = try harness.connect(port: fixture.node.port, credentials: bob.credentials, hello: Hello(mode: .resume))
+        let received = back.waitForDeliveries(3)
+        #expect(received.count == 3)
+        back.send(.ack(seqs: received.map(\.seq)))
+        // Each acknowledgement queues a delivery receipt for Alice's device.
+        let receipts = alice.waitForDeliveries(3)
+        #expect(receipts.allSatisfy { $0.kind == .delivered })
+        #expect(waitUntil { (try? metric("switchboard_offline_queue_messages")) == 3 })
+        alice.send(.ack(seqs: receipts.map(\.seq)))
+        #expect(waitUntil { (try? metric("switchboard_offline_queue_messages")) == 0 })
+        #expect(try metric("switchboard_deliveries_total") == 6)
+        #expect(try (metric("switchboard_store_batches_total") ?? 0) > 0)
+    }
+
     @Test func sighupReloadsTheCertificate() throws {
         let fixture = try FallbackNode()
         let other = try TestCertificate(commonName: "renewed")
