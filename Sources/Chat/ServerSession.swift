@@ -27,7 +27,13 @@ public final class ServerSession: ConnectionHandler {
     /// Typing indicators and read receipts allowed per second.
     var chattyStanzas = RateLimit(perSecond: 5)
     private var assembler = FrameAssembler()
-    private var handshake: ServerHandshake?
+    /// The handshake machine (211 bytes), boxed so that an established session keeps a nil
+    /// pointer rather than the machine inline: idle connections are what a node holds most of.
+    private final class HandshakeBox {
+        var machine: ServerHandshake
+        init(_ machine: ServerHandshake) { self.machine = machine }
+    }
+    private var handshake: HandshakeBox?
     private var transport: SecureTransport?
     private var outbound = OutboundFrames()
     /// Transport frames that arrived while the hello was being checked (XX and XXfallback
@@ -55,7 +61,7 @@ public final class ServerSession: ConnectionHandler {
     public func connectionDidOpen(_ connection: any ByteStream) {
         self.connection = connection
         outbound = OutboundFrames(pool: services.framePools[connection.loop.id].value)
-        handshake = ServerHandshake(configuration: services.handshakeConfiguration)
+        handshake = HandshakeBox(ServerHandshake(configuration: services.handshakeConfiguration))
         connection.setDeadline(milliseconds: services.handshakeTimeoutMilliseconds)
         metrics.bump(.connectionsOpened)
     }
@@ -86,24 +92,23 @@ public final class ServerSession: ConnectionHandler {
         case .preface:
             return .handshake
         case .handshake(let type, let body):
-            guard phase == .handshaking, var machine = handshake else {
+            guard phase == .handshaking, let box = handshake else {
                 fail(connection, .notAllowedNow, "handshake frame after the handshake")
                 return nil
             }
-            let step = machine.receive(type: type, body: Array(body))
-            handshake = machine
+            let step = box.machine.receive(type: type, body: Array(body))
             switch step {
             case .reply(let bytes):
                 connection.write(bytes)
                 return .handshake
             case .authenticate(let hello, let clientKey):
                 phase = .authenticating
-                transport = machine.transport  // XX, XXfallback: errors from here on are encrypted
+                transport = box.machine.transport  // XX, XXfallback: errors from here on are encrypted
                 authenticate(hello, clientKey: clientKey, on: connection)
                 return phase == .closing ? nil : .transport
             case .refuse(let error):
                 phase = .authenticating
-                transport = machine.transport
+                transport = box.machine.transport
                 finishHandshake(.error(error), device: nil, mode: .login, on: connection)
                 return nil
             case .fail(let code, let reason, let wire):
@@ -146,9 +151,9 @@ public final class ServerSession: ConnectionHandler {
     }
 
     private func finishHandshake(_ answer: Stanza, device: DeviceRecord?, mode: Hello.Mode, on connection: any ByteStream) {
-        guard var machine = handshake else { return }
+        guard let box = handshake else { return }
         do {
-            let (frame, transport) = try machine.finish(with: answer)
+            let (frame, transport) = try box.machine.finish(with: answer)
             handshake = nil
             if self.transport == nil { self.transport = transport }
             if let frame {
@@ -161,7 +166,7 @@ public final class ServerSession: ConnectionHandler {
             close(connection)
             return
         }
-        let pattern = machine.pattern ?? .xx
+        let pattern = box.machine.pattern ?? .xx
         guard case .welcome = answer, let device else {
             metrics.bump(.loginsRefused)
             if case .error(let error) = answer { services.log?(.loginRefused(code: error.code)) }
