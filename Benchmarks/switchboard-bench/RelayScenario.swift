@@ -1,4 +1,5 @@
 import CSwitchboardShims
+import Foundation
 import Noise
 import Reactor
 import Synchronization
@@ -6,7 +7,8 @@ import SwitchboardClient
 import Wire
 
 /// One-to-one messages through the node: `pairs` sender/recipient pairs, each sender keeping
-/// `window` messages in flight (a new one when the recipient receives one). Recipients
+/// `window` messages in flight (a new one when the recipient receives one) — or, with `rate`,
+/// open loop: messages sent at a fixed total rate whatever the node answers. Recipients
 /// acknowledge in batches. With `offline`, recipients stay away and the figure is messages
 /// stored durably per second (sender acknowledgements).
 final class RelayScenario: @unchecked Sendable {
@@ -19,6 +21,8 @@ final class RelayScenario: @unchecked Sendable {
         var window = 8
         var size = 128
         var offline = false
+        /// Messages per second over all senders (open loop); 0: closed loop with `window`.
+        var rate = 0
     }
 
     let options: Options
@@ -40,6 +44,7 @@ final class RelayScenario: @unchecked Sendable {
         histograms = group.loops.map { _ in Histogram() }
         endpoints = group.loops.map { _ in [] }
         senders = group.loops.map { _ in [] }
+        nextSender = group.loops.map { _ in 0 }
     }
 
     /// Registers every pair (recipient first, so the sender knows its device), then starts.
@@ -66,6 +71,10 @@ final class RelayScenario: @unchecked Sendable {
     }
 
     func beginSending() {
+        if options.rate > 0 {
+            startPacer()
+            return
+        }
         for loop in group.loops {
             loop.execute { [self] in
                 for sender in senders[loop.id] {
@@ -74,6 +83,39 @@ final class RelayScenario: @unchecked Sendable {
             }
         }
     }
+
+    /// Open loop: a thread wakes every millisecond and hands each loop the sends that are due
+    /// by then (rate × elapsed time), spread round-robin over that loop's senders.
+    private func startPacer() {
+        let loops = group.loops
+        let rate = Double(options.rate)
+        let thread = Thread { [self] in
+            let start = sb_monotonic_ns()
+            var sent = 0
+            while phase.load(ordering: .relaxed) < 3 {
+                usleep(1_000)
+                let due = Int(rate * Double(sb_monotonic_ns() - start) / 1e9) - sent
+                guard due > 0 else { continue }
+                sent += due
+                for (index, loop) in loops.enumerated() {
+                    let share = due / loops.count + (index < due % loops.count ? 1 : 0)
+                    guard share > 0 else { continue }
+                    loop.execute { [self] in
+                        let mine = senders[loop.id]
+                        guard !mine.isEmpty else { return }
+                        for _ in 0..<share {
+                            mine[nextSender[loop.id] % mine.count].sendOne()
+                            nextSender[loop.id] += 1
+                        }
+                    }
+                }
+            }
+        }
+        thread.start()
+    }
+
+    /// Per loop: the sender the pacer uses next (each loop touches only its own slot).
+    var nextSender: [Int]
 
     func histogram() -> Histogram {
         var merged = Histogram()
@@ -160,7 +202,7 @@ final class RelayEndpoint: ClientDelegate {
                 pendingAcks.removeAll(keepingCapacity: true)
             }
             // Closed loop: the matching sender sends the next one.
-            sender?.sendOne()
+            if scenario.options.rate == 0 { sender?.sendOne() }
         default:
             break
         }

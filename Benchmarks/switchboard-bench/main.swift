@@ -56,6 +56,7 @@ let scenarios: [String: (summary: String, specs: [FlagSpec])] = [
         FlagSpec("window", value: "N", help: "messages in flight per sender (default 8)"),
         FlagSpec("size", value: "BYTES", help: "ciphertext size (default 128)"),
         FlagSpec("offline", help: "recipients stay offline: measure messages stored durably per second"),
+        FlagSpec("rate", value: "N", help: "open loop: send N messages per second in all, whatever the node answers (default: closed loop)"),
     ] + common),
     "connect": ("Opens N connections that register (XX) and then stay idle; reports the node's memory per connection.", [
         FlagSpec("connections", value: "N", help: "connections (default 1000)"),
@@ -294,6 +295,7 @@ case "relay":
     options.window = integer("window", 8, 1...200)
     options.size = integer("size", 128, 16...60_000)
     options.offline = flags.isSet("offline")
+    options.rate = integer("rate", 0, 0...10_000_000)
     let group = makeGroup()
     let relay = RelayScenario(options: options, group: group)
     relay.start()
@@ -307,7 +309,7 @@ case "relay":
         completed: { offline ? relay.accepted.load(ordering: .relaxed) : relay.delivered.load(ordering: .relaxed) },
         unit: options.offline ? "stored" : "delivered", group: group)
     report.add("pairs", Double(options.pairs))
-    report.add("window", Double(options.window))
+    if options.rate > 0 { report.add("offered_rate", Double(options.rate)) } else { report.add("window", Double(options.window)) }
     report.add("message_bytes", Double(options.size))
     report.add("seconds", window.seconds)
     if options.offline {
