@@ -41,6 +41,12 @@ let scenarios: [String: (summary: String, specs: [FlagSpec])] = [
         FlagSpec("window", value: "N", help: "group messages in flight (default 4)"),
         FlagSpec("size", value: "BYTES", help: "ciphertext size per copy (default 64)"),
     ] + common),
+    "offline": ("Store and drain: MESSAGES for PAIRS offline devices, stored durably, then drained when they come back.", [
+        FlagSpec("pairs", value: "N", help: "offline recipients, each with its own sender (default 50)"),
+        FlagSpec("messages", value: "N", help: "messages in all (default 20000)"),
+        FlagSpec("window", value: "N", help: "sends waiting per sender (default 32)"),
+        FlagSpec("size", value: "BYTES", help: "ciphertext size (default 128)"),
+    ] + common),
     "redis-relay": ("The relay workload against Redis (--target HOST:PORT of redis-server): PUBLISH to a channel per recipient, recipients SUBSCRIBEd.", [
         FlagSpec("pairs", value: "N", help: "publisher/subscriber pairs (default 50)"),
         FlagSpec("window", value: "N", help: "messages in flight per publisher (default 8)"),
@@ -76,6 +82,7 @@ func usage(_ name: String?) -> String {
               x25519      the cost of one X25519 operation
               relay       one-to-one messages per second (online, or stored for offline recipients)
               fanout      group deliveries per second
+              offline     store messages for offline devices, then drain them: both rates
               redis-relay   the relay workload against redis-server (PUBLISH/SUBSCRIBE): the reference peer
               redis-fanout  the fan-out workload against redis-server
               suite       every workload against the node and the reference peers, side by side (see suite --help)
@@ -324,6 +331,53 @@ case "relay":
     }
     report.add("failed", Double(relay.failed.load(ordering: .relaxed)))
     report.addServer(before: window.before, after: window.after, operations: window.completed, unit: "message")
+
+case "offline":
+    let pairs = integer("pairs", 50, 1...5_000)
+    let group = makeGroup()
+    let offline = OfflineScenario(target: target, pairs: pairs, messages: integer("messages", 20_000, 1...10_000_000),
+                                  window: integer("window", 32, 1...256), size: integer("size", 128, 16...60_000), group: group)
+    offline.start()
+    wait(limit: 120, until: { offline.ready.load(ordering: .relaxed) + offline.failed.load(ordering: .relaxed) >= pairs }) {
+        "registering \(offline.ready.load(ordering: .relaxed))/\(pairs) pairs"
+    }
+    let total = offline.total
+    func phase(_ name: String, limit: Double, _ counter: () -> Int) -> (seconds: Double, before: ServerSample?, after: ServerSample?) {
+        let before = probe?.sample()
+        let start = sb_monotonic_ns()
+        wait(limit: limit, until: { counter() >= total || offline.failed.load(ordering: .relaxed) > 0 }) {
+            "\(name) \(counter())/\(total)"
+        }
+        let seconds = Double(sb_monotonic_ns() - start) / 1e9
+        return (seconds, before, probe?.sample())
+    }
+    offline.beginStoring()
+    let storing = phase("storing", limit: 600) { offline.stored.load(ordering: .relaxed) }
+    offline.beginDraining()
+    let draining = phase("draining", limit: 600) { offline.drained.load(ordering: .relaxed) }
+    group.stop()
+    group.join()
+    progress(scenarioName, "done\n")
+    let stored = offline.stored.load(ordering: .relaxed), drained = offline.drained.load(ordering: .relaxed)
+    report.add("pairs", Double(pairs))
+    report.add("messages", Double(total))
+    report.add("stored", Double(stored))
+    report.add("drained", Double(drained))
+    report.add("failed", Double(offline.failed.load(ordering: .relaxed)))
+    report.add("stored_per_second", Double(stored) / storing.seconds)
+    report.add("drained_per_second", Double(drained) / draining.seconds)
+    if let b = storing.before, let a = storing.after, a.cpuSeconds > b.cpuSeconds {
+        report.add("stored_per_server_cpu_second", Double(stored) / (a.cpuSeconds - b.cpuSeconds))
+    }
+    if let b = draining.before, let a = draining.after, a.cpuSeconds > b.cpuSeconds {
+        report.add("drained_per_server_cpu_second", Double(drained) / (a.cpuSeconds - b.cpuSeconds))
+    }
+    if let a = storing.after, let b = storing.before, let c = draining.after, let d = draining.before,
+       let s0 = b.allocations, let s1 = a.allocations, let d0 = d.allocations, let d1 = c.allocations {
+        report.add("server_allocations_per_stored_message", Double(s1 - s0) / Double(max(stored, 1)))
+        report.add("server_allocations_per_drained_message", Double(d1 - d0) / Double(max(drained, 1)))
+    }
+    if stored < total || drained < total { fail("only \(stored) stored and \(drained) drained of \(total)", scenarioName) }
 
 case "redis-relay", "redis-fanout":
     let relay = scenarioName == "redis-relay"
