@@ -11,7 +11,7 @@ public final class DeliveryRouter: Sendable {
     enum Message: Sendable {
         case register(device: UInt64, loop: Int, serial: UInt64)
         case unregister(device: UInt64, serial: UInt64)
-        case wake(device: UInt64, sender: UInt64?, silent: Bool)
+        case wake(device: UInt64, sender: UInt64?, silent: Bool, delivery: Delivery?)
         case revoke(device: UInt64)
         case notify(device: UInt64, stanza: Stanza)
         // To an account's registry loop (account % loops):
@@ -23,6 +23,8 @@ public final class DeliveryRouter: Sendable {
         case sessionStanza(serial: UInt64, stanza: Stanza)
         // To the session's loop:
         case pull(device: UInt64)
+        /// A copy just committed for the device: delivered at once if it is next in line.
+        case offer(device: UInt64, delivery: Delivery)
         case replaced(device: UInt64, serial: UInt64)
         case kill(device: UInt64)
         case stanza(device: UInt64, stanza: Stanza)
@@ -97,9 +99,10 @@ public final class DeliveryRouter: Sendable {
     }
 
     /// Something new waits for `device` in the store. With a `sender` (a message, not a receipt)
-    /// a device that is not connected gets a push notification.
-    public func wake(device: UInt64, sender: UInt64? = nil, silent: Bool = false) {
-        send(.wake(device: device, sender: sender, silent: silent), toLoop: registryLoop(device))
+    /// a device that is not connected gets a push notification. With the stored `delivery`, a
+    /// connected session can send it without reading it back from the store.
+    public func wake(device: UInt64, sender: UInt64? = nil, silent: Bool = false, delivery: Delivery? = nil) {
+        send(.wake(device: device, sender: sender, silent: silent, delivery: delivery), toLoop: registryLoop(device))
     }
 
     /// `device` was removed from its account: end its session.
@@ -179,9 +182,9 @@ final class LoopRoutes {
             router.send(.pull(device: device), toLoop: loop)
         case .unregister(let device, let serial):
             if registry[device]?.serial == serial { registry.removeValue(forKey: device) }
-        case .wake(let device, let sender, let silent):
+        case .wake(let device, let sender, let silent, let delivery):
             if let entry = registry[device] {
-                router.send(.pull(device: device), toLoop: entry.loop)
+                router.send(delivery.map { .offer(device: device, delivery: $0) } ?? .pull(device: device), toLoop: entry.loop)
             } else if let sender {
                 push?.notify(device: device, sender: sender, silent: silent)
             }
@@ -193,6 +196,8 @@ final class LoopRoutes {
             if let entry = registry[device] { router.send(.stanza(device: device, stanza: stanza), toLoop: entry.loop) }
         case .pull(let device):
             for session in sessions[device]?.values ?? [:].values { session.pullDeliveries() }
+        case .offer(let device, let delivery):
+            for session in sessions[device]?.values ?? [:].values { session.offer(delivery) }
         case .replaced(let device, let serial):
             sessions[device]?[serial]?.replacedByNewerSession()
         case .kill(let device):

@@ -219,9 +219,9 @@ extension ServerSession {
                 session.metrics.bump(.copiesRouted, by: recipients.count)
                 for recipient in recipients {
                     switch recipient.notice {
-                    case .normal: router.wake(device: recipient.device, sender: device.accountID)
-                    case .silent: router.wake(device: recipient.device, sender: device.accountID, silent: true)
-                    case .quiet: router.wake(device: recipient.device)  // muted: no push
+                    case .normal: router.wake(device: recipient.device, sender: device.accountID, delivery: recipient.delivery)
+                    case .silent: router.wake(device: recipient.device, sender: device.accountID, silent: true, delivery: recipient.delivery)
+                    case .quiet: router.wake(device: recipient.device, delivery: recipient.delivery)  // muted: no push
                     }
                 }
             case .success(.duplicate):
@@ -236,6 +236,22 @@ extension ServerSession {
             }
             session.send(.sendResult(answer), on: connection)
         }
+    }
+
+    /// A copy the store just committed for this device: sent at once when it is the next one
+    /// this session owes the device and the window has room; otherwise the store is asked, which
+    /// keeps the order (a copy can overtake another on its way through the router).
+    func offer(_ delivery: Delivery) {
+        guard phase == .established, confirmed, let connection, !pulling, !pullAgain,
+              delivery.seq == lastDeliveredSeq + 1, unacknowledged.count < ServerSession.deliveryWindow
+        else {
+            pullDeliveries()
+            return
+        }
+        send(.deliver(delivery), on: connection)
+        metrics.bump(.deliveries)
+        lastDeliveredSeq = delivery.seq
+        unacknowledged.insert(delivery.seq)
     }
 
     /// Fetches waiting messages for this device, within the delivery window. Called at login,

@@ -14,8 +14,10 @@ public final class MessageStore: Sendable {
 
     /// What accepting a message did.
     public enum Acceptance: Sendable {
-        /// Stored; these recipient devices have something new, each with how to tell it.
-        case accepted(recipients: [(device: UInt64, notice: MuteStore.Notice)])
+        /// Stored; these recipient devices have something new, each with how to tell it and the
+        /// stored copy as `pending` would return it (so a connected device can get it without a
+        /// second trip to the store).
+        case accepted(recipients: [(device: UInt64, notice: MuteStore.Notice, delivery: Delivery)])
         /// The same message id from the same device was accepted before.
         case duplicate
         /// The copies do not cover exactly these devices.
@@ -85,7 +87,7 @@ public final class MessageStore: Sendable {
             }
             let accountOf = Dictionary(expected.map { ($0.deviceID, $0.accountID) }, uniquingKeysWith: { a, _ in a })
             var notices: [UInt64: MuteStore.Notice] = [:]  // by recipient account
-            var recipients: [(device: UInt64, notice: MuteStore.Notice)] = []
+            var recipients: [(device: UInt64, notice: MuteStore.Notice, delivery: Delivery)] = []
             for copy in message.copies {
                 let device = SQLiteDatabase.Value.integer(Int64(copy.deviceID))
                 let owner = accountOf[copy.deviceID] ?? 0
@@ -98,8 +100,11 @@ public final class MessageStore: Sendable {
                     notice = try MuteStore.notice(db, account: owner, sender: fromAccount, group: message.groupID, now: nowMilliseconds)
                     notices[owner] = notice
                 }
-                recipients.append((copy.deviceID, notice))
                 let seq = try db.query("SELECT next_seq FROM devices WHERE id = ?", [device]).first?.first?.integer ?? 1
+                recipients.append((copy.deviceID, notice, Delivery(
+                    seq: UInt64(seq), messageID: message.messageID, fromAccount: fromAccount, fromDevice: fromDevice,
+                    sentAtMilliseconds: UInt64(nowMilliseconds), ciphertext: copy.ciphertext, kind: .message,
+                    groupID: message.groupID, muted: notice.rawValue != 0)))
                 try db.query(
                     "UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1, queued_bytes = queued_bytes + ? WHERE id = ?",
                     [.integer(Int64(copy.ciphertext.count)), device])
