@@ -31,7 +31,7 @@ import Wire
                 self?.text += chunk
                 self?.lock.unlock()
             }
-            try process.run()
+            try launch(process)
             guard waitUntil({ self.lines.first?.hasPrefix("PORT ") == true }), let port = Int(lines[0].dropFirst(5)) else {
                 throw BlockingSocket.Failure(description: "push receiver did not start")
             }

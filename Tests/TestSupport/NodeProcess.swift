@@ -46,7 +46,7 @@ public final class NodeProcess {
         stderrPipe.fileHandleForReading.readabilityHandler = { handle in
             collected.append(handle.availableData, toStandardError: true)
         }
-        try process.run()
+        try launch(process)
     }
 
     /// Starts a node on a free loopback port and waits for its "listening" line.

@@ -38,7 +38,7 @@ public func runToolData(_ path: String, _ arguments: [String], input: [UInt8]? =
     process.standardError = output
     let stdin = Pipe()
     process.standardInput = input == nil ? FileHandle.nullDevice : stdin
-    try process.run()
+    try launch(process)
     if let input {
         stdin.fileHandleForWriting.write(Data(input))
         try stdin.fileHandleForWriting.close()
