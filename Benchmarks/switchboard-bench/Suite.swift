@@ -169,7 +169,7 @@ enum Suite {
 
     /// Starts redis-server on CPU 0 (no persistence), runs one reference scenario, stops it.
     static func runAgainstRedis(redis: String, bench: String, run: Run, timing: [String]) -> [String: Any]? {
-        let port = 20_000 + Int(getpid() % 20_000)
+        guard let port = freePort() else { return nil }
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
         server.arguments = ["-c", "0", redis, "--bind", "127.0.0.1", "--port", "\(port)", "--save", "", "--appendonly", "no",
@@ -232,6 +232,24 @@ enum Suite {
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         return nil
+    }
+
+    /// A loopback port nobody listens on now (the kernel picks it), for a server that cannot be
+    /// told to pick one itself and report it.
+    static func freePort() -> Int? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
     }
 
     static func canConnect(port: Int) -> Bool {

@@ -84,8 +84,8 @@ extension ServerSession {
             if !acknowledged.isEmpty {
                 let router = services.router
                 services.messages.acknowledge(device: device.deviceID, account: device.accountID, seqs: acknowledged,
-                                              nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { woken in
-                    for target in woken { router.wake(device: target) }
+                                              nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { receipts in
+                    for receipt in receipts { router.wake(device: receipt.device, delivery: receipt.delivery) }
                 }
             }
             if pullAgain { pullDeliveries() }

@@ -154,13 +154,13 @@ public final class MessageStore: Sendable {
     }
 
     /// Forgets acknowledged copies and, for messages between two accounts, queues a delivery
-    /// receipt for every device of the sender's account. Completion: the devices that now have
-    /// something new. An ack lost in a crash means a redelivery, which clients drop by message id.
+    /// receipt for every device of the sender's account. Completion: the receipts queued, in
+    /// order. An ack lost in a crash means a redelivery, which clients drop by message id.
     public func acknowledge(device: UInt64, account: UInt64, seqs: [UInt64], nowMilliseconds: Int64, on loop: EventLoop,
-                            completion: @escaping @Sendable ([UInt64]) -> Void) {
+                            completion: @escaping @Sendable ([QueuedReceipt]) -> Void) {
         let cap = Int64(limits.messagesPerDevice / 2)  // receipts may fill at most half a queue
-        thread.request(on: loop, { (db) throws(StoreError) -> [UInt64] in
-            var woken: Set<UInt64> = []
+        thread.request(on: loop, { (db) throws(StoreError) -> [QueuedReceipt] in
+            var woken: [QueuedReceipt] = []
             for seq in seqs {
                 let key: [SQLiteDatabase.Value] = [.integer(Int64(device)), .integer(Int64(seq))]
                 guard let row = try db.query("""
@@ -176,9 +176,9 @@ public final class MessageStore: Sendable {
                 guard row[3].integer == Delivery.Kind.message.rawValue.asInt64, sender != account, let id = row[2].blob else { continue }
                 let group = row[4].integer ?? 0
                 if group == 0 {
-                    woken.formUnion(try MessageStore.queueReceipt(db, kind: .delivered, messageID: id, fromAccount: account,
-                                                                   fromDevice: device, toAccount: sender, now: nowMilliseconds,
-                                                                   receiptCap: cap))
+                    woken += try MessageStore.queueReceipt(db, kind: .delivered, messageID: id, fromAccount: account,
+                                                            fromDevice: device, toAccount: sender, now: nowMilliseconds,
+                                                            receiptCap: cap)
                     continue
                 }
                 // A group message: count, and tell the sender at the first delivery and the last.
@@ -188,15 +188,15 @@ public final class MessageStore: Sendable {
                                                tallyKey).first,
                     let delivered = tally[0].integer, let total = tally[1].integer, delivered == 1 || delivered == total
                 else { continue }
-                woken.formUnion(try MessageStore.queueReceipt(db, kind: .delivered, messageID: id, fromAccount: account,
-                                                               fromDevice: device, toAccount: sender, now: nowMilliseconds,
-                                                               receiptCap: cap, group: UInt64(group),
-                                                               tally: (UInt64(delivered), UInt64(total))))
+                woken += try MessageStore.queueReceipt(db, kind: .delivered, messageID: id, fromAccount: account,
+                                                        fromDevice: device, toAccount: sender, now: nowMilliseconds,
+                                                        receiptCap: cap, group: UInt64(group),
+                                                        tally: (UInt64(delivered), UInt64(total)))
                 if delivered == total {
                     try db.query("DELETE FROM group_receipts WHERE sender_device = ? AND message_id = ?", tallyKey)
                 }
             }
-            return Array(woken)
+            return woken
         }) { result in completion((try? result.get()) ?? []) }
     }
 
@@ -211,25 +211,31 @@ public final class MessageStore: Sendable {
             for id in messageIDs {
                 woken.formUnion(try MessageStore.queueReceipt(db, kind: .read, messageID: id, fromAccount: fromAccount,
                                                                fromDevice: fromDevice, toAccount: toAccount, now: nowMilliseconds,
-                                                               receiptCap: cap))
+                                                               receiptCap: cap).map(\.device))
             }
             return Array(woken)
         }, completion: completion)
     }
 
-    /// One receipt row per active device of `toAccount`; returns those devices.
+    /// A receipt queued for a device, as `pending` would return it.
+    public typealias QueuedReceipt = (device: UInt64, delivery: Delivery)
+
+    /// One receipt row per active device of `toAccount`; returns them.
     static func queueReceipt(_ db: SQLiteDatabase, kind: Delivery.Kind, messageID: [UInt8], fromAccount: UInt64, fromDevice: UInt64,
                              toAccount: UInt64, now: Int64, receiptCap: Int64, group: UInt64 = 0,
-                             tally: (UInt64, UInt64) = (0, 0)) throws(StoreError) -> [UInt64] {
+                             tally: (UInt64, UInt64) = (0, 0)) throws(StoreError) -> [QueuedReceipt] {
         let devices = try DeviceDirectory.devices(db, account: toAccount) ?? []
-        var woken: [UInt64] = []
+        var queued: [QueuedReceipt] = []
         for target in devices {
             let id = SQLiteDatabase.Value.integer(Int64(target.deviceID))
             // Receipts count against the recipient's queue too; a full queue drops them.
-            let count = try db.query("SELECT queued_count FROM devices WHERE id = ?", [id]).first?.first?.integer ?? 0
-            guard count < receiptCap else { continue }
-            woken.append(target.deviceID)
-            let seq = try db.query("SELECT next_seq FROM devices WHERE id = ?", [id]).first?.first?.integer ?? 1
+            let row = try db.query("SELECT queued_count, next_seq FROM devices WHERE id = ?", [id]).first
+            guard (row?[0].integer ?? 0) < receiptCap else { continue }
+            let seq = row?[1].integer ?? 1
+            queued.append((target.deviceID, Delivery(
+                seq: UInt64(seq), messageID: messageID, fromAccount: fromAccount, fromDevice: fromDevice,
+                sentAtMilliseconds: UInt64(now), ciphertext: [], kind: kind, groupID: group,
+                deliveredCount: tally.0, deliveredTotal: tally.1)))
             try db.query("UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1 WHERE id = ?", [id])
             try db.query("""
                 INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, kind,
@@ -240,7 +246,7 @@ public final class MessageStore: Sendable {
                       .integer(Int64(tally.1))])
             db.countQueued()
         }
-        return woken
+        return queued
     }
 
     /// Before copies are deleted unacknowledged (their device removed, or retention passed): take
@@ -263,7 +269,8 @@ public final class MessageStore: Sendable {
                 if total > 0 && delivered > 0, let id = row[1].blob {
                     woken.formUnion(try queueReceipt(db, kind: .delivered, messageID: id, fromAccount: 0, fromDevice: 0,
                                                      toAccount: UInt64(row[2].integer ?? 0), now: now, receiptCap: cap,
-                                                     group: UInt64(row[3].integer ?? 0), tally: (UInt64(delivered), UInt64(total))))
+                                                     group: UInt64(row[3].integer ?? 0), tally: (UInt64(delivered), UInt64(total)))
+                        .map(\.device))
                 }
                 try db.query("DELETE FROM group_receipts WHERE sender_device = ? AND message_id = ?", key)
             }
