@@ -27,6 +27,15 @@ public final class DeviceDirectory: Sendable {
         try !db.query("SELECT 1 FROM devices WHERE id = ? AND revoked_at IS NULL", [.integer(Int64(device))]).isEmpty
     }
 
+    /// The ids of an account's active devices (nil: no such account), in one statement when the
+    /// account has any: what the message path needs, without names.
+    static func activeDeviceIDs(_ db: SQLiteDatabase, account: UInt64) throws(StoreError) -> [UInt64]? {
+        let ids = try db.query("SELECT id FROM devices WHERE account_id = ? AND revoked_at IS NULL ORDER BY id",
+                               [.integer(Int64(account))]).map { UInt64($0[0].integer ?? 0) }
+        if ids.isEmpty, try db.query("SELECT 1 FROM accounts WHERE id = ?", [.integer(Int64(account))]).isEmpty { return nil }
+        return ids
+    }
+
     static func devices(_ db: SQLiteDatabase, account: UInt64) throws(StoreError) -> [DeviceInfo]? {
         if try db.query("SELECT 1 FROM accounts WHERE id = ?", [.integer(Int64(account))]).isEmpty { return nil }
         return try db.query(
