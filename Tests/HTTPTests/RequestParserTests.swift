@@ -144,3 +144,61 @@ private func parse(_ text: String, pieces: [Int] = [Int.max], maxBody: Int? = ni
         }
     }
 }
+
+/// A small deterministic generator (xorshift64*), so a failure can be replayed.
+private struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
+        return state &* 2_685_821_657_736_338_717
+    }
+}
+
+@Suite struct RequestParserMutationTests {
+    /// Valid requests with bytes flipped, inserted and deleted, fed in random splits: the parser
+    /// either refuses with a status or produces events, never traps or loops, and a refusal is
+    /// final (the connection closes).
+    @Test func mutatedRequestsNeverTrapOrHang() {
+        var random = SeededGenerator(state: 0x5EED_1234_ABCD_0001)
+        let base = Array(RequestParserTests.pipelined.utf8)
+        let alphabet: [UInt8] = Array("\r\n :;0123456789abcdefxzGETPOSTHTTP/1.\t\u{7f}".utf8) + [0, 0x80, 0xff]
+        var refused = 0, accepted = 0
+        for _ in 0..<3_000 {
+            var bytes = base
+            for _ in 0..<Int.random(in: 1...6, using: &random) {
+                let position = Int.random(in: 0..<bytes.count, using: &random)
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0: bytes[position] = alphabet.randomElement(using: &random)!
+                case 1: bytes.insert(alphabet.randomElement(using: &random)!, at: position)
+                default: if bytes.count > 1 { bytes.remove(at: position) }
+                }
+            }
+            var parser = HTTPRequestParser()
+            var failed = false
+            var events = 0
+            bytes.withUnsafeMutableBytes { all in
+                var offset = 0
+                while offset < all.count && !failed {
+                    let size = min(Int.random(in: 1...64, using: &random), all.count - offset)
+                    var input = UnsafeMutableRawBufferPointer(rebasing: all[offset..<offset + size])
+                    offset += size
+                    do {
+                        while let _ = try parser.next(&input) {
+                            events += 1
+                            #expect(events < 10_000, "the parser must not loop")
+                            if events >= 10_000 { return }
+                        }
+                        #expect(input.isEmpty, "the parser consumes what it is given")
+                    } catch {
+                        #expect([400, 413, 431, 501, 505].contains((error as? HTTPParseError)?.status ?? 0), "\(error)")
+                        failed = true
+                    }
+                }
+            }
+            if failed { refused += 1 } else { accepted += 1 }
+        }
+        #expect(refused > 0 && accepted > 0, "the mutations exercise both outcomes: \(refused) refused, \(accepted) parsed")
+    }
+}
