@@ -141,7 +141,7 @@ public final class MessageStore: Sendable {
     /// Up to `limit` waiting messages of a device after `afterSeq`, in order.
     public func pending(device: UInt64, afterSeq: UInt64, limit: Int, on loop: EventLoop,
                         completion: @escaping @Sendable (Result<[Delivery], StoreError>) -> Void) {
-        thread.request(on: loop, { (db) throws(StoreError) -> [Delivery] in
+        thread.request(on: loop, readOnly: true, { (db) throws(StoreError) -> [Delivery] in
             try db.query("""
                 SELECT seq, message_id, sender_account, sender_device, sent_at, ciphertext, kind, group_id, muted,
                        receipt_count, receipt_total FROM messages
