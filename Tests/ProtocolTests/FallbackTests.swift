@@ -58,6 +58,21 @@ let interopDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         #expect(metrics.contains("switchboard_http_requests_total{status=\"4xx\"} 1"))
     }
 
+    /// Every metric family PROTOCOL.md section 25 names is exported, with its HELP and TYPE.
+    @Test func everyDocumentedMetricFamilyIsExported() throws {
+        let fixture = try FallbackNode()
+        let document = try String(contentsOf: interopDirectory.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/PROTOCOL.md"), encoding: .utf8)
+        let section = try #require(document.components(separatedBy: "## 25. Operations endpoints").last)
+        let names = Set(section.split(whereSeparator: { !($0.isLetter || $0 == "_") }).filter { $0.hasPrefix("switchboard_") }.map(String.init))
+        #expect(names.count >= 20, "\(names)")
+        let (_, metrics) = try runTool("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(fixture.httpPort)/metrics"])
+        for name in names.sorted() {
+            #expect(metrics.contains("# TYPE \(name) "), "\(name) is documented but not exported")
+            #expect(metrics.contains("# HELP \(name) "), "\(name) has no HELP line")
+        }
+    }
+
     /// curl uploads the preface and an XX first message as a chunked body from stdin and gets the
     /// node's XX second message back as one chunk; its end of upload ends the stream.
     @Test func curlStreamsAChunkedUploadFromStdin() throws {
