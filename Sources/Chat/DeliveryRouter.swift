@@ -80,7 +80,7 @@ public final class DeliveryRouter: Sendable {
     /// account's presence.
     func sessionOnline(_ session: ServerSession, device: DeviceRecord, serial: UInt64, loop: EventLoop) {
         let routes = routes(on: loop)
-        routes.sessions[device.deviceID, default: [:]][serial] = session
+        routes.sessions[device.deviceID, default: SerialMap()][serial] = session
         routes.bySerial[serial] = session
         send(.register(device: device.deviceID, loop: loop.id, serial: serial), toLoop: registryLoop(device.deviceID))
         send(.accountOnline(account: device.accountID, serial: serial, loop: loop.id), toLoop: accountLoop(device.accountID))
@@ -133,13 +133,13 @@ final class LoopRoutes {
     private func announce(_ account: UInt64) {
         guard let router, let state = accounts[account] else { return }
         let stanza = Stanza.presence(accountID: account, online: !state.sessions.isEmpty, lastSeenMilliseconds: state.lastSeen)
-        for (serial, loop) in state.subscribers { router.send(.sessionStanza(serial: serial, stanza: stanza), toLoop: loop) }
+        state.subscribers.forEach { serial, loop in router.send(.sessionStanza(serial: serial, stanza: stanza), toLoop: loop) }
     }
 
     unowned let loop: EventLoop
     weak var router: DeliveryRouter?
     let push: PushGateway?
-    var sessions: [UInt64: [UInt64: ServerSession]] = [:]  // device -> serial -> session
+    var sessions: [UInt64: SerialMap<ServerSession>] = [:]  // device -> serial -> session
     var registry: [UInt64: (loop: Int, serial: UInt64)] = [:]
     var bySerial: [UInt64: ServerSession] = [:]
     /// Devices removed while this node runs: a session of theirs that registers later (it was
@@ -149,9 +149,9 @@ final class LoopRoutes {
     var accounts: [UInt64: AccountPresence] = [:]
 
     struct AccountPresence {
-        var sessions: [UInt64: Int] = [:]  // serial -> loop
+        var sessions = SerialMap<Int>()  // serial -> loop
         var lastSeen: UInt64 = 0
-        var subscribers: [UInt64: Int] = [:]  // serial -> loop
+        var subscribers = SerialMap<Int>()  // serial -> loop
         var isEmpty: Bool { sessions.isEmpty && subscribers.isEmpty && lastSeen == 0 }
     }
 
@@ -195,15 +195,15 @@ final class LoopRoutes {
         case .notify(let device, let stanza):
             if let entry = registry[device] { router.send(.stanza(device: device, stanza: stanza), toLoop: entry.loop) }
         case .pull(let device):
-            for session in sessions[device]?.values ?? [:].values { session.pullDeliveries() }
+            sessions[device]?.forEach { _, session in session.pullDeliveries() }
         case .offer(let device, let delivery):
-            for session in sessions[device]?.values ?? [:].values { session.offer(delivery) }
+            sessions[device]?.forEach { _, session in session.offer(delivery) }
         case .replaced(let device, let serial):
             sessions[device]?[serial]?.replacedByNewerSession()
         case .kill(let device):
-            for session in sessions[device]?.values ?? [:].values { session.revoked() }
+            sessions[device]?.forEach { _, session in session.revoked() }
         case .stanza(let device, let stanza):
-            for session in sessions[device]?.values ?? [:].values { session.push(stanza) }
+            sessions[device]?.forEach { _, session in session.push(stanza) }
         case .accountOnline(let account, let serial, let loop):
             let wasOnline = !(accounts[account]?.sessions.isEmpty ?? true)
             accounts[account, default: AccountPresence()].sessions[serial] = loop
@@ -222,7 +222,7 @@ final class LoopRoutes {
         case .unsubscribe(let owner, let serial):
             accounts[owner]?.subscribers.removeValue(forKey: serial)
         case .typing(let to, let from, let device, let active):
-            for (serial, loop) in accounts[to]?.sessions ?? [:] {
+            accounts[to]?.sessions.forEach { serial, loop in
                 router.send(.sessionStanza(serial: serial, stanza: .typing(accountID: from, deviceID: device, active: active)), toLoop: loop)
             }
         case .sessionStanza(let serial, let stanza):
