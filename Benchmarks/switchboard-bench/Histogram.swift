@@ -30,6 +30,13 @@ struct Histogram {
         if value > maxValue { maxValue = value }
     }
 
+    /// One histogram holding every recording of `parts` (one per loop).
+    static func merged(_ parts: some Sequence<Histogram>) -> Histogram {
+        var all = Histogram()
+        for part in parts { all.merge(part) }
+        return all
+    }
+
     mutating func merge(_ other: Histogram) {
         for index in counts.indices { counts[index] += other.counts[index] }
         total += other.total

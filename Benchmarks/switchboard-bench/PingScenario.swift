@@ -58,11 +58,7 @@ final class PingScenario: @unchecked Sendable {
         }
     }
 
-    func histogram() -> Histogram {
-        var merged = Histogram()
-        for state in states { merged.merge(state.histogram) }
-        return merged
-    }
+    func histogram() -> Histogram { Histogram.merged(states.map(\.histogram)) }
 }
 
 final class PingClient: ClientDelegate {

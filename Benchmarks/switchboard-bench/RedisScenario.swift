@@ -99,11 +99,7 @@ final class RedisScenario: @unchecked Sendable {
     /// The fan-out publisher (loop 0), for subscribers on any loop to wake.
     var fanoutPublisher: RedisEndpoint? { endpoints[0].first { $0.publishing } }
 
-    func histogram() -> Histogram {
-        var merged = Histogram()
-        for h in histograms { merged.merge(h) }
-        return merged
-    }
+    func histogram() -> Histogram { Histogram.merged(histograms) }
 }
 
 final class RedisEndpoint {

@@ -117,11 +117,7 @@ final class RelayScenario: @unchecked Sendable {
     /// Per loop: the sender the pacer uses next (each loop touches only its own slot).
     var nextSender: [Int]
 
-    func histogram() -> Histogram {
-        var merged = Histogram()
-        for h in histograms { merged.merge(h) }
-        return merged
-    }
+    func histogram() -> Histogram { Histogram.merged(histograms) }
 }
 
 final class RelayEndpoint: ClientDelegate {

@@ -1,3 +1,4 @@
+import CSwitchboardShims
 import Flags
 import Foundation
 import Glibc
@@ -44,6 +45,9 @@ enum Suite {
             print(usageText(command: "switchboard-bench suite [flags]", summary: summary, specs: specs), terminator: "")
             return 0
         }
+        // Servers inherit our signal mask: undo one inherited from whoever started us (a test
+        // runner that blocked SIGTERM for its own signalfd), so SIGTERM stops every server.
+        _ = sb_unblock_signals()
         let quick = flags.isSet("quick")
         let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let bench = directory.appendingPathComponent("switchboard-bench").path
@@ -137,20 +141,11 @@ enum Suite {
             environment["LD_PRELOAD"] = mallocCounter
             environment["MALLOC_COUNT_FILE"] = countFile
         }
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
-        server.arguments = ["-c", "0"] + command + (isNode ? ["--data", data] : [])
-        server.environment = environment
         let output = Pipe()
-        server.standardOutput = output
-        server.standardError = FileHandle.nullDevice
-        guard (try? server.run()) != nil else { return nil }
-        defer {
-            // The node drains on SIGTERM (it reads signals from a signalfd, so a blocked mask
-            // inherited from whoever started us does not matter); the peer has nothing to drain.
-            kill(server.processIdentifier, isNode ? SIGTERM : SIGKILL)
-            server.waitUntilExit()
+        guard let server = startPinned(command + (isNode ? ["--data", data] : []), environment: environment, output: output) else {
+            return nil
         }
+        defer { stop(server) }
         // The server prints "switchboard listening on ADDRESS" once it accepts.
         var text = ""
         let deadline = Date().addingTimeInterval(20)
@@ -170,22 +165,29 @@ enum Suite {
     /// Starts redis-server on CPU 0 (no persistence), runs one reference scenario, stops it.
     static func runAgainstRedis(redis: String, bench: String, run: Run, timing: [String]) -> [String: Any]? {
         guard let port = freePort() else { return nil }
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
-        server.arguments = ["-c", "0", redis, "--bind", "127.0.0.1", "--port", "\(port)", "--save", "", "--appendonly", "no",
-                            "--protected-mode", "yes", "--daemonize", "no"]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        guard (try? server.run()) != nil else { return nil }
-        defer {
-            // SIGKILL: nothing to persist, and a SIGTERM would wait forever if whoever started
-            // us had it blocked (a blocked mask is inherited across exec).
-            kill(server.processIdentifier, SIGKILL)
-            server.waitUntilExit()
-        }
+        guard let server = startPinned([redis, "--bind", "127.0.0.1", "--port", "\(port)", "--save", "", "--appendonly", "no",
+                                        "--protected-mode", "yes", "--daemonize", "no"]) else { return nil }
+        defer { stop(server) }
         for _ in 0..<100 where !canConnect(port: port) { usleep(50_000) }
         let pid = server.processIdentifier
         return runBench(bench, [run.scenario, "--target", "127.0.0.1:\(port)", "--server-pid", "\(pid)", "--pin-cpu", "1"] + run.arguments + timing)
+    }
+
+    /// Starts `command` pinned to CPU 0; its stdout goes to `output` (or nowhere), stderr nowhere.
+    static func startPinned(_ command: [String], environment: [String: String]? = nil, output: Pipe? = nil) -> Process? {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        server.arguments = ["-c", "0"] + command
+        if let environment { server.environment = environment }
+        server.standardOutput = output ?? FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        return (try? server.run()) != nil ? server : nil
+    }
+
+    /// SIGTERM (the node drains; redis-server and the NIO peer exit) and wait.
+    static func stop(_ server: Process) {
+        server.terminate()
+        server.waitUntilExit()
     }
 
     static func runBench(_ bench: String, _ arguments: [String]) -> [String: Any]? {

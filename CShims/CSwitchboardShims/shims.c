@@ -80,6 +80,12 @@ int sb_block_signals(void) {
     return pthread_sigmask(SIG_BLOCK, &set, NULL) == 0 ? 0 : -1;
 }
 
+int sb_unblock_signals(void) {
+    sigset_t set;
+    sb_fill_signal_set(&set);
+    return pthread_sigmask(SIG_UNBLOCK, &set, NULL) == 0 ? 0 : -1;
+}
+
 int sb_signalfd(void) {
     sigset_t set;
     sb_fill_signal_set(&set);

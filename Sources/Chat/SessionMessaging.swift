@@ -248,6 +248,11 @@ extension ServerSession {
             pullDeliveries()
             return
         }
+        deliverNow(delivery, on: connection)
+    }
+
+    /// Sends a delivery and counts it against the window.
+    private func deliverNow(_ delivery: Delivery, on connection: any ByteStream) {
         send(.deliver(delivery), on: connection)
         metrics.bump(.deliveries)
         lastDeliveredSeq = delivery.seq
@@ -280,10 +285,7 @@ extension ServerSession {
                 return
             }
             for delivery in deliveries where delivery.seq > session.lastDeliveredSeq {
-                session.send(.deliver(delivery), on: connection)
-                session.metrics.bump(.deliveries)
-                session.lastDeliveredSeq = delivery.seq
-                session.unacknowledged.insert(delivery.seq)
+                session.deliverNow(delivery, on: connection)
             }
             if deliveries.count == room { session.pullAgain = true }  // maybe more: after acks
             if session.pullAgain && session.unacknowledged.count < ServerSession.deliveryWindow { session.pullDeliveries() }

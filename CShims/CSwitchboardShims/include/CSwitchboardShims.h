@@ -35,6 +35,9 @@ int sb_eventfd_read(int fd);
 /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (threads created later inherit the
 /// mask) and ignores SIGPIPE. Returns 0 or -1.
 int sb_block_signals(void);
+/// Unblocks SIGTERM, SIGINT and SIGHUP in the calling thread: a process that starts children
+/// (which inherit the mask) undoes a mask inherited from whoever started it. Returns 0 or -1.
+int sb_unblock_signals(void);
 /// Ignores SIGPIPE process-wide: a write to a reset socket then fails with EPIPE instead of
 /// killing the process.
 void sb_ignore_sigpipe(void);
