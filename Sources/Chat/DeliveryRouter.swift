@@ -28,11 +28,22 @@ public final class DeliveryRouter: Sendable {
         case replaced(device: UInt64, serial: UInt64)
         case kill(device: UInt64)
         case stanza(device: UInt64, stanza: Stanza)
+        // Direct delivery (PROTOCOL.md section 20.8):
+        /// To the device's registry loop: hand the copy to its session, or store it.
+        case direct(DirectCopy)
+        /// To the session's loop: the copy for session `serial`.
+        case directOffer(DirectCopy, serial: UInt64)
+        /// To the registry loop: the session went away before it could take the copy; store it.
+        case directReturned(DirectCopy)
+        /// To the sending session's loop: how its message ended.
+        case directSettled(serial: UInt64, messageID: [UInt8], toAccount: UInt64, outcome: DirectOutcome)
     }
 
     private let mailboxes: [Mailbox<Message>]
     private let routes: [LoopBound<LoopRoutes>]
     private let serials = Atomic<UInt64>(0)
+    /// Where copies that direct delivery cannot settle are stored; nil turns direct delivery off.
+    let messages: MessageStore?
 
     /// Push notifications for devices that are not connected.
     public struct PushConfiguration: Sendable {
@@ -52,7 +63,10 @@ public final class DeliveryRouter: Sendable {
     public let loops: [EventLoop]
 
     /// Call before the group's loops start.
-    public init(group: EventLoopGroup, push: PushConfiguration? = nil) {
+    /// - Parameter messages: the store for copies direct delivery cannot settle (PROTOCOL.md
+    ///   section 20.8); without it every message is stored first.
+    public init(group: EventLoopGroup, push: PushConfiguration? = nil, messages: MessageStore? = nil) {
+        self.messages = messages
         let counters = group.loops.map { _ in PushCounters() }
         pushCounters = counters
         loops = group.loops
@@ -105,6 +119,16 @@ public final class DeliveryRouter: Sendable {
         send(.wake(device: device, sender: sender, silent: silent, delivery: delivery), toLoop: registryLoop(device))
     }
 
+    /// Hands a copy to its device's session without the store, or stores it when the device
+    /// is not connected or copies for it are on their way to the store (section 20.8).
+    func direct(_ copy: DirectCopy) { send(.direct(copy), toLoop: registryLoop(copy.device)) }
+
+    /// Tells a sending session how its directly delivered message ended.
+    func settle(_ origin: DirectCopy.Origin, messageID: [UInt8], _ outcome: DirectOutcome) {
+        send(.directSettled(serial: origin.serial, messageID: messageID, toAccount: origin.toAccount, outcome: outcome),
+             toLoop: origin.loop)
+    }
+
     /// `device` was removed from its account: end its session.
     public func revoke(device: UInt64) { send(.revoke(device: device), toLoop: registryLoop(device)) }
 
@@ -124,6 +148,10 @@ public final class DeliveryRouter: Sendable {
     public func notify(device: UInt64, _ stanza: Stanza) { send(.notify(device: device, stanza: stanza), toLoop: registryLoop(device)) }
 
     private func routes(on loop: EventLoop) -> LoopRoutes { routes[loop.id].value }
+
+    /// Gives back a copy a session could not take (or took and lost with its connection): the
+    /// registry stores it.
+    func returnDirect(_ copy: DirectCopy) { send(.directReturned(copy), toLoop: registryLoop(copy.device)) }
 }
 
 /// One loop's part of the router: the sessions on this loop by device, and the registry shard
@@ -145,6 +173,9 @@ final class LoopRoutes {
     /// Devices removed while this node runs: a session of theirs that registers later (it was
     /// still logging in at the removal) is closed at once.
     var revoked: Set<UInt64> = []
+    /// Registry shard: direct copies this loop sent to the store and not yet back, by device.
+    /// While a device has any, its further direct copies follow them there (order).
+    var storingDirect: [UInt64: Int] = [:]
     /// Accounts this loop is the registry of: their connected sessions, last seen, watchers.
     var accounts: [UInt64: AccountPresence] = [:]
 
@@ -227,6 +258,43 @@ final class LoopRoutes {
             }
         case .sessionStanza(let serial, let stanza):
             bySerial[serial]?.push(stanza)
+        case .direct(let copy):
+            if storingDirect[copy.device] == nil, let entry = registry[copy.device] {
+                router.send(.directOffer(copy, serial: entry.serial), toLoop: entry.loop)
+            } else {
+                storeDirect(copy)
+            }
+        case .directOffer(let copy, let serial):
+            if let session = sessions[copy.device]?[serial], session.takeDirect(copy) { return }
+            router.returnDirect(copy)
+        case .directReturned(let copy):
+            storeDirect(copy)
+        case .directSettled(let serial, let messageID, let toAccount, let outcome):
+            bySerial[serial]?.directSettled(messageID: messageID, toAccount: toAccount, outcome: outcome)
+        }
+    }
+
+    /// Registry side: stores a direct copy the device's session could not take, answers its
+    /// sender, and wakes the device as the stored path would.
+    private func storeDirect(_ copy: DirectCopy) {
+        guard let router, let messages = router.messages else { return }
+        storingDirect[copy.device, default: 0] += 1
+        let bound = LoopBound(self, on: loop)
+        messages.store(copy: copy.delivery, for: copy.device, on: loop) { result in
+            let routes = bound.value
+            if let left = routes.storingDirect[copy.device], left > 1 {
+                routes.storingDirect[copy.device] = left - 1
+            } else {
+                routes.storingDirect.removeValue(forKey: copy.device)
+            }
+            let outcome = DirectOutcome(result)
+            if let origin = copy.origin { router.settle(origin, messageID: copy.delivery.messageID, outcome) }
+            if case .success(.stored(let seq)) = result {
+                var stored = copy.delivery
+                stored.seq = seq
+                let isMessage = stored.kind == .message
+                routes.handle(.wake(device: copy.device, sender: isMessage ? stored.fromAccount : nil, silent: false, delivery: stored))
+            }
         }
     }
 }

@@ -17,9 +17,26 @@ public final class ServerSession: ConnectionHandler {
     /// Tells this session apart from other sessions of the same device (router entries).
     let serial: UInt64
     var online = false
+    /// Sends answered by nobody yet (stored, direct or held), at most `maxOutstandingSends`.
     var outstandingSends = 0
+    /// The store sequence number of the last stored copy this connection was sent.
     var lastDeliveredSeq: UInt64 = 0
-    var unacknowledged: Set<UInt64> = []
+    /// The `seq` of this connection's last Deliver (PROTOCOL.md section 20.3).
+    var lastWireSeq: UInt64 = 0
+    /// Deliveries not acknowledged yet, by wire `seq`; at most `deliveryWindow`.
+    var inFlight: [UInt64: InFlight] = [:]
+    /// Store sequence numbers of copies this connection already has (direct copies stored after
+    /// their deadline): a pull skips them.
+    var deliveredStoreSeqs: Set<UInt64> = []
+    /// Direct copies this session sent to the store instead of delivering; later ones follow.
+    var directStoring = 0
+    var directTimerArmed = false
+    /// Section 20.8, sending side: recipients' only devices as the store last said, sends in
+    /// progress by recipient account, and sends held back to keep their order.
+    var directRoutes: [UInt64: MessageStore.DirectRoute] = [:]
+    var sendPaths: [UInt64: SendPaths] = [:]
+    var heldSends: [SendMessage] = []
+    var recentSends = RecentSends()
     var pulling = false
     var pullAgain = false
     /// Accounts whose presence this session watches.
@@ -328,6 +345,7 @@ public final class ServerSession: ConnectionHandler {
             online = false
             services.router.sessionOffline(device: device, serial: serial, subscriptions: presenceSubscriptions, loop: connection.loop)
             presenceSubscriptions = []
+            returnDirectCopies()
         }
         self.connection = nil
         metrics.bump(.connectionsClosed)

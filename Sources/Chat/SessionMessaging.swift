@@ -80,7 +80,21 @@ extension ServerSession {
             accept(message, from: device, on: connection)
         case .ack(let seqs):
             var acknowledged: [UInt64] = []
-            for seq in seqs where unacknowledged.remove(seq) != nil { acknowledged.append(seq) }
+            for seq in seqs {
+                switch inFlight[seq] {
+                case .stored(let stored)?:
+                    inFlight.removeValue(forKey: seq)
+                    deliveredStoreSeqs.remove(stored)
+                    acknowledged.append(stored)
+                case .direct(let copy, _)?:
+                    inFlight.removeValue(forKey: seq)
+                    directAcknowledged(copy)
+                case .storing?:
+                    inFlight[seq] = .storing(acked: true)  // the store's answer completes it
+                case nil:
+                    break
+                }
+            }
             if !acknowledged.isEmpty {
                 let router = services.router
                 services.messages.acknowledge(device: device.deviceID, account: device.accountID, seqs: acknowledged,
@@ -204,15 +218,23 @@ extension ServerSession {
             return
         }
         outstandingSends += 1
+        route(message, from: device, on: connection)
+    }
+
+    /// The stored path (sections 20.1-20.2): checked and committed by the store, answered once
+    /// durable.
+    func store(_ message: SendMessage, from device: DeviceRecord, on connection: any ByteStream) {
         let bound = LoopBound((self, connection), on: connection.loop)
         let router = services.router
         services.messages.accept(message, fromAccount: device.accountID, fromDevice: device.deviceID,
                                  nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: connection.loop) { result in
             let (session, connection) = bound.value
             session.outstandingSends -= 1
+            if message.groupID == 0 { session.storedSendFinished(to: message.toAccount) }
             let answer: SendResult
             switch result {
-            case .success(.accepted(let recipients)):
+            case .success(.accepted(let recipients, let route)):
+                if message.groupID == 0 { session.remember(route, for: message.toAccount) }
                 // Durable now: answer the sender, then tell the recipients' sessions.
                 answer = SendResult(messageID: message.messageID, code: .ok)
                 session.metrics.bump(.messagesAccepted)
@@ -243,7 +265,7 @@ extension ServerSession {
     /// keeps the order (a copy can overtake another on its way through the router).
     func offer(_ delivery: Delivery) {
         guard phase == .established, confirmed, let connection, !pulling, !pullAgain,
-              delivery.seq == lastDeliveredSeq + 1, unacknowledged.count < ServerSession.deliveryWindow
+              delivery.seq == lastDeliveredSeq + 1, inFlight.count < ServerSession.deliveryWindow
         else {
             pullDeliveries()
             return
@@ -251,12 +273,20 @@ extension ServerSession {
         deliverNow(delivery, on: connection)
     }
 
-    /// Sends a delivery and counts it against the window.
+    /// Sends a stored copy and counts it against the window.
     private func deliverNow(_ delivery: Delivery, on connection: any ByteStream) {
-        send(.deliver(delivery), on: connection)
-        metrics.bump(.deliveries)
+        inFlight[deliverOnWire(delivery, on: connection)] = .stored(delivery.seq)
         lastDeliveredSeq = delivery.seq
-        unacknowledged.insert(delivery.seq)
+    }
+
+    /// Sends a Deliver under this connection's next `seq`; returns it.
+    func deliverOnWire(_ delivery: Delivery, on connection: any ByteStream) -> UInt64 {
+        lastWireSeq += 1
+        var numbered = delivery
+        numbered.seq = lastWireSeq
+        send(.deliver(numbered), on: connection)
+        metrics.bump(.deliveries)
+        return lastWireSeq
     }
 
     /// Fetches waiting messages for this device, within the delivery window. Called at login,
@@ -267,7 +297,7 @@ extension ServerSession {
             pullAgain = true
             return
         }
-        let room = ServerSession.deliveryWindow - unacknowledged.count
+        let room = ServerSession.deliveryWindow - inFlight.count
         guard room > 0 else {
             pullAgain = true
             return
@@ -285,10 +315,14 @@ extension ServerSession {
                 return
             }
             for delivery in deliveries where delivery.seq > session.lastDeliveredSeq {
-                session.deliverNow(delivery, on: connection)
+                if session.deliveredStoreSeqs.remove(delivery.seq) != nil {
+                    session.lastDeliveredSeq = delivery.seq  // this connection has it already
+                } else {
+                    session.deliverNow(delivery, on: connection)
+                }
             }
             if deliveries.count == room { session.pullAgain = true }  // maybe more: after acks
-            if session.pullAgain && session.unacknowledged.count < ServerSession.deliveryWindow { session.pullDeliveries() }
+            if session.pullAgain && session.inFlight.count < ServerSession.deliveryWindow { session.pullDeliveries() }
         }
     }
 

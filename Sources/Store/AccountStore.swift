@@ -161,6 +161,7 @@ public final class AccountStore: Sendable {
                     [.integer(now), .integer(accountID), .text(inviteCode)])
                 if db.changes != 1 { throw StoreError(operation: "invite", code: -1, message: "invalid") }
             }
+            db.directoryVersion.bump()
             try db.query(
                 "INSERT INTO devices(account_id, static_key, name, created_at) VALUES (?, ?, ?, ?)",
                 [.integer(accountID), .blob(deviceKey), .text(deviceName), .integer(now)])

@@ -56,6 +56,7 @@ public final class DeviceDirectory: Sendable {
             let count = try db.query("SELECT COUNT(*) FROM devices WHERE account_id = ? AND revoked_at IS NULL",
                                      [.integer(Int64(account))]).first?.first?.integer ?? 0
             guard count < Int64(limit) else { return .failure(.tooManyDevices) }
+            db.directoryVersion.bump()
             try db.query("INSERT INTO devices(account_id, static_key, name, created_at) VALUES (?, ?, ?, ?)",
                          [.integer(Int64(account)), .blob(staticKey), .text(name.isEmpty ? "device" : name), .integer(now)])
             return .success(UInt64(db.lastInsertRowID))
@@ -78,6 +79,7 @@ public final class DeviceDirectory: Sendable {
             let rows = try db.query("SELECT 1 FROM devices WHERE id = ? AND account_id = ? AND revoked_at IS NULL",
                                     [.integer(Int64(device)), .integer(Int64(account))])
             guard !rows.isEmpty else { return .failure(.unknownDeviceID) }
+            db.directoryVersion.bump()
             try db.query("UPDATE devices SET revoked_at = ?, queued_count = 0, queued_bytes = 0 WHERE id = ?",
                          [.integer(now), .integer(Int64(device))])
             let woken = try MessageStore.settleGroupCopies(db, where: "m.recipient_device = ?", [.integer(Int64(device))],

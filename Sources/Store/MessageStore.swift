@@ -17,12 +17,22 @@ public final class MessageStore: Sendable {
         /// Stored; these recipient devices have something new, each with how to tell it and the
         /// stored copy as `pending` would return it (so a connected device can get it without a
         /// second trip to the store).
-        case accepted(recipients: [(device: UInt64, notice: MuteStore.Notice, delivery: Delivery)])
+        /// `route`, for a one-to-one message that direct delivery could carry (PROTOCOL.md
+        /// section 20.8), lets the sender's session send the next ones without the store.
+        case accepted(recipients: [(device: UInt64, notice: MuteStore.Notice, delivery: Delivery)], route: DirectRoute?)
         /// The same message id from the same device was accepted before.
         case duplicate
         /// The copies do not cover exactly these devices.
         case mismatch([DeviceAddress])
         case refused(ErrorCode, String)
+    }
+
+    /// What a sender's session may remember to deliver later messages to one account directly
+    /// (section 20.8): read at directory version `version`, valid while that is current.
+    public struct DirectRoute: Sendable {
+        public let version: UInt64
+        /// The recipient account's only device.
+        public let device: UInt64
     }
 
     public let thread: StoreThread
@@ -38,6 +48,7 @@ public final class MessageStore: Sendable {
                        on loop: EventLoop, completion: @escaping @Sendable (Result<Acceptance, StoreError>) -> Void) {
         let limits = self.limits
         thread.request(on: loop, { (db) throws(StoreError) -> Acceptance in
+            let version = db.directoryVersion.current
             let sender = SQLiteDatabase.Value.integer(Int64(fromDevice))
             guard try DeviceDirectory.isActive(db, device: fromDevice) else {
                 return .refused(.deviceRevoked, "this device was removed from its account")
@@ -136,7 +147,13 @@ public final class MessageStore: Sendable {
                               .integer(Int64(others)), .integer(nowMilliseconds)])
                 }
             }
-            return .accepted(recipients: recipients)
+            // Direct delivery needs one device on each side and no mute between them.
+            var route: DirectRoute?
+            if message.groupID == 0, message.toAccount != fromAccount, recipients.count == 1, expected.count == 1,
+                accountOf[recipients[0].device] == message.toAccount, recipients[0].notice == .normal {
+                route = DirectRoute(version: version, device: recipients[0].device)
+            }
+            return .accepted(recipients: recipients, route: route)
         }, completion: completion)
     }
 

@@ -57,6 +57,7 @@ public final class MuteStore: Sendable {
                 members = UInt64(list.count)
             }
             let key: [SQLiteDatabase.Value] = [.integer(Int64(account)), .integer(kind), .integer(Int64(target))]
+            db.directoryVersion.bump()
             let until = request.automatic
                 ? now + MuteStore.automaticDuration(members: members, minutesPerMember: factor)
                 : min(request.untilMilliseconds, now + MuteStore.maxDurationMilliseconds)  // at most a year

@@ -18,6 +18,8 @@ public final class SQLiteDatabase {
     private var handle: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
     public let path: String
+    /// Bumped by jobs that change device lists or mutes (`DirectoryVersion`).
+    public let directoryVersion = DirectoryVersion()
 
     /// Opens (creating if needed) the database at `path`.
     public init(path: String) throws(StoreError) {

@@ -25,6 +25,8 @@ public final class StoreThread: @unchecked Sendable {
     private var thread = pthread_t()
     private var running = false
     public let metrics = StoreMetrics()
+    /// Changes to device lists and mutes (any thread may read it).
+    public var directoryVersion: DirectoryVersion { database.directoryVersion }
     /// Jobs that may wait at once; more are refused at once (a peer that connects, asks and
     /// disconnects in a loop cannot grow the queue without bound).
     public let maxQueued: Int

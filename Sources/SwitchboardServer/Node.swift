@@ -79,14 +79,15 @@ public final class Node: @unchecked Sendable {
             let directory = DeviceDirectory(thread: store, maxDevicesPerAccount: options.maxDevices)
             let nodeID = try dataDirectory.nodeID()
             let push = options.pushEndpoint.map { DeliveryRouter.PushConfiguration(endpoint: $0, directory: directory, nodeID: nodeID) }
+            let messages = MessageStore(thread: store, limits: options.queueLimits)
             services = SessionServices(
                 staticKey: identity.key, certificate: identity.certificate.encoded, accounts: AccountStore(thread: store),
                 directory: directory,
-                messages: MessageStore(thread: store, limits: options.queueLimits),
+                messages: messages,
                 groups: GroupStore(thread: store, maxMembers: options.maxGroupMembers,
                                    messagesPerDevice: options.queueLimits.messagesPerDevice),
                 mutes: MuteStore(thread: store, minutesPerMember: UInt64(options.muteMinutesPerMember)),
-                router: DeliveryRouter(group: group, push: push),
+                router: DeliveryRouter(group: group, push: push, messages: messages),
                 tokens: TokenSealer(keyID: 1, key: try dataDirectory.tokenKey()),
                 ledger: TokenLedger(revokedDevices: revoked), registration: options.registration,
                 nodeID: nodeID, tokenLifetimeSeconds: tokenLifetime,

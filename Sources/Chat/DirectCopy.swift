@@ -1,0 +1,51 @@
+import Store
+import Wire
+
+/// A copy travelling from a sending session to a receiving one without the store (PROTOCOL.md
+/// section 20.8): a one-to-one message, or a delivery receipt for one.
+struct DirectCopy: Sendable {
+    /// The receiving device.
+    let device: UInt64
+    /// What the device gets; its `seq` is the receiving connection's business (or the store's).
+    var delivery: Delivery
+    /// The sending session to answer once the copy is acknowledged or stored; nil for receipts.
+    let origin: Origin?
+
+    struct Origin: Sendable {
+        let serial: UInt64
+        let loop: Int
+        /// The account the message went to: the sender keeps its messages to one account in order.
+        let toAccount: UInt64
+    }
+}
+
+/// How a directly sent message ended, as its sender's `SendResult` will say.
+enum DirectOutcome: Sendable {
+    /// The device acknowledged it.
+    case delivered
+    /// It is durable in the store.
+    case stored
+    /// The store had it from an earlier send of the same id.
+    case duplicate
+    case refused(ErrorCode, String)
+    /// The store failed; the sender should send again.
+    case failed
+
+    init(_ result: Result<MessageStore.CopyStorage, StoreError>) {
+        switch result {
+        case .success(.stored), .success(.dropped): self = .stored
+        case .success(.duplicate): self = .duplicate
+        case .success(.refused(let code, let why)): self = .refused(code, why)
+        case .failure: self = .failed
+        }
+    }
+
+    func sendResult(messageID: [UInt8]) -> SendResult {
+        switch self {
+        case .delivered, .stored: return SendResult(messageID: messageID, code: .ok)
+        case .duplicate: return SendResult(messageID: messageID, code: .ok, duplicate: true)
+        case .refused(let code, let why): return SendResult(messageID: messageID, code: code, message: why)
+        case .failed: return SendResult(messageID: messageID, code: .internalError, message: "the store failed; send again")
+        }
+    }
+}

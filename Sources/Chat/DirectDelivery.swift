@@ -1,0 +1,238 @@
+import Reactor
+import Store
+import Wire
+
+/// Direct delivery (PROTOCOL.md section 20.8): a one-to-one message whose recipient is connected
+/// and caught up goes from session to session without the store, and its sender is answered when
+/// the recipient acknowledges it; what cannot be settled that way is stored.
+extension ServerSession {
+    /// How long a directly delivered copy may wait for its acknowledgement before it is stored.
+    static let directAckMilliseconds = 1_000
+    /// Accounts whose device lists a session remembers for direct delivery.
+    static let maxDirectRoutes = 64
+
+    /// One of this connection's deliveries that its device has not acknowledged yet.
+    enum InFlight {
+        /// A stored copy: its sequence number in the device's queue.
+        case stored(UInt64)
+        /// A copy delivered from memory at loop time `since` (milliseconds).
+        case direct(DirectCopy, since: UInt64)
+        /// A direct copy on its way to the store after its acknowledgement deadline; `acked` when
+        /// the acknowledgement came meanwhile.
+        case storing(acked: Bool)
+    }
+
+    /// Sends in progress from this session to one account, by the way they went.
+    struct SendPaths {
+        var direct = 0
+        var stored = 0
+        var held = 0
+        var isIdle: Bool { direct == 0 && stored == 0 && held == 0 }
+    }
+
+    // MARK: Sending side
+
+    /// Sends a one-to-one message directly when this session knows the recipient's only device
+    /// from a recent stored send and nothing of this session to that account is on its way to the
+    /// store; stores it otherwise; holds it while a direct message to the same account is
+    /// unsettled and it must be stored (order per recipient).
+    func route(_ message: SendMessage, from device: DeviceRecord, on connection: any ByteStream) {
+        guard message.groupID == 0 else {
+            store(message, from: device, on: connection)
+            return
+        }
+        let account = message.toAccount
+        var paths = sendPaths[account] ?? SendPaths()
+        let earlier = recentSends.path(of: message.messageID)
+        if earlier == .directDone {
+            // Sent directly before and answered: the store never saw it, so it is answered here.
+            outstandingSends -= 1
+            send(.sendResult(SendResult(messageID: message.messageID, code: .ok, duplicate: true)), on: connection)
+            return
+        }
+        var direct: MessageStore.DirectRoute?
+        if earlier == nil, services.router.messages != nil, message.copies.count == 1, let known = directRoutes[account],
+            known.device == message.copies[0].deviceID, known.version == services.messages.thread.directoryVersion.current {
+            direct = known
+        }
+        if paths.held > 0 || (paths.direct > 0 && direct == nil) || earlier == .directPending {
+            paths.held += 1
+            heldSends.append(message)
+        } else if let direct, paths.stored == 0 {
+            paths.direct += 1
+            metrics.bump(.messagesAccepted)
+            metrics.bump(.copiesRouted)
+            let copy = DirectCopy(
+                device: direct.device,
+                delivery: Delivery(seq: 0, messageID: message.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
+                                   sentAtMilliseconds: Authenticator.unixMilliseconds(), ciphertext: message.copies[0].ciphertext),
+                origin: DirectCopy.Origin(serial: serial, loop: connection.loop.id, toAccount: account))
+            recentSends.record(message.messageID, .directPending)
+            services.router.direct(copy)
+        } else {
+            paths.stored += 1
+            recentSends.record(message.messageID, .stored)
+            store(message, from: device, on: connection)
+        }
+        sendPaths[account] = paths
+    }
+
+    /// The end of a direct message of this session: answers it, and lets messages held behind
+    /// it go.
+    func directSettled(messageID: [UInt8], toAccount: UInt64, outcome: DirectOutcome) {
+        guard phase == .established, let connection, let device else { return }
+        outstandingSends -= 1
+        switch outcome {
+        case .delivered, .stored, .duplicate: recentSends.record(messageID, .directDone)
+        case .refused, .failed: recentSends.forget(messageID)
+        }
+        send(.sendResult(outcome.sendResult(messageID: messageID)), on: connection)
+        guard var paths = sendPaths[toAccount] else { return }
+        paths.direct -= 1
+        guard paths.direct == 0, paths.held > 0 else {
+            settle(paths, for: toAccount)
+            return
+        }
+        var released: [SendMessage] = []
+        heldSends.removeAll { held in
+            guard held.groupID == 0, held.toAccount == toAccount else { return false }
+            released.append(held)
+            return true
+        }
+        paths.held = 0
+        settle(paths, for: toAccount)
+        for message in released { route(message, from: device, on: connection) }
+    }
+
+    /// A stored send to `account` finished.
+    func storedSendFinished(to account: UInt64) {
+        guard var paths = sendPaths[account] else { return }
+        paths.stored -= 1
+        settle(paths, for: account)
+    }
+
+    private func settle(_ paths: SendPaths, for account: UInt64) {
+        if paths.isIdle { sendPaths.removeValue(forKey: account) } else { sendPaths[account] = paths }
+    }
+
+    /// Remembers what the store said about a one-to-one message's recipient.
+    func remember(_ route: MessageStore.DirectRoute?, for account: UInt64) {
+        guard let route else {
+            directRoutes.removeValue(forKey: account)
+            return
+        }
+        if directRoutes.count >= ServerSession.maxDirectRoutes && directRoutes[account] == nil { directRoutes.removeAll() }
+        directRoutes[account] = route
+    }
+
+    // MARK: Receiving side
+
+    /// Takes a direct copy for this device: delivers it now when nothing stored is ahead of it
+    /// and the window has room, stores it otherwise. False when this session cannot take it at
+    /// all (not established, or closing): the router stores it.
+    func takeDirect(_ copy: DirectCopy) -> Bool {
+        guard phase == .established, confirmed, online, let connection else { return false }
+        if directStoring == 0, !pulling, !pullAgain, inFlight.count < ServerSession.deliveryWindow {
+            let seq = deliverOnWire(copy.delivery, on: connection)
+            inFlight[seq] = .direct(copy, since: connection.loop.now)
+            if !directTimerArmed {
+                directTimerArmed = true
+                _ = connection.loop.scheduleTimer(in: ServerSession.directAckMilliseconds, target: self, tag: 0)
+            }
+        } else {
+            storeDirect(copy, deliveredAs: nil, on: connection.loop)
+        }
+        return true
+    }
+
+    /// The device acknowledged a direct copy: its sender hears so, and the sender's device gets a
+    /// delivery receipt the same way.
+    func directAcknowledged(_ copy: DirectCopy) {
+        let router = services.router
+        if let origin = copy.origin { router.settle(origin, messageID: copy.delivery.messageID, .delivered) }
+        guard let device, copy.delivery.kind == .message, copy.delivery.fromAccount != device.accountID else { return }
+        router.direct(DirectCopy(
+            device: copy.delivery.fromDevice,
+            delivery: Delivery(seq: 0, messageID: copy.delivery.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
+                               sentAtMilliseconds: Authenticator.unixMilliseconds(), ciphertext: [], kind: .delivered),
+            origin: nil))
+    }
+
+    /// Stores a direct copy: one this connection could not take yet (`deliveredAs` nil; it comes
+    /// back through the store, in order) or one delivered as `deliveredAs` and not acknowledged
+    /// in time. Its sender is answered once it is durable.
+    func storeDirect(_ copy: DirectCopy, deliveredAs wireSeq: UInt64?, on loop: EventLoop) {
+        guard let device else { return }
+        if wireSeq == nil { directStoring += 1 }
+        let bound = LoopBound(self, on: loop)
+        let services = self.services
+        services.messages.store(copy: copy.delivery, for: device.deviceID, on: loop) { result in
+            let session = bound.value
+            if wireSeq == nil { session.directStoring -= 1 }
+            if let origin = copy.origin { services.router.settle(origin, messageID: copy.delivery.messageID, DirectOutcome(result)) }
+            guard let wireSeq else {
+                session.pullDeliveries()  // it waits in the store now, behind what was there
+                return
+            }
+            guard case .storing(let acked)? = session.inFlight[wireSeq] else { return }
+            guard case .success(.stored(let seq)) = result else {
+                session.inFlight.removeValue(forKey: wireSeq)  // not kept: a late acknowledgement is ignored
+                return
+            }
+            if acked {
+                session.inFlight.removeValue(forKey: wireSeq)
+                services.messages.acknowledge(device: device.deviceID, account: device.accountID, seqs: [seq],
+                                              nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { receipts in
+                    for receipt in receipts { services.router.wake(device: receipt.device, delivery: receipt.delivery) }
+                }
+            } else if session.phase == .established {
+                session.inFlight[wireSeq] = .stored(seq)
+                // Already on this connection: a pull must not send it again.
+                if seq == session.lastDeliveredSeq + 1 && !session.pulling {
+                    session.lastDeliveredSeq = seq
+                } else {
+                    session.deliveredStoreSeqs.insert(seq)
+                }
+            }
+        }
+    }
+
+    /// Stores the direct copies whose acknowledgement deadline passed; runs again for the rest.
+    func directDeadline() {
+        directTimerArmed = false
+        guard phase == .established, let connection else { return }
+        let now = connection.loop.now
+        let limit = UInt64(ServerSession.directAckMilliseconds)
+        var due: [(UInt64, DirectCopy)] = []
+        var earliest = UInt64.max
+        for (seq, entry) in inFlight {
+            guard case .direct(let copy, let since) = entry else { continue }
+            if since + limit <= now { due.append((seq, copy)) } else { earliest = min(earliest, since) }
+        }
+        for (seq, copy) in due.sorted(by: { $0.0 < $1.0 }) {
+            inFlight[seq] = .storing(acked: false)
+            storeDirect(copy, deliveredAs: seq, on: connection.loop)
+        }
+        if earliest != .max {
+            directTimerArmed = true
+            _ = connection.loop.scheduleTimer(in: Int(earliest + limit - now), target: self, tag: 0)
+        }
+    }
+
+    /// The connection ended: direct copies it did not acknowledge go to the store (through the
+    /// registry, after this session's unregistration, so later copies follow them).
+    func returnDirectCopies() {
+        var copies: [(UInt64, DirectCopy)] = []
+        for (seq, entry) in inFlight {
+            if case .direct(let copy, _) = entry { copies.append((seq, copy)) }
+        }
+        for (seq, copy) in copies.sorted(by: { $0.0 < $1.0 }) {  // in the order they were delivered
+            inFlight.removeValue(forKey: seq)
+            services.router.returnDirect(copy)
+        }
+    }
+}
+
+extension ServerSession: TimerTarget {
+    public func timerFired(tag: Int) { directDeadline() }
+}

@@ -1,0 +1,55 @@
+import Reactor
+import Wire
+
+/// Copies that direct delivery (PROTOCOL.md section 20.8) hands to the store: a message its
+/// recipient did not acknowledge in time, could not take at once or lost with its connection,
+/// and delivery receipts for directly delivered messages that their device could not take.
+extension MessageStore {
+    /// What storing one such copy did.
+    public enum CopyStorage: Sendable, Equatable {
+        /// Waiting at this sequence number of the device's queue.
+        case stored(seq: UInt64)
+        /// The same message id from the same sender was stored before (not stored again).
+        case duplicate
+        /// Not kept, and nothing to tell the sender: the device was removed (its queue went with
+        /// it), or a receipt found the queue at the receipt cap.
+        case dropped
+        case refused(ErrorCode, String)
+    }
+
+    /// Appends `delivery` (its `seq` is ignored) to `device`'s queue. A message also gets its
+    /// de-duplication record, as if it had been stored when it was sent.
+    public func store(copy delivery: Delivery, for device: UInt64, on loop: EventLoop,
+                      completion: @escaping @Sendable (Result<CopyStorage, StoreError>) -> Void) {
+        let limits = self.limits
+        thread.request(on: loop, { (db) throws(StoreError) -> CopyStorage in
+            let id = SQLiteDatabase.Value.integer(Int64(device))
+            guard let row = try db.query("SELECT queued_count, queued_bytes, next_seq FROM devices WHERE id = ? AND revoked_at IS NULL",
+                                         [id]).first
+            else { return .dropped }
+            let count = row[0].integer ?? 0, bytes = row[1].integer ?? 0, seq = row[2].integer ?? 1
+            let sender = SQLiteDatabase.Value.integer(Int64(delivery.fromDevice))
+            if delivery.kind == .message {
+                if count + 1 > Int64(limits.messagesPerDevice) || bytes + Int64(delivery.ciphertext.count) > Int64(limits.bytesPerDevice) {
+                    return .refused(.recipientQueueFull, "device \(device) has too much waiting")
+                }
+                try db.query("INSERT OR IGNORE INTO accepted_messages(sender_device, message_id, accepted_at) VALUES (?, ?, ?)",
+                             [sender, .blob(delivery.messageID), .integer(Int64(delivery.sentAtMilliseconds / 1000))])
+                if db.changes == 0 { return .duplicate }
+            } else if count >= Int64(limits.messagesPerDevice / 2) {
+                return .dropped  // receipts may fill at most half a queue, as on the stored path
+            }
+            try db.query(
+                "UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1, queued_bytes = queued_bytes + ? WHERE id = ?",
+                [.integer(Int64(delivery.ciphertext.count)), id])
+            try db.query("""
+                INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, kind,
+                                     group_id, muted)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)
+                """, [id, .integer(seq), .integer(Int64(delivery.fromAccount)), sender, .blob(delivery.messageID),
+                      .integer(Int64(delivery.sentAtMilliseconds)), .blob(delivery.ciphertext), .integer(Int64(delivery.kind.rawValue))])
+            db.countQueued()
+            return .stored(seq: UInt64(seq))
+        }, completion: completion)
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import SwitchboardClient
+import Testing
+import TestSupport
+import Wire
+
+/// Direct delivery (PROTOCOL.md section 20.8): a message to a connected, caught-up device goes
+/// from memory and its sender is answered when the recipient acknowledges it; what is not
+/// acknowledged in time, or lost with a connection, is stored — and whatever the sender was
+/// answered for survives SIGKILL.
+@Suite(.serialized) struct DirectDeliveryTests {
+    /// Alice and Bob online, and one stored message between them so that Alice's session knows
+    /// Bob's device list (the first message always takes the stored path).
+    private func pair(_ harness: ClientHarness, port: Int) throws -> (alice: TestClient, bob: TestClient) {
+        let alice = try harness.connect(port: port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let bob = try harness.connect(port: port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
+        #expect(alice.sendMessage(to: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [0])])?.code == .ok)
+        bob.send(.ack(seqs: bob.waitForDeliveries(1).map(\.seq)))
+        alice.send(.ack(seqs: receipts(alice, count: 1).map(\.seq)))
+        return (alice, bob)
+    }
+
+    private func receipts(_ client: TestClient, count: Int) -> [Delivery] {
+        _ = client.recorder.waitUntil(timeout: 10) { recorder in
+            recorder.allUnlocked.filter { if case .stanza(.deliver(let d)) = $0 { return d.kind == .delivered } else { return false } }.count >= count
+        }
+        return client.deliveries.filter { $0.kind == .delivered }
+    }
+
+    private func result(_ client: TestClient, for id: [UInt8], timeout: Double) -> SendResult? {
+        let event = client.recorder.waitFor(timeout: timeout) { event in
+            if case .stanza(.sendResult(let r)) = event { return r.messageID == id }
+            return false
+        }
+        if case .stanza(.sendResult(let r))? = event { return r }
+        return nil
+    }
+
+    @Test func theSenderIsAnsweredWhenTheRecipientAcknowledges() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let (alice, bob) = try pair(harness, port: node.port)
+        let id = randomID()
+        alice.send(.send(SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [9, 9])])))
+        let got = bob.waitForDeliveries(2)
+        #expect(got.count == 2 && got[1].messageID == id && got[1].ciphertext == [9, 9] && got[1].fromAccount == alice.accountID)
+        // Wire numbers count this connection's deliveries.
+        #expect(got.map(\.seq) == [1, 2])
+        // Delivered, not acknowledged: not durable either, so no answer yet.
+        #expect(result(alice, for: id, timeout: 0.4) == nil)
+        bob.send(.ack(seqs: [got[1].seq]))
+        let answer = result(alice, for: id, timeout: 10)
+        #expect(answer?.code == .ok && answer?.duplicate == false)
+        let receipt = receipts(alice, count: 2).last
+        #expect(receipt?.messageID == id && receipt?.fromAccount == bob.accountID)
+        // Sent again on the same connection: answered as a duplicate, not delivered again.
+        let again = alice.sendMessage(to: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [9, 9])], id: id)
+        #expect(again?.code == .ok && again?.duplicate == true)
+        sleepMilliseconds(300)
+        #expect(bob.deliveries.filter { $0.messageID == id }.count == 1)
+    }
+
+    @Test func answeredCopiesSurviveSigkillAndUnansweredOnesAreSentAgain() throws {
+        let data = NSTemporaryDirectory() + "switchboard-direct-\(UUID().uuidString)"
+        var node = try NodeProcess.serve(data: data)
+        let harness = try ClientHarness()
+        let (alice, bob) = try pair(harness, port: node.port)
+        let bobCredentials = bob.credentials
+        // Never acknowledged: stored after the deadline, and only then answered.
+        let stored = randomID()
+        alice.send(.send(SendMessage(messageID: stored, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [1])])))
+        #expect(bob.waitForDeliveries(2).last?.messageID == stored)
+        #expect(result(alice, for: stored, timeout: 0.4) == nil)
+        #expect(result(alice, for: stored, timeout: 10)?.code == .ok)
+        // Sent right before the kill: delivered, never answered.
+        let unanswered = randomID()
+        alice.send(.send(SendMessage(messageID: unanswered, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [2])])))
+        #expect(bob.waitForDeliveries(3).last?.messageID == unanswered)
+        // The stored copy is not sent a second time on the connection that has it.
+        #expect(bob.deliveries.filter { $0.messageID == stored }.count == 1)
+        node.signal(SIGKILL)
+        _ = node.waitForExit()
+        #expect(result(alice, for: unanswered, timeout: 0) == nil)
+        _ = alice.waitClosed()
+        _ = bob.waitClosed()
+
+        node = try NodeProcess.serve(data: data)
+        let aliceAgain = try harness.connect(port: node.port, credentials: alice.credentials, hello: Hello(mode: .resume))
+        // The sender sends again what it has no answer for (the recipient is offline: stored).
+        #expect(aliceAgain.sendMessage(to: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [2])], id: unanswered)?.code == .ok)
+        let bobAgain = try harness.connect(port: node.port, credentials: bobCredentials, hello: Hello(mode: .resume))
+        let redelivered = bobAgain.waitForDeliveries(2)
+        #expect(redelivered.map(\.messageID) == [stored, unanswered], "the answered copy survived; the other came again")
+        #expect(redelivered.map(\.seq) == [1, 2])
+    }
+
+    @Test func aClosedConnectionGivesItsCopiesToTheStoreInOrder() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let (alice, bob) = try pair(harness, port: node.port)
+        let bobCredentials = bob.credentials
+        let ids = (0..<5).map { _ in randomID() }
+        for id in ids {
+            alice.send(.send(SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id)])))
+        }
+        #expect(bob.waitForDeliveries(6).dropFirst().map(\.messageID) == ids)
+        bob.close()
+        _ = bob.waitClosed()
+        // Stored when the connection ended, before the acknowledgement deadline.
+        let started = Date()
+        for id in ids { #expect(result(alice, for: id, timeout: 10)?.code == .ok) }
+        #expect(Date().timeIntervalSince(started) < 0.9)
+        let bobAgain = try harness.connect(port: node.port, credentials: bobCredentials, hello: Hello(mode: .resume))
+        let again = bobAgain.waitForDeliveries(5)
+        #expect(again.map(\.messageID) == ids)
+        bobAgain.send(.ack(seqs: again.map(\.seq)))
+        #expect(receipts(alice, count: 6).dropFirst().map(\.messageID) == ids)
+    }
+
+    /// A backlog in the store goes first: copies that found the window full wait in the store, and
+    /// copies sent while that backlog is delivered must not overtake it.
+    @Test func copiesSentDuringABacklogFollowIt() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let (alice, bob) = try pair(harness, port: node.port)
+        func batch(_ count: Int) -> [SendMessage] {
+            (0..<count).map { _ in
+                let id = randomID()
+                return SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id)])
+            }
+        }
+        let first = batch(256), second = batch(100), third = batch(100)
+        for message in first { alice.send(.send(message)) }
+        let window = bob.waitForDeliveries(257)
+        #expect(window.count == 257)
+        // Unacknowledged for a second: stored, then answered.
+        #expect(alice.recorder.waitUntil(timeout: 10) { $0.sendResultCount >= 257 })
+        // The window is full: these wait in the store.
+        for message in second { alice.send(.send(message)) }
+        #expect(alice.recorder.waitUntil(timeout: 10) { $0.sendResultCount >= 357 })
+        #expect(bob.deliveries.count == 257)
+        // Acknowledging starts the backlog; the third batch is sent while it is delivered.
+        bob.send(.ack(seqs: window.dropFirst().map(\.seq)))
+        for message in third { alice.send(.send(message)) }
+        var acknowledged = 257
+        let deadline = Date().addingTimeInterval(20)
+        while acknowledged < 457 && Date() < deadline {
+            let got = bob.waitForDeliveries(acknowledged + 1, timeout: 0.2)
+            if got.count > acknowledged {
+                bob.send(.ack(seqs: got[acknowledged...].map(\.seq)))
+                acknowledged = got.count
+            }
+        }
+        let ids = bob.deliveries.dropFirst().map(\.messageID)
+        let expected = (first + second + third).map(\.messageID)
+        #expect(ids.count == expected.count)
+        #expect(Array(zip(ids, expected)).firstIndex { $0.0 != $0.1 } == nil, "in order, once each")
+        #expect(bob.deliveries.map(\.seq) == Array(1...UInt64(bob.deliveries.count)))
+    }
+
+    /// Many messages while the recipient acknowledges in bursts: some go directly, some through
+    /// the store (window full, backlog, deadline); every one arrives once and in order.
+    @Test func mixedPathsKeepOrderAndDeliverOnce() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let (alice, bob) = try pair(harness, port: node.port)
+        let total = 900
+        let messages = (0..<total).map { _ -> SendMessage in
+            let id = randomID()
+            return SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id)])
+        }
+        var sent = 0
+        var acknowledged = 1
+        let deadline = Date().addingTimeInterval(60)
+        while acknowledged < total + 1 && Date() < deadline {
+            if sent < total && sent - (alice.recorder.sendResultCountSnapshot - 1) < 100 {
+                for message in messages[sent..<min(total, sent + 100)] { alice.send(.send(message)) }
+                sent = min(total, sent + 100)
+            }
+            let got = bob.waitForDeliveries(acknowledged + 1, timeout: 0.2)
+            if got.count > acknowledged {
+                // Acknowledge in bursts, sometimes late, so the window fills and deadlines pass.
+                if got.count % 3 == 0 { sleepMilliseconds(150) }
+                bob.send(.ack(seqs: got[acknowledged...].map(\.seq)))
+                acknowledged = got.count
+            }
+        }
+        #expect(alice.recorder.waitUntil(timeout: 20) { $0.sendResultCount >= total + 1 })
+        let ids = bob.deliveries.dropFirst().map(\.messageID)
+        #expect(ids.count == total)
+        #expect(Array(zip(ids, messages.map(\.messageID))).firstIndex { $0.0 != $0.1 } == nil, "all, once each, in order")
+        let results = alice.recorder.all.compactMap { if case .stanza(.sendResult(let r)) = $0 { return r } else { return nil } }
+        #expect(results.count == total + 1 && results.allSatisfy { $0.code == .ok })
+    }
+}
