@@ -5,32 +5,29 @@ struct RecentSends {
     enum Path { case stored, directPending, directDone }
 
     static let capacity = 256
-    private var ids: [[UInt8]] = []
-    private var paths: [Path] = []
+    private var paths: [[UInt8]: Path] = [:]
+    /// Ids in the order recorded, a ring once full: the oldest is forgotten first.
+    private var order: [[UInt8]] = []
     private var next = 0
 
-    func path(of id: [UInt8]) -> Path? {
-        ids.firstIndex(of: id).map { paths[$0] }
-    }
+    func path(of id: [UInt8]) -> Path? { paths[id] }
 
     /// Records `id`, forgetting the oldest id once `capacity` are kept.
     mutating func record(_ id: [UInt8], _ path: Path) {
-        if let index = ids.firstIndex(of: id) {
-            paths[index] = path
-        } else if ids.count < RecentSends.capacity {
-            ids.append(id)
-            paths.append(path)
+        if paths.updateValue(path, forKey: id) != nil { return }
+        if order.count < RecentSends.capacity {
+            if order.isEmpty {
+                order.reserveCapacity(RecentSends.capacity)
+                paths.reserveCapacity(RecentSends.capacity)
+            }
+            order.append(id)
         } else {
-            ids[next] = id
-            paths[next] = path
+            paths.removeValue(forKey: order[next])
+            order[next] = id
             next = (next + 1) % RecentSends.capacity
         }
     }
 
     /// Forgets `id` (its send failed: sending it again is a new attempt).
-    mutating func forget(_ id: [UInt8]) {
-        guard let index = ids.firstIndex(of: id) else { return }
-        ids[index] = []
-        paths[index] = .stored
-    }
+    mutating func forget(_ id: [UInt8]) { paths.removeValue(forKey: id) }
 }
