@@ -33,9 +33,11 @@ extension ServerSession {
     // MARK: Sending side
 
     /// Sends a one-to-one message directly when this session knows the recipient's only device
-    /// from a recent stored send and nothing of this session to that account is on its way to the
-    /// store; stores it otherwise; holds it while a direct message to the same account is
-    /// unsettled and it must be stored (order per recipient).
+    /// from a recent stored send, stores it otherwise. Order per recipient account: a message
+    /// that must be stored waits while a direct one to the same account is unsettled, one that
+    /// can go directly waits while a stored one is on its way to the store (it goes directly once
+    /// that is answered, so a steady stream returns to the direct path), and once one waits, the
+    /// ones after it wait too.
     func route(_ message: SendMessage, from device: DeviceRecord, on connection: any ByteStream) {
         guard message.groupID == 0 else {
             store(message, from: device, on: connection)
@@ -55,10 +57,11 @@ extension ServerSession {
             known.device == message.copies[0].deviceID, known.version == services.messages.thread.directoryVersion.current {
             direct = known
         }
-        if paths.held > 0 || (paths.direct > 0 && direct == nil) || earlier == .directPending {
+        if paths.held > 0 || (paths.direct > 0 && direct == nil) || (paths.stored > 0 && direct != nil)
+            || earlier == .directPending {
             paths.held += 1
             heldSends.append(message)
-        } else if let direct, paths.stored == 0 {
+        } else if let direct {
             paths.direct += 1
             metrics.bump(.messagesAccepted)
             metrics.bump(.copiesRouted)
@@ -89,26 +92,37 @@ extension ServerSession {
         send(.sendResult(outcome.sendResult(messageID: messageID)), on: connection)
         guard var paths = sendPaths[toAccount] else { return }
         paths.direct -= 1
-        guard paths.direct == 0, paths.held > 0 else {
-            settle(paths, for: toAccount)
-            return
-        }
-        var released: [SendMessage] = []
-        heldSends.removeAll { held in
-            guard held.groupID == 0, held.toAccount == toAccount else { return false }
-            released.append(held)
-            return true
-        }
-        paths.held = 0
-        settle(paths, for: toAccount)
-        for message in released { route(message, from: device, on: connection) }
+        releaseHeld(paths, to: toAccount, from: device, on: connection)
     }
 
     /// A stored send to `account` finished.
     func storedSendFinished(to account: UInt64) {
         guard var paths = sendPaths[account] else { return }
         paths.stored -= 1
+        guard phase == .established, let connection, let device else {
+            settle(paths, for: account)
+            return
+        }
+        releaseHeld(paths, to: account, from: device, on: connection)
+    }
+
+    /// When one path to `account` has emptied, sends what waited for it, in order (`route` holds
+    /// again whatever must still wait).
+    private func releaseHeld(_ paths: SendPaths, to account: UInt64, from device: DeviceRecord, on connection: any ByteStream) {
+        var paths = paths
+        guard paths.held > 0, paths.direct == 0 || paths.stored == 0 else {
+            settle(paths, for: account)
+            return
+        }
+        var released: [SendMessage] = []
+        heldSends.removeAll { held in
+            guard held.groupID == 0, held.toAccount == account else { return false }
+            released.append(held)
+            return true
+        }
+        paths.held = 0
         settle(paths, for: account)
+        for message in released { route(message, from: device, on: connection) }
     }
 
     private func settle(_ paths: SendPaths, for account: UInt64) {
