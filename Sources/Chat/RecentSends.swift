@@ -4,16 +4,30 @@
 struct RecentSends {
     enum Path { case stored, directPending, directDone }
 
+    /// A message id (16 bytes, PROTOCOL.md section 20.1) as two words: hashed in two steps rather
+    /// than sixteen.
+    struct Key: Hashable {
+        let high: UInt64
+        let low: UInt64
+        init(_ id: [UInt8]) {
+            (high, low) = id.withUnsafeBytes { raw in
+                raw.count >= 16 ? (raw.loadUnaligned(as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+                    : (UInt64(raw.count), raw.reduce(0) { $0 << 8 | UInt64($1) })
+            }
+        }
+    }
+
     static let capacity = 256
-    private var paths: [[UInt8]: Path] = [:]
+    private var paths: [Key: Path] = [:]
     /// Ids in the order recorded, a ring once full: the oldest is forgotten first.
-    private var order: [[UInt8]] = []
+    private var order: [Key] = []
     private var next = 0
 
-    func path(of id: [UInt8]) -> Path? { paths[id] }
+    func path(of id: [UInt8]) -> Path? { paths[Key(id)] }
 
     /// Records `id`, forgetting the oldest id once `capacity` are kept.
     mutating func record(_ id: [UInt8], _ path: Path) {
+        let id = Key(id)
         if paths.updateValue(path, forKey: id) != nil { return }
         if order.count < RecentSends.capacity {
             if order.isEmpty {
@@ -29,5 +43,5 @@ struct RecentSends {
     }
 
     /// Forgets `id` (its send failed: sending it again is a new attempt).
-    mutating func forget(_ id: [UInt8]) { paths.removeValue(forKey: id) }
+    mutating func forget(_ id: [UInt8]) { paths.removeValue(forKey: Key(id)) }
 }
