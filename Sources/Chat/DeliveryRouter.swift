@@ -10,7 +10,8 @@ import Wire
 public final class DeliveryRouter: Sendable {
     enum Message: Sendable {
         case register(device: UInt64, loop: Int, serial: UInt64)
-        case unregister(device: UInt64, serial: UInt64)
+        /// `keptDirect`: direct copies the session took and did not give back (section 20.8).
+        case unregister(device: UInt64, serial: UInt64, keptDirect: UInt64)
         case wake(device: UInt64, sender: UInt64?, silent: Bool, delivery: Delivery?)
         case revoke(device: UInt64)
         case notify(device: UInt64, stanza: Stanza)
@@ -33,8 +34,9 @@ public final class DeliveryRouter: Sendable {
         case direct(DirectCopy)
         /// To the session's loop: the copy for session `serial`.
         case directOffer(DirectCopy, serial: UInt64)
-        /// To the registry loop: the session went away before it could take the copy; store it.
-        case directReturned(DirectCopy)
+        /// To the registry loop: a copy offered to session `serial` that it could not take, or took
+        /// and lost with its connection; store it.
+        case directReturned(DirectCopy, serial: UInt64)
         /// To the sending session's loop: how its message ended.
         case directSettled(serial: UInt64, messageID: [UInt8], toAccount: UInt64, outcome: DirectOutcome)
     }
@@ -101,12 +103,13 @@ public final class DeliveryRouter: Sendable {
     }
 
     /// The reverse of `sessionOnline`, and the end of the session's presence subscriptions.
-    func sessionOffline(device: DeviceRecord, serial: UInt64, subscriptions: Set<UInt64>, loop: EventLoop) {
+    /// - Parameter keptDirect: direct copies the session took and will not give back.
+    func sessionOffline(device: DeviceRecord, serial: UInt64, subscriptions: Set<UInt64>, keptDirect: UInt64, loop: EventLoop) {
         let routes = routes(on: loop)
         routes.sessions[device.deviceID]?.removeValue(forKey: serial)
         if routes.sessions[device.deviceID]?.isEmpty == true { routes.sessions.removeValue(forKey: device.deviceID) }
         routes.bySerial.removeValue(forKey: serial)
-        send(.unregister(device: device.deviceID, serial: serial), toLoop: registryLoop(device.deviceID))
+        send(.unregister(device: device.deviceID, serial: serial, keptDirect: keptDirect), toLoop: registryLoop(device.deviceID))
         send(.accountOffline(account: device.accountID, serial: serial, atMilliseconds: Authenticator.unixMilliseconds()),
              toLoop: accountLoop(device.accountID))
         for owner in subscriptions { send(.unsubscribe(owner: owner, serial: serial), toLoop: accountLoop(owner)) }
@@ -149,9 +152,11 @@ public final class DeliveryRouter: Sendable {
 
     private func routes(on loop: EventLoop) -> LoopRoutes { routes[loop.id].value }
 
-    /// Gives back a copy a session could not take (or took and lost with its connection): the
-    /// registry stores it.
-    func returnDirect(_ copy: DirectCopy) { send(.directReturned(copy), toLoop: registryLoop(copy.device)) }
+    /// Gives back a copy session `serial` could not take (or took and lost with its connection):
+    /// the registry stores it.
+    func returnDirect(_ copy: DirectCopy, from serial: UInt64) {
+        send(.directReturned(copy, serial: serial), toLoop: registryLoop(copy.device))
+    }
 }
 
 /// One loop's part of the router: the sessions on this loop by device, and the registry shard
@@ -173,9 +178,12 @@ final class LoopRoutes {
     /// Devices removed while this node runs: a session of theirs that registers later (it was
     /// still logging in at the removal) is closed at once.
     var revoked: Set<UInt64> = []
-    /// Registry shard: direct copies this loop sent to the store and not yet back, by device.
-    /// While a device has any, its further direct copies follow them there (order).
+    /// Registry shard, direct delivery (`DirectRegistry.swift`): copies sent to the store and not
+    /// yet back, copies offered to each session and given back, and copies waiting for copies
+    /// still out to a session that left — all by device.
     var storingDirect: [UInt64: Int] = [:]
+    var directLedgers: [UInt64: SerialMap<DirectLedger>] = [:]
+    var waitingDirect: [UInt64: [DirectCopy]] = [:]
     /// Accounts this loop is the registry of: their connected sessions, last seen, watchers.
     var accounts: [UInt64: AccountPresence] = [:]
 
@@ -211,8 +219,9 @@ final class LoopRoutes {
             registry[device] = (loop, serial)
             // A wake may have found no entry just before this: let the session look again.
             router.send(.pull(device: device), toLoop: loop)
-        case .unregister(let device, let serial):
+        case .unregister(let device, let serial, let kept):
             if registry[device]?.serial == serial { registry.removeValue(forKey: device) }
+            directSessionLeft(device: device, serial: serial, kept: kept)
         case .wake(let device, let sender, let silent, let delivery):
             if let entry = registry[device] {
                 router.send(delivery.map { .offer(device: device, delivery: $0) } ?? .pull(device: device), toLoop: entry.loop)
@@ -259,42 +268,14 @@ final class LoopRoutes {
         case .sessionStanza(let serial, let stanza):
             bySerial[serial]?.push(stanza)
         case .direct(let copy):
-            if storingDirect[copy.device] == nil, let entry = registry[copy.device] {
-                router.send(.directOffer(copy, serial: entry.serial), toLoop: entry.loop)
-            } else {
-                storeDirect(copy)
-            }
+            routeDirect(copy)
         case .directOffer(let copy, let serial):
             if let session = sessions[copy.device]?[serial], session.takeDirect(copy) { return }
-            router.returnDirect(copy)
-        case .directReturned(let copy):
-            storeDirect(copy)
+            router.returnDirect(copy, from: serial)
+        case .directReturned(let copy, let serial):
+            directReturned(copy, from: serial)
         case .directSettled(let serial, let messageID, let toAccount, let outcome):
             bySerial[serial]?.directSettled(messageID: messageID, toAccount: toAccount, outcome: outcome)
-        }
-    }
-
-    /// Registry side: stores a direct copy the device's session could not take, answers its
-    /// sender, and wakes the device as the stored path would.
-    private func storeDirect(_ copy: DirectCopy) {
-        guard let router, let messages = router.messages else { return }
-        storingDirect[copy.device, default: 0] += 1
-        let bound = LoopBound(self, on: loop)
-        messages.store(copy: copy.delivery, for: copy.device, on: loop) { result in
-            let routes = bound.value
-            if let left = routes.storingDirect[copy.device], left > 1 {
-                routes.storingDirect[copy.device] = left - 1
-            } else {
-                routes.storingDirect.removeValue(forKey: copy.device)
-            }
-            let outcome = DirectOutcome(result)
-            if let origin = copy.origin { router.settle(origin, messageID: copy.delivery.messageID, outcome) }
-            if case .success(.stored(let seq)) = result {
-                var stored = copy.delivery
-                stored.seq = seq
-                let isMessage = stored.kind == .message
-                routes.handle(.wake(device: copy.device, sender: isMessage ? stored.fromAccount : nil, silent: false, delivery: stored))
-            }
         }
     }
 }

@@ -33,14 +33,22 @@ extension ServerSession {
     // MARK: Sending side
 
     /// Sends a one-to-one message directly when this session knows the recipient's only device
-    /// from a recent stored send, stores it otherwise. Order per recipient account: a message
-    /// that must be stored waits while a direct one to the same account is unsettled, one that
-    /// can go directly waits while a stored one is on its way to the store (it goes directly once
-    /// that is answered, so a steady stream returns to the direct path), and once one waits, the
-    /// ones after it wait too.
+    /// from a recent stored send, stores it otherwise. One sending device's messages to one
+    /// receiving device keep their order, so a message waits (is held) when it would overtake:
+    /// one that must be stored waits while a direct one to the same account is unsettled (a group
+    /// message, while any direct one is); one that can go directly waits while a stored one to the
+    /// same account (or any group message) is on its way to the store — and goes directly once
+    /// that is answered, so a steady stream returns to the direct path; once one waits, the ones
+    /// after it to the same account (after a group message: all) wait too.
     func route(_ message: SendMessage, from device: DeviceRecord, on connection: any ByteStream) {
         guard message.groupID == 0 else {
-            store(message, from: device, on: connection)
+            if directTotal > 0 || !heldSends.isEmpty {
+                heldGroups += 1
+                heldSends.append(message)
+            } else {
+                groupStored += 1
+                store(message, from: device, on: connection)
+            }
             return
         }
         let account = message.toAccount
@@ -52,17 +60,25 @@ extension ServerSession {
             send(.sendResult(SendResult(messageID: message.messageID, code: .ok, duplicate: true)), on: connection)
             return
         }
+        if case .directPending(let pendingTo)? = earlier, pendingTo != account {
+            // The same id to another account while the first is on its way: a client error.
+            outstandingSends -= 1
+            send(.sendResult(SendResult(messageID: message.messageID, code: .overLimit,
+                                        message: "this message id is on its way to another account; wait for its answer")), on: connection)
+            return
+        }
         var direct: MessageStore.DirectRoute?
         if earlier == nil, services.router.messages != nil, message.copies.count == 1, let known = directRoutes[account],
             known.device == message.copies[0].deviceID, known.version == services.messages.thread.directoryVersion.current {
             direct = known
         }
-        if paths.held > 0 || (paths.direct > 0 && direct == nil) || (paths.stored > 0 && direct != nil)
-            || earlier == .directPending {
+        if paths.held > 0 || heldGroups > 0 || (paths.direct > 0 && direct == nil)
+            || (direct != nil && (paths.stored > 0 || groupStored > 0)) || earlier == .directPending(account: account) {
             paths.held += 1
             heldSends.append(message)
         } else if let direct {
             paths.direct += 1
+            directTotal += 1
             metrics.bump(.messagesAccepted)
             metrics.bump(.copiesRouted)
             let copy = DirectCopy(
@@ -70,7 +86,7 @@ extension ServerSession {
                 delivery: Delivery(seq: 0, messageID: message.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
                                    sentAtMilliseconds: Authenticator.unixMilliseconds(), ciphertext: message.copies[0].ciphertext),
                 origin: DirectCopy.Origin(serial: serial, loop: connection.loop.id, toAccount: account))
-            recentSends.record(message.messageID, .directPending)
+            recentSends.record(message.messageID, .directPending(account: account))
             services.router.direct(copy)
         } else {
             paths.stored += 1
@@ -92,36 +108,39 @@ extension ServerSession {
         send(.sendResult(outcome.sendResult(messageID: messageID)), on: connection)
         guard var paths = sendPaths[toAccount] else { return }
         paths.direct -= 1
-        releaseHeld(paths, to: toAccount, from: device, on: connection)
+        directTotal -= 1
+        settle(paths, for: toAccount)
+        if paths.direct == 0 || directTotal == 0 { releaseHeld(from: device, on: connection) }
     }
 
-    /// A stored send to `account` finished.
-    func storedSendFinished(to account: UInt64) {
-        guard var paths = sendPaths[account] else { return }
-        paths.stored -= 1
-        guard phase == .established, let connection, let device else {
-            settle(paths, for: account)
-            return
+    /// A stored send finished (its answer is on its way).
+    func storedSendFinished(_ message: SendMessage) {
+        var released: Bool
+        if message.groupID != 0 {
+            groupStored -= 1
+            released = groupStored == 0
+        } else {
+            guard var paths = sendPaths[message.toAccount] else { return }
+            paths.stored -= 1
+            settle(paths, for: message.toAccount)
+            released = paths.stored == 0
         }
-        releaseHeld(paths, to: account, from: device, on: connection)
+        guard released, phase == .established, let connection, let device else { return }
+        releaseHeld(from: device, on: connection)
     }
 
-    /// When one path to `account` has emptied, sends what waited for it, in order (`route` holds
-    /// again whatever must still wait).
-    private func releaseHeld(_ paths: SendPaths, to account: UInt64, from device: DeviceRecord, on connection: any ByteStream) {
-        var paths = paths
-        guard paths.held > 0, paths.direct == 0 || paths.stored == 0 else {
+    /// Once a path has emptied, routes everything held again, in order (`route` holds again
+    /// whatever must still wait).
+    private func releaseHeld(from device: DeviceRecord, on connection: any ByteStream) {
+        guard !heldSends.isEmpty else { return }
+        let released = heldSends
+        heldSends = []
+        heldGroups = 0
+        for account in Set(released.lazy.filter { $0.groupID == 0 }.map(\.toAccount)) {
+            guard var paths = sendPaths[account] else { continue }
+            paths.held = 0
             settle(paths, for: account)
-            return
         }
-        var released: [SendMessage] = []
-        heldSends.removeAll { held in
-            guard held.groupID == 0, held.toAccount == account else { return false }
-            released.append(held)
-            return true
-        }
-        paths.held = 0
-        settle(paths, for: account)
         for message in released { route(message, from: device, on: connection) }
     }
 
@@ -146,6 +165,7 @@ extension ServerSession {
     /// all (not established, or closing): the router stores it.
     func takeDirect(_ copy: DirectCopy) -> Bool {
         guard phase == .established, confirmed, online, let connection else { return false }
+        directTaken += 1
         if directStoring == 0, !pulling, !pullAgain, inFlight.count < ServerSession.deliveryWindow {
             let seq = deliverOnWire(copy.delivery, on: connection)
             inFlight[seq] = .direct(copy, since: connection.loop.now)
@@ -154,6 +174,9 @@ extension ServerSession {
                 _ = connection.loop.scheduleTimer(in: ServerSession.directAckMilliseconds, target: self, tag: 0)
             }
         } else {
+            // The store's order must stay the delivery order (a reconnect replays it): copies
+            // delivered and not yet acknowledged go there first.
+            storeDeliveredDirects(dueBy: .max, on: connection.loop)
             storeDirect(copy, deliveredAs: nil, on: connection.loop)
         }
         return true
@@ -193,6 +216,13 @@ extension ServerSession {
                 session.inFlight.removeValue(forKey: wireSeq)  // not kept: a late acknowledgement is ignored
                 return
             }
+            // Already on this connection: a pull (one in flight now included) must not send it
+            // again, acknowledged or not.
+            if seq == session.lastDeliveredSeq + 1 && !session.pulling {
+                session.lastDeliveredSeq = seq
+            } else if seq > session.lastDeliveredSeq {
+                session.deliveredStoreSeqs.insert(seq)
+            }
             if acked {
                 session.inFlight.removeValue(forKey: wireSeq)
                 services.messages.acknowledge(device: device.deviceID, account: device.accountID, seqs: [seq],
@@ -201,12 +231,6 @@ extension ServerSession {
                 }
             } else if session.phase == .established {
                 session.inFlight[wireSeq] = .stored(seq)
-                // Already on this connection: a pull must not send it again.
-                if seq == session.lastDeliveredSeq + 1 && !session.pulling {
-                    session.lastDeliveredSeq = seq
-                } else {
-                    session.deliveredStoreSeqs.insert(seq)
-                }
             }
         }
     }
@@ -217,19 +241,35 @@ extension ServerSession {
         guard phase == .established, let connection else { return }
         let now = connection.loop.now
         let limit = UInt64(ServerSession.directAckMilliseconds)
+        let earliest = storeDeliveredDirects(dueBy: now >= limit ? now - limit : 0, on: connection.loop)
+        if earliest != .max {
+            directTimerArmed = true
+            _ = connection.loop.scheduleTimer(in: Int(earliest + limit - now), target: self, tag: 0)
+        }
+    }
+
+    /// Stores, in the order they were delivered, the direct copies delivered at or before loop
+    /// time `dueBy`; returns when the earliest remaining one was delivered (`.max`: none).
+    @discardableResult
+    private func storeDeliveredDirects(dueBy: UInt64, on loop: EventLoop) -> UInt64 {
         var due: [(UInt64, DirectCopy)] = []
         var earliest = UInt64.max
         for (seq, entry) in inFlight {
             guard case .direct(let copy, let since) = entry else { continue }
-            if since + limit <= now { due.append((seq, copy)) } else { earliest = min(earliest, since) }
+            if since <= dueBy { due.append((seq, copy)) } else { earliest = min(earliest, since) }
         }
         for (seq, copy) in due.sorted(by: { $0.0 < $1.0 }) {
             inFlight[seq] = .storing(acked: false)
-            storeDirect(copy, deliveredAs: seq, on: connection.loop)
+            storeDirect(copy, deliveredAs: seq, on: loop)
         }
-        if earliest != .max {
-            directTimerArmed = true
-            _ = connection.loop.scheduleTimer(in: Int(earliest + limit - now), target: self, tag: 0)
+        return earliest
+    }
+
+    /// Direct copies delivered and not acknowledged: what `returnDirectCopies` gives back.
+    var returnDirectCopiesCount: Int {
+        inFlight.values.reduce(0) { count, entry in
+            if case .direct = entry { return count + 1 }
+            return count
         }
     }
 
@@ -242,7 +282,7 @@ extension ServerSession {
         }
         for (seq, copy) in copies.sorted(by: { $0.0 < $1.0 }) {  // in the order they were delivered
             inFlight.removeValue(forKey: seq)
-            services.router.returnDirect(copy)
+            services.router.returnDirect(copy, from: serial)
         }
     }
 }

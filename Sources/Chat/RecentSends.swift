@@ -2,7 +2,12 @@
 /// what it stored, so a resend on the same connection of a message delivered directly (PROTOCOL.md
 /// section 20.8) is recognised here: answered as a duplicate, never delivered twice.
 struct RecentSends {
-    enum Path { case stored, directPending, directDone }
+    enum Path: Equatable {
+        case stored
+        /// Sent directly to `account`, not answered yet.
+        case directPending(account: UInt64)
+        case directDone
+    }
 
     /// A message id (16 bytes, PROTOCOL.md section 20.1) as two words: hashed in two steps rather
     /// than sixteen.

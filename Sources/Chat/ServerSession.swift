@@ -30,12 +30,18 @@ public final class ServerSession: ConnectionHandler {
     var deliveredStoreSeqs: Set<UInt64> = []
     /// Direct copies this session sent to the store instead of delivering; later ones follow.
     var directStoring = 0
+    /// Direct copies this session took (the registry loop balances its books with it).
+    var directTaken: UInt64 = 0
     var directTimerArmed = false
     /// Section 20.8, sending side: recipients' only devices as the store last said, sends in
     /// progress by recipient account, and sends held back to keep their order.
     var directRoutes: [UInt64: MessageStore.DirectRoute] = [:]
     var sendPaths: [UInt64: SendPaths] = [:]
     var heldSends: [SendMessage] = []
+    var heldGroups = 0
+    /// Direct sends unsettled and group sends in the store (order across conversations).
+    var directTotal = 0
+    var groupStored = 0
     var recentSends = RecentSends()
     var pulling = false
     var pullAgain = false
@@ -343,7 +349,9 @@ public final class ServerSession: ConnectionHandler {
         if case .deadline = reason { metrics.bump(.handshakeTimeouts) }
         if online, let device {
             online = false
-            services.router.sessionOffline(device: device, serial: serial, subscriptions: presenceSubscriptions, loop: connection.loop)
+            let returning = returnDirectCopiesCount
+            services.router.sessionOffline(device: device, serial: serial, subscriptions: presenceSubscriptions,
+                                           keptDirect: directTaken - UInt64(returning), loop: connection.loop)
             presenceSubscriptions = []
             returnDirectCopies()
         }

@@ -84,7 +84,6 @@ extension ServerSession {
                 switch inFlight[seq] {
                 case .stored(let stored)?:
                     inFlight.removeValue(forKey: seq)
-                    deliveredStoreSeqs.remove(stored)
                     acknowledged.append(stored)
                 case .direct(let copy, _)?:
                     inFlight.removeValue(forKey: seq)
@@ -230,7 +229,6 @@ extension ServerSession {
                                  nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: connection.loop) { result in
             let (session, connection) = bound.value
             session.outstandingSends -= 1
-            if message.groupID == 0 { session.storedSendFinished(to: message.toAccount) }
             let answer: SendResult
             switch result {
             case .success(.accepted(let recipients, let route)):
@@ -257,6 +255,8 @@ extension ServerSession {
                 answer = SendResult(messageID: message.messageID, code: .internalError, message: "the store failed; send again")
             }
             session.send(.sendResult(answer), on: connection)
+            // Last: messages held behind this one may go now, after its wakes.
+            session.storedSendFinished(message)
         }
     }
 
@@ -315,11 +315,16 @@ extension ServerSession {
                 return
             }
             for delivery in deliveries where delivery.seq > session.lastDeliveredSeq {
-                if session.deliveredStoreSeqs.remove(delivery.seq) != nil {
+                if session.deliveredStoreSeqs.contains(delivery.seq) {
                     session.lastDeliveredSeq = delivery.seq  // this connection has it already
                 } else {
                     session.deliverNow(delivery, on: connection)
                 }
+            }
+            // Rows at or below the last one sent cannot come back from a pull: forget them.
+            if !session.deliveredStoreSeqs.isEmpty {
+                let last = session.lastDeliveredSeq
+                session.deliveredStoreSeqs = session.deliveredStoreSeqs.filter { $0 > last }
             }
             if deliveries.count == room { session.pullAgain = true }  // maybe more: after acks
             if session.pullAgain && session.inFlight.count < ServerSession.deliveryWindow { session.pullDeliveries() }

@@ -11,8 +11,7 @@ extension MessageStore {
         case stored(seq: UInt64)
         /// The same message id from the same sender was stored before (not stored again).
         case duplicate
-        /// Not kept, and nothing to tell the sender: the device was removed (its queue went with
-        /// it), or a receipt found the queue at the receipt cap.
+        /// A receipt not kept: its device was removed, or its queue is at the receipt cap.
         case dropped
         case refused(ErrorCode, String)
     }
@@ -26,7 +25,12 @@ extension MessageStore {
             let id = SQLiteDatabase.Value.integer(Int64(device))
             guard let row = try db.query("SELECT queued_count, queued_bytes, next_seq FROM devices WHERE id = ? AND revoked_at IS NULL",
                                          [id]).first
-            else { return .dropped }
+            else {
+                // Removed since the sender's session read the device list: the sender must send
+                // again for the account's current devices (the stored path then lists them).
+                return delivery.kind == .message
+                    ? .refused(.deviceListMismatch, "device \(device) was removed; send again for the current devices") : .dropped
+            }
             let count = row[0].integer ?? 0, bytes = row[1].integer ?? 0, seq = row[2].integer ?? 1
             let sender = SQLiteDatabase.Value.integer(Int64(delivery.fromDevice))
             if delivery.kind == .message {

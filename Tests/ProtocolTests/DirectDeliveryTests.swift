@@ -158,6 +158,46 @@ import Wire
         #expect(bob.deliveries.map(\.seq) == Array(1...UInt64(bob.deliveries.count)))
     }
 
+    /// One sender's group and one-to-one messages to the same device interleaved: the group ones
+    /// go through the store, the others directly, and the device still gets them in sending order.
+    @Test func groupAndDirectMessagesKeepTheirOrder() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let (alice, bob) = try pair(harness, port: node.port)
+        guard case .result(let created)? = alice.request(.createGroup(requestID: 1, name: "two", members: [bob.accountID]), id: 1),
+            let group = created.value
+        else {
+            Issue.record("no group")
+            return
+        }
+        var acknowledged = bob.waitForDeliveries(2).count  // the warm-up and "group changed"
+        bob.send(.ack(seqs: bob.deliveries.map(\.seq)))
+        let messages = (0..<300).map { index -> SendMessage in
+            let id = randomID()
+            return index % 3 == 0
+                ? SendMessage(messageID: id, toAccount: 0, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id)], groupID: group)
+                : SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id)])
+        }
+        for message in messages[0..<150] { alice.send(.send(message)) }
+        var sent = 150
+        let deadline = Date().addingTimeInterval(30)
+        while acknowledged < 302 && Date() < deadline {
+            let got = bob.waitForDeliveries(acknowledged + 1, timeout: 0.2)
+            if got.count > acknowledged {
+                bob.send(.ack(seqs: got[acknowledged...].map(\.seq)))
+                acknowledged = got.count
+            }
+            if sent < 300 && alice.recorder.sendResultCountSnapshot >= sent - 50 {
+                for message in messages[sent..<sent + 50] { alice.send(.send(message)) }
+                sent += 50
+            }
+        }
+        let ids = bob.deliveries.filter { $0.kind == .message }.dropFirst().map(\.messageID)
+        #expect(ids.count == messages.count)
+        #expect(Array(zip(ids, messages.map(\.messageID))).firstIndex { $0.0 != $0.1 } == nil, "in sending order")
+        #expect(alice.recorder.waitUntil(timeout: 10) { $0.sendResultCount >= 301 })
+    }
+
     /// Many messages while the recipient acknowledges in bursts: some go directly, some through
     /// the store (window full, backlog, deadline); every one arrives once and in order.
     @Test func mixedPathsKeepOrderAndDeliverOnce() throws {

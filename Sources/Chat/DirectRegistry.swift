@@ -1,0 +1,98 @@
+import Reactor
+import Store
+import Wire
+
+/// The registry loop's part of direct delivery (PROTOCOL.md section 20.8). A device's copies all
+/// pass its registry loop, which keeps their order: a copy goes to the device's session, or to the
+/// store when the device is not connected or earlier copies are on their way there; and while
+/// copies offered to a session that has since left are not all accounted for (taken, or given
+/// back to be stored), later copies wait here so they cannot overtake them.
+struct DirectLedger {
+    var offered: UInt64 = 0
+    var returned: UInt64 = 0
+    /// Known once the session has left: how many it took and did not give back.
+    var kept: UInt64?
+
+    /// Copies that may still come back from a session that left.
+    var outstanding: UInt64? { kept.map { offered - returned - $0 } }
+}
+
+extension LoopRoutes {
+    func routeDirect(_ copy: DirectCopy) {
+        let device = copy.device
+        if waitingDirect[device] != nil {
+            waitingDirect[device]!.append(copy)
+        } else if awaitsReturns(device) {
+            waitingDirect[device] = [copy]
+        } else if storingDirect[device] == nil, let entry = registry[device] {
+            var ledgers = directLedgers[device] ?? SerialMap()
+            var ledger = ledgers[entry.serial] ?? DirectLedger()
+            ledger.offered += 1
+            ledgers[entry.serial] = ledger
+            directLedgers[device] = ledgers
+            router?.send(.directOffer(copy, serial: entry.serial), toLoop: entry.loop)
+        } else {
+            storeDirect(copy)
+        }
+    }
+
+    func directReturned(_ copy: DirectCopy, from serial: UInt64) {
+        storeDirect(copy)
+        directLedgers[copy.device]?[serial]?.returned += 1
+        settleLedgers(copy.device)
+    }
+
+    func directSessionLeft(device: UInt64, serial: UInt64, kept: UInt64) {
+        directLedgers[device]?[serial]?.kept = kept
+        settleLedgers(device)
+    }
+
+    /// Whether a session other than the registered one may still give copies back.
+    private func awaitsReturns(_ device: UInt64) -> Bool {
+        guard let ledgers = directLedgers[device] else { return false }
+        let current = registry[device]?.serial
+        var waiting = false
+        ledgers.forEach { serial, ledger in
+            guard serial != current else { return }
+            if ledger.outstanding.map({ $0 > 0 }) ?? (ledger.offered > ledger.returned) { waiting = true }
+        }
+        return waiting
+    }
+
+    /// Forgets sessions that left with every copy accounted for; once nothing can come back,
+    /// sends on the copies that waited, in order.
+    private func settleLedgers(_ device: UInt64) {
+        guard var ledgers = directLedgers[device] else { return }
+        var done: [UInt64] = []
+        ledgers.forEach { serial, ledger in
+            if ledger.outstanding == 0 { done.append(serial) }
+        }
+        for serial in done { ledgers.removeValue(forKey: serial) }
+        if ledgers.isEmpty { directLedgers.removeValue(forKey: device) } else { directLedgers[device] = ledgers }
+        guard !awaitsReturns(device), let waiting = waitingDirect.removeValue(forKey: device) else { return }
+        for copy in waiting { routeDirect(copy) }
+    }
+
+    /// Stores a direct copy no session could take, answers its sender, and wakes the device as
+    /// the stored path would.
+    func storeDirect(_ copy: DirectCopy) {
+        guard let router, let messages = router.messages else { return }
+        storingDirect[copy.device, default: 0] += 1
+        let bound = LoopBound(self, on: loop)
+        messages.store(copy: copy.delivery, for: copy.device, on: loop) { result in
+            let routes = bound.value
+            if let left = routes.storingDirect[copy.device], left > 1 {
+                routes.storingDirect[copy.device] = left - 1
+            } else {
+                routes.storingDirect.removeValue(forKey: copy.device)
+            }
+            if let origin = copy.origin { router.settle(origin, messageID: copy.delivery.messageID, DirectOutcome(result)) }
+            if case .success(.stored(let seq)) = result {
+                var stored = copy.delivery
+                stored.seq = seq
+                let isMessage = stored.kind == .message
+                routes.handle(.wake(device: copy.device, sender: isMessage ? stored.fromAccount : nil, silent: false, delivery: stored))
+            }
+        }
+    }
+}
