@@ -20,6 +20,16 @@ final class Directory: Sendable {
         // `@unchecked Sendable`: the handler is only touched on `eventLoop`.
         let eventLoop: any EventLoop
         let session: SessionHandler
+
+        /// Runs `body` with the session on its loop: at once when already there, else hopped.
+        func run(_ body: @escaping @Sendable (SessionHandler) -> Void) {
+            if eventLoop.inEventLoop {
+                body(session)
+            } else {
+                let session = self.session
+                eventLoop.execute { body(session) }
+            }
+        }
     }
 
     init() {

@@ -6,9 +6,11 @@ import Wire
 
 /// One client: the Noise Pipes handshake through the product's `ServerHandshake`, then encrypted
 /// stanzas: Ping → Pong, Send → Deliver to each recipient device that is connected (in memory, no
-/// store) and SendResult to the sender. Replies gathered during a read are sealed into frames and
-/// flushed once, at `channelReadComplete`; deliveries from other connections are flushed once per
-/// event-loop tick.
+/// store). Like the node's direct delivery (PROTOCOL.md section 20.8), the sender gets its
+/// SendResult when the recipient acknowledges the copy, and a delivery receipt with it; a copy
+/// for a device that is not connected is answered at once (this peer stores nothing). Replies
+/// gathered during a read are sealed into frames and flushed once, at `channelReadComplete`;
+/// deliveries from other connections are flushed once per event-loop tick.
 final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
     // `@unchecked Sendable`: every access happens on the channel's event loop (deliveries from
     // other loops hop there with `execute`).
@@ -24,6 +26,8 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
     private var accountID: UInt64 = 0
     private var deviceID: UInt64 = 0
     private var nextSeq: UInt64 = 1
+    /// Copies delivered and not acknowledged, by `seq`: whom to answer when they are.
+    private var unacknowledged: [UInt64: (messageID: [UInt8], sender: Directory.Route?)] = [:]
     private var flushScheduled = false
 
     init(directory: Directory, decoder: FrameDecoder) {
@@ -127,27 +131,42 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
             send(.pong(value))
         case .send(let message):
             let now = UInt64(time(nil)) * 1000
+            let me = context.map { Directory.Route(eventLoop: $0.eventLoop, session: self) }
+            var delivered = false
             for copy in message.copies {
                 guard let route = directory.route(to: copy.deviceID) else { continue }
+                delivered = true
                 let delivery = Delivery(seq: 0, messageID: message.messageID, fromAccount: accountID, fromDevice: deviceID,
                                         sentAtMilliseconds: now, ciphertext: copy.ciphertext)
-                if route.eventLoop.inEventLoop {
-                    route.session.deliver(delivery)
-                } else {
-                    route.eventLoop.execute { route.session.deliver(delivery) }
-                }
+                route.run { $0.deliver(delivery, sender: me) }
             }
-            send(.sendResult(SendResult(messageID: message.messageID, code: .ok)))
+            if !delivered { send(.sendResult(SendResult(messageID: message.messageID, code: .ok))) }
+        case .ack(let seqs):
+            for seq in seqs {
+                guard let (messageID, sender) = unacknowledged.removeValue(forKey: seq), let sender else { continue }
+                let receipt = Delivery(seq: 0, messageID: messageID, fromAccount: accountID, fromDevice: deviceID,
+                                       sentAtMilliseconds: UInt64(time(nil)) * 1000, ciphertext: [], kind: .delivered)
+                sender.run { $0.acknowledged(messageID, receipt: receipt) }
+            }
         default:
-            break  // acks and the rest: nothing is stored, so nothing to do
+            break  // the rest: nothing is stored, so nothing to do
         }
     }
 
-    /// A message from another session of this loop (or hopped here).
-    func deliver(_ delivery: Delivery) {
+    /// The recipient acknowledged one of this session's messages: answer it, and pass on the
+    /// delivery receipt (which nobody waits for).
+    func acknowledged(_ messageID: [UInt8], receipt: Delivery) {
+        send(.sendResult(SendResult(messageID: messageID, code: .ok)))
+        deliver(receipt, sender: nil)
+    }
+
+    /// A message from another session of this loop (or hopped here); `sender` hears when it is
+    /// acknowledged.
+    func deliver(_ delivery: Delivery, sender: Directory.Route?) {
         var delivery = delivery
         delivery.seq = nextSeq
         nextSeq += 1
+        if delivery.kind == .message { unacknowledged[delivery.seq] = (delivery.messageID, sender) }
         send(.deliver(delivery))
         guard !flushScheduled, let context else { return }
         flushScheduled = true
