@@ -164,7 +164,12 @@ extension ServerSession {
     /// and the window has room, stores it otherwise. False when this session cannot take it at
     /// all (not established, or closing): the router stores it.
     func takeDirect(_ copy: DirectCopy) -> Bool {
-        guard phase == .established, confirmed, online, let connection else { return false }
+        guard phase == .established, confirmed, online, let connection else {
+            // Closing: the copies it has go to the store now, before this one is given back,
+            // so that the store keeps the order they were sent in.
+            if let connection, online { storeDeliveredDirects(dueBy: .max, on: connection.loop) }
+            return false
+        }
         directTaken += 1
         if directStoring == 0, !pulling, !pullAgain, inFlight.count < ServerSession.deliveryWindow {
             let seq = deliverOnWire(copy.delivery, on: connection)
@@ -214,6 +219,7 @@ extension ServerSession {
             guard case .storing(let acked)? = session.inFlight[wireSeq] else { return }
             guard case .success(.stored(let seq)) = result else {
                 session.inFlight.removeValue(forKey: wireSeq)  // not kept: a late acknowledgement is ignored
+                if session.pullAgain { session.pullDeliveries() }  // the window has room again
                 return
             }
             // Already on this connection: a pull (one in flight now included) must not send it
@@ -225,6 +231,7 @@ extension ServerSession {
             }
             if acked {
                 session.inFlight.removeValue(forKey: wireSeq)
+                if session.pullAgain { session.pullDeliveries() }
                 services.messages.acknowledge(device: device.deviceID, account: device.accountID, seqs: [seq],
                                               nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { receipts in
                     for receipt in receipts { services.router.wake(device: receipt.device, delivery: receipt.delivery) }

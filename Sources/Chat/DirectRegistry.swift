@@ -64,11 +64,20 @@ extension LoopRoutes {
     private func settleLedgers(_ device: UInt64) {
         guard var ledgers = directLedgers[device] else { return }
         var done: [UInt64] = []
+        var storedByLeaver = false
         ledgers.forEach { serial, ledger in
-            if ledger.outstanding == 0 { done.append(serial) }
+            if ledger.outstanding == 0 {
+                done.append(serial)
+                if (ledger.kept ?? 0) > 0 { storedByLeaver = true }
+            }
         }
         for serial in done { ledgers.removeValue(forKey: serial) }
         if ledgers.isEmpty { directLedgers.removeValue(forKey: device) } else { directLedgers[device] = ledgers }
+        if storedByLeaver, let entry = registry[device] {
+            // A session that left may have stored copies itself after the current one's first
+            // pull: let the current one look again before later copies reach it.
+            router?.send(.pull(device: device), toLoop: entry.loop)
+        }
         guard !awaitsReturns(device), let waiting = waitingDirect.removeValue(forKey: device) else { return }
         for copy in waiting { routeDirect(copy) }
     }

@@ -310,7 +310,9 @@ extension ServerSession {
             session.pulling = false
             guard session.phase == .established else { return }
             guard case .success(let deliveries) = result else {
-                // The store refused (busy): try again shortly rather than stall the backlog.
+                // The store refused (busy): try again shortly rather than stall the backlog; until
+                // then the session is not caught up (direct copies are stored behind the backlog).
+                session.pullAgain = true
                 connection.loop.scheduleTimer(in: 1_000) { [weak session] in session?.pullDeliveries() }
                 return
             }
