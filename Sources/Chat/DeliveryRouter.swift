@@ -38,7 +38,7 @@ public final class DeliveryRouter: Sendable {
         /// and lost with its connection; store it.
         case directReturned(DirectCopy, serial: UInt64)
         /// To the sending session's loop: how its message ended.
-        case directSettled(serial: UInt64, messageID: [UInt8], toAccount: UInt64, outcome: DirectOutcome)
+        case directSettled(serial: UInt64, messageID: [UInt8], toAccount: UInt64, group: UInt64, outcome: DirectOutcome)
     }
 
     private let mailboxes: [Mailbox<Message>]
@@ -128,7 +128,7 @@ public final class DeliveryRouter: Sendable {
 
     /// Tells a sending session how its directly delivered message ended.
     func settle(_ origin: DirectCopy.Origin, messageID: [UInt8], _ outcome: DirectOutcome) {
-        send(.directSettled(serial: origin.serial, messageID: messageID, toAccount: origin.toAccount, outcome: outcome),
+        send(.directSettled(serial: origin.serial, messageID: messageID, toAccount: origin.toAccount, group: origin.group, outcome: outcome),
              toLoop: origin.loop)
     }
 
@@ -274,8 +274,13 @@ final class LoopRoutes {
             router.returnDirect(copy, from: serial)
         case .directReturned(let copy, let serial):
             directReturned(copy, from: serial)
-        case .directSettled(let serial, let messageID, let toAccount, let outcome):
-            bySerial[serial]?.directSettled(messageID: messageID, toAccount: toAccount, outcome: outcome)
+        case .directSettled(let serial, let messageID, let toAccount, let group, let outcome):
+            guard let session = bySerial[serial] else { return }
+            if group != 0 {
+                session.groupCopySettled(messageID: messageID, group: group, outcome: outcome)
+            } else {
+                session.directSettled(messageID: messageID, toAccount: toAccount, outcome: outcome)
+            }
         }
     }
 }

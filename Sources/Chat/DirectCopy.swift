@@ -14,26 +14,30 @@ struct DirectCopy: Sendable {
     struct Origin: Sendable {
         let serial: UInt64
         let loop: Int
-        /// The account the message went to: the sender keeps its messages to one account in order.
+        /// The account the message went to (0 for a group message): the sender keeps its
+        /// messages to one account in order.
         let toAccount: UInt64
+        /// The group of a group message's copy (0: one-to-one).
+        let group: UInt64
     }
 }
 
 /// How a directly sent message ended, as its sender's `SendResult` will say.
 enum DirectOutcome: Sendable {
-    /// The device acknowledged it.
-    case delivered
-    /// It is durable in the store.
-    case stored
+    /// The device acknowledged it; it belongs to `account`.
+    case delivered(account: UInt64, device: UInt64)
+    /// It is durable in the store, in `device`'s queue at `seq` (0: not kept, nothing to wait for).
+    case stored(device: UInt64, seq: UInt64)
     /// The store had it from an earlier send of the same id.
     case duplicate
     case refused(ErrorCode, String)
     /// The store failed; the sender should send again.
     case failed
 
-    init(_ result: Result<MessageStore.CopyStorage, StoreError>) {
+    init(_ result: Result<MessageStore.CopyStorage, StoreError>, device: UInt64) {
         switch result {
-        case .success(.stored), .success(.dropped): self = .stored
+        case .success(.stored(let seq)): self = .stored(device: device, seq: seq)
+        case .success(.dropped): self = .stored(device: device, seq: 0)
         case .success(.duplicate): self = .duplicate
         case .success(.refused(let code, let why)): self = .refused(code, why)
         case .failure: self = .failed

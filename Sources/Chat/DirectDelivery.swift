@@ -32,27 +32,17 @@ extension ServerSession {
 
     // MARK: Sending side
 
-    /// Sends a one-to-one message directly when this session knows the recipient's only device
-    /// from a recent stored send, stores it otherwise. One sending device's messages to one
-    /// receiving device keep their order, so a message waits (is held) when it would overtake:
-    /// one that must be stored waits while a direct one to the same account is unsettled (a group
-    /// message, while any direct one is); one that can go directly waits while a stored one to the
-    /// same account (or any group message) is on its way to the store — and goes directly once
-    /// that is answered, so a steady stream returns to the direct path; once one waits, the ones
-    /// after it to the same account (after a group message: all) wait too.
+    /// Sends a message directly when this session knows its devices from a recent stored send of
+    /// the same kind (one-to-one: the recipient's only device; group: every member device), and
+    /// stores it otherwise. One sending device's messages to one receiving device keep their
+    /// order, so a message waits (is held) when it would overtake: one that must be stored waits
+    /// while a direct one that may reach the same devices is unsettled (one-to-one: to the same
+    /// account; group: any), one that can go directly waits while a stored one that may reach the
+    /// same devices is on its way to the store — and goes directly once that is answered, so a
+    /// steady stream returns to the direct path. Once one waits, the ones after it to the same
+    /// account (after a group message: all) wait too.
     func route(_ message: SendMessage, from device: DeviceRecord, on connection: any ByteStream) {
-        guard message.groupID == 0 else {
-            if directTotal > 0 || !heldSends.isEmpty {
-                heldGroups += 1
-                heldSends.append(message)
-            } else {
-                groupStored += 1
-                store(message, from: device, on: connection)
-            }
-            return
-        }
-        let account = message.toAccount
-        var paths = sendPaths[account] ?? SendPaths()
+        let account = message.toAccount  // 0 for a group message
         let earlier = recentSends.path(of: message.messageID)
         if earlier == .directDone {
             // Sent directly before and answered: the store never saw it, so it is answered here.
@@ -61,18 +51,29 @@ extension ServerSession {
             return
         }
         if case .directPending(let pendingTo)? = earlier, pendingTo != account {
-            // The same id to another account while the first is on its way: a client error.
+            // The same id elsewhere while the first is on its way: a client error.
             outstandingSends -= 1
             send(.sendResult(SendResult(messageID: message.messageID, code: .overLimit,
-                                        message: "this message id is on its way to another account; wait for its answer")), on: connection)
+                                        message: "this message id is on its way elsewhere; wait for its answer")), on: connection)
             return
         }
-        var direct: MessageStore.DirectRoute?
-        if earlier == nil, services.router.messages != nil, message.copies.count == 1, let known = directRoutes[account],
-            known.device == message.copies[0].deviceID, known.version == services.messages.thread.directoryVersion.current {
-            direct = known
+        let direct = earlier == nil ? directRoute(for: message) : nil
+        if message.groupID != 0 {
+            if !heldSends.isEmpty || earlier != nil && earlier != .stored || (direct != nil ? storedTotal > 0 : directTotal > 0) {
+                heldGroups += 1
+                heldSends.append(message)
+            } else if let direct {
+                sendGroupDirectly(message, to: direct.devices, from: device, on: connection)
+            } else {
+                groupStored += 1
+                storedTotal += 1
+                recentSends.record(message.messageID, .stored)
+                store(message, from: device, on: connection)
+            }
+            return
         }
-        if paths.held > 0 || heldGroups > 0 || (paths.direct > 0 && direct == nil)
+        var paths = sendPaths[account] ?? SendPaths()
+        if paths.held > 0 || heldGroups > 0 || (direct == nil && (paths.direct > 0 || groupDirect > 0))
             || (direct != nil && (paths.stored > 0 || groupStored > 0)) || earlier == .directPending(account: account) {
             paths.held += 1
             heldSends.append(message)
@@ -82,22 +83,35 @@ extension ServerSession {
             metrics.bump(.messagesAccepted)
             metrics.bump(.copiesRouted)
             let copy = DirectCopy(
-                device: direct.device,
+                device: direct.devices[0],
                 delivery: Delivery(seq: 0, messageID: message.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
                                    sentAtMilliseconds: Authenticator.unixMilliseconds(), ciphertext: message.copies[0].ciphertext),
-                origin: DirectCopy.Origin(serial: serial, loop: connection.loop.id, toAccount: account))
+                origin: DirectCopy.Origin(serial: serial, loop: connection.loop.id, toAccount: account, group: 0))
             recentSends.record(message.messageID, .directPending(account: account))
             services.router.direct(copy)
         } else {
             paths.stored += 1
+            storedTotal += 1
             recentSends.record(message.messageID, .stored)
             store(message, from: device, on: connection)
         }
         sendPaths[account] = paths
     }
 
-    /// The end of a direct message of this session: answers it, and lets messages held behind
-    /// it go.
+    /// The route this session remembers for the message's recipients, if it is current and the
+    /// copies go exactly to its devices.
+    private func directRoute(for message: SendMessage) -> MessageStore.DirectRoute? {
+        guard services.router.messages != nil else { return nil }
+        let known = message.groupID != 0 ? groupRoutes[message.groupID] : directRoutes[message.toAccount]
+        guard let known, known.devices.count == message.copies.count,
+            known.version == services.messages.thread.directoryVersion.current
+        else { return nil }
+        if known.devices.count == 1 { return known.devices[0] == message.copies[0].deviceID ? known : nil }
+        return message.copies.map(\.deviceID).sorted() == known.devices ? known : nil
+    }
+
+    /// The end of a direct one-to-one message of this session: answers it, and lets messages
+    /// held behind it go.
     func directSettled(messageID: [UInt8], toAccount: UInt64, outcome: DirectOutcome) {
         guard phase == .established, let connection, let device else { return }
         outstandingSends -= 1
@@ -110,28 +124,25 @@ extension ServerSession {
         paths.direct -= 1
         directTotal -= 1
         settle(paths, for: toAccount)
-        if paths.direct == 0 || directTotal == 0 { releaseHeld(from: device, on: connection) }
+        releaseHeld(from: device, on: connection)
     }
 
     /// A stored send finished (its answer is on its way).
     func storedSendFinished(_ message: SendMessage) {
-        var released: Bool
+        storedTotal -= 1
         if message.groupID != 0 {
             groupStored -= 1
-            released = groupStored == 0
-        } else {
-            guard var paths = sendPaths[message.toAccount] else { return }
+        } else if var paths = sendPaths[message.toAccount] {
             paths.stored -= 1
             settle(paths, for: message.toAccount)
-            released = paths.stored == 0
         }
-        guard released, phase == .established, let connection, let device else { return }
+        guard phase == .established, let connection, let device else { return }
         releaseHeld(from: device, on: connection)
     }
 
-    /// Once a path has emptied, routes everything held again, in order (`route` holds again
+    /// Routes everything held again, in order, once something settled (`route` holds again
     /// whatever must still wait).
-    private func releaseHeld(from device: DeviceRecord, on connection: any ByteStream) {
+    func releaseHeld(from device: DeviceRecord, on connection: any ByteStream) {
         guard !heldSends.isEmpty else { return }
         let released = heldSends
         heldSends = []
@@ -148,14 +159,22 @@ extension ServerSession {
         if paths.isIdle { sendPaths.removeValue(forKey: account) } else { sendPaths[account] = paths }
     }
 
-    /// Remembers what the store said about a one-to-one message's recipient.
-    func remember(_ route: MessageStore.DirectRoute?, for account: UInt64) {
+    /// Remembers what the store said about a message's recipients.
+    func remember(_ route: MessageStore.DirectRoute?, for message: SendMessage) {
+        if message.groupID != 0 {
+            remember(route, key: message.groupID, in: &groupRoutes)
+        } else {
+            remember(route, key: message.toAccount, in: &directRoutes)
+        }
+    }
+
+    private func remember(_ route: MessageStore.DirectRoute?, key: UInt64, in routes: inout [UInt64: MessageStore.DirectRoute]) {
         guard let route else {
-            directRoutes.removeValue(forKey: account)
+            routes.removeValue(forKey: key)
             return
         }
-        if directRoutes.count >= ServerSession.maxDirectRoutes && directRoutes[account] == nil { directRoutes.removeAll() }
-        directRoutes[account] = route
+        if routes.count >= ServerSession.maxDirectRoutes && routes[key] == nil { routes.removeAll() }
+        routes[key] = route
     }
 
     // MARK: Receiving side
@@ -187,12 +206,16 @@ extension ServerSession {
         return true
     }
 
-    /// The device acknowledged a direct copy: its sender hears so, and the sender's device gets a
-    /// delivery receipt the same way.
+    /// The device acknowledged a direct copy: its sender hears so, and for a one-to-one message
+    /// the sender's device gets a delivery receipt the same way (a group message's sender counts
+    /// its copies and sends the aggregated receipts itself).
     func directAcknowledged(_ copy: DirectCopy) {
         let router = services.router
-        if let origin = copy.origin { router.settle(origin, messageID: copy.delivery.messageID, .delivered) }
-        guard let device, copy.delivery.kind == .message, copy.delivery.fromAccount != device.accountID else { return }
+        guard let device else { return }
+        if let origin = copy.origin {
+            router.settle(origin, messageID: copy.delivery.messageID, .delivered(account: device.accountID, device: device.deviceID))
+        }
+        guard copy.delivery.kind == .message, copy.delivery.groupID == 0, copy.delivery.fromAccount != device.accountID else { return }
         router.direct(DirectCopy(
             device: copy.delivery.fromDevice,
             delivery: Delivery(seq: 0, messageID: copy.delivery.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
@@ -211,7 +234,9 @@ extension ServerSession {
         services.messages.store(copy: copy.delivery, for: device.deviceID, on: loop) { result in
             let session = bound.value
             if wireSeq == nil { session.directStoring -= 1 }
-            if let origin = copy.origin { services.router.settle(origin, messageID: copy.delivery.messageID, DirectOutcome(result)) }
+            if let origin = copy.origin {
+                services.router.settle(origin, messageID: copy.delivery.messageID, DirectOutcome(result, device: device.deviceID))
+            }
             guard let wireSeq else {
                 session.pullDeliveries()  // it waits in the store now, behind what was there
                 return

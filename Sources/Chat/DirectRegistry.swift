@@ -95,7 +95,7 @@ extension LoopRoutes {
             } else {
                 routes.storingDirect.removeValue(forKey: copy.device)
             }
-            if let origin = copy.origin { router.settle(origin, messageID: copy.delivery.messageID, DirectOutcome(result)) }
+            if let origin = copy.origin { router.settle(origin, messageID: copy.delivery.messageID, DirectOutcome(result, device: copy.device)) }
             if case .success(.stored(let seq)) = result {
                 var stored = copy.delivery
                 stored.seq = seq

@@ -39,9 +39,15 @@ public final class ServerSession: ConnectionHandler {
     var sendPaths: [UInt64: SendPaths] = [:]
     var heldSends: [SendMessage] = []
     var heldGroups = 0
-    /// Direct sends unsettled and group sends in the store (order across conversations).
+    /// Direct sends unsettled (group ones among them), stored sends in the store (group ones
+    /// among them): what the ordering rules look at across conversations.
     var directTotal = 0
+    var groupDirect = 0
+    var storedTotal = 0
     var groupStored = 0
+    var groupRoutes: [UInt64: MessageStore.DirectRoute] = [:]
+    /// Group messages sent directly and not settled, by message id.
+    var groupSends: [[UInt8]: GroupSend] = [:]
     var recentSends = RecentSends()
     var pulling = false
     var pullAgain = false

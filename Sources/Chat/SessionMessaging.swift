@@ -232,7 +232,7 @@ extension ServerSession {
             let answer: SendResult
             switch result {
             case .success(.accepted(let recipients, let route)):
-                if message.groupID == 0 { session.remember(route, for: message.toAccount) }
+                session.remember(route, for: message)
                 // Durable now: answer the sender, then tell the recipients' sessions.
                 answer = SendResult(messageID: message.messageID, code: .ok)
                 session.metrics.bump(.messagesAccepted)

@@ -17,7 +17,8 @@ extension MessageStore {
     }
 
     /// Appends `delivery` (its `seq` is ignored) to `device`'s queue. A message also gets its
-    /// de-duplication record, as if it had been stored when it was sent.
+    /// de-duplication record, as if it had been stored when it was sent (a one-to-one message
+    /// already recorded is not stored again; a group message has one record for all its copies).
     public func store(copy delivery: Delivery, for device: UInt64, on loop: EventLoop,
                       completion: @escaping @Sendable (Result<CopyStorage, StoreError>) -> Void) {
         let limits = self.limits
@@ -39,7 +40,7 @@ extension MessageStore {
                 }
                 try db.query("INSERT OR IGNORE INTO accepted_messages(sender_device, message_id, accepted_at) VALUES (?, ?, ?)",
                              [sender, .blob(delivery.messageID), .integer(Int64(delivery.sentAtMilliseconds / 1000))])
-                if db.changes == 0 { return .duplicate }
+                if db.changes == 0 && delivery.groupID == 0 { return .duplicate }
             } else if count >= Int64(limits.messagesPerDevice / 2) {
                 return .dropped  // receipts may fill at most half a queue, as on the stored path
             }
@@ -48,12 +49,47 @@ extension MessageStore {
                 [.integer(Int64(delivery.ciphertext.count)), id])
             try db.query("""
                 INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, kind,
-                                     group_id, muted)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)
+                                     group_id, muted, receipt_count, receipt_total)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
                 """, [id, .integer(seq), .integer(Int64(delivery.fromAccount)), sender, .blob(delivery.messageID),
-                      .integer(Int64(delivery.sentAtMilliseconds)), .blob(delivery.ciphertext), .integer(Int64(delivery.kind.rawValue))])
+                      .integer(Int64(delivery.sentAtMilliseconds)), .blob(delivery.ciphertext), .integer(Int64(delivery.kind.rawValue)),
+                      .integer(Int64(delivery.groupID)), .integer(Int64(delivery.deliveredCount)), .integer(Int64(delivery.deliveredTotal))])
             db.countQueued()
             return .stored(seq: UInt64(seq))
         }, completion: completion)
+    }
+
+    /// A directly sent group message whose copies are all settled, some of them stored (section
+    /// 20.8): the stored copies already acknowledged count as delivered; the receipts now due are
+    /// queued for the sender's account (the last one if every copy is delivered, else the first if
+    /// the sender's session has not sent it), and a tally is left for the rest, which their
+    /// acknowledgements complete as on the stored path (section 22). Completion: the receipts.
+    public func settleGroupTally(messageID: [UInt8], group: UInt64, senderAccount: UInt64, senderDevice: UInt64, total: Int,
+                                 stored: [(device: UInt64, seq: UInt64)], firstSent: Bool, nowMilliseconds: Int64, on loop: EventLoop,
+                                 completion: @escaping @Sendable ([QueuedReceipt]) -> Void) {
+        let cap = Int64(limits.messagesPerDevice / 2)
+        thread.request(on: loop, { (db) throws(StoreError) -> [QueuedReceipt] in
+            var waiting = 0
+            for copy in stored where try !db.query(
+                "SELECT 1 FROM messages WHERE recipient_device = ? AND seq = ? AND message_id = ?",
+                [.integer(Int64(copy.device)), .integer(Int64(copy.seq)), .blob(messageID)]).isEmpty {
+                waiting += 1
+            }
+            let delivered = total - waiting
+            if waiting == 0 {
+                return try MessageStore.queueReceipt(db, kind: .delivered, messageID: messageID, fromAccount: 0, fromDevice: 0,
+                                                      toAccount: senderAccount, now: nowMilliseconds, receiptCap: cap, group: group,
+                                                      tally: (UInt64(total), UInt64(total)))
+            }
+            try db.query("""
+                INSERT OR REPLACE INTO group_receipts(sender_device, message_id, sender_account, group_id, delivered, total, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, [.integer(Int64(senderDevice)), .blob(messageID), .integer(Int64(senderAccount)), .integer(Int64(group)),
+                      .integer(Int64(delivered)), .integer(Int64(total)), .integer(nowMilliseconds)])
+            guard !firstSent, delivered >= 1 else { return [] }
+            return try MessageStore.queueReceipt(db, kind: .delivered, messageID: messageID, fromAccount: 0, fromDevice: 0,
+                                                  toAccount: senderAccount, now: nowMilliseconds, receiptCap: cap, group: group,
+                                                  tally: (UInt64(delivered), UInt64(total)))
+        }) { result in completion((try? result.get()) ?? []) }
     }
 }

@@ -56,6 +56,7 @@ public final class GroupStore: Sendable {
                 return .failure(.notPermitted)
             }
             if operation != .leave && !me.admin { return .failure(.notPermitted) }
+            db.directoryVersion.bump()  // a group's device list may change: direct routes must be read again
             let isMember = members.contains { $0.accountID == target }
             var notified = members.map(\.accountID)
             switch operation {

@@ -27,12 +27,13 @@ public final class MessageStore: Sendable {
         case refused(ErrorCode, String)
     }
 
-    /// What a sender's session may remember to deliver later messages to one account directly
-    /// (section 20.8): read at directory version `version`, valid while that is current.
+    /// What a sender's session may remember to deliver later messages to one account or group
+    /// directly (section 20.8): read at directory version `version`, valid while that is current.
     public struct DirectRoute: Sendable {
         public let version: UInt64
-        /// The recipient account's only device.
-        public let device: UInt64
+        /// The devices the copies must go to, in increasing order: for an account its only
+        /// device; for a group every member device (none of the sender's account).
+        public let devices: [UInt64]
     }
 
     public let thread: StoreThread
@@ -147,11 +148,15 @@ public final class MessageStore: Sendable {
                               .integer(Int64(others)), .integer(nowMilliseconds)])
                 }
             }
-            // Direct delivery needs one device on each side and no mute between them.
+            // Direct delivery needs the sender's account to have only the sending device, no mute,
+            // and for one-to-one messages a single recipient device.
             var route: DirectRoute?
             if message.groupID == 0, message.toAccount != fromAccount, recipients.count == 1, expected.count == 1,
                 accountOf[recipients[0].device] == message.toAccount, recipients[0].notice == .normal {
-                route = DirectRoute(version: version, device: recipients[0].device)
+                route = DirectRoute(version: version, devices: [recipients[0].device])
+            } else if message.groupID != 0, !expected.contains(where: { $0.accountID == fromAccount }),
+                recipients.allSatisfy({ $0.notice == .normal }) {
+                route = DirectRoute(version: version, devices: recipients.map(\.device).sorted())
             }
             return .accepted(recipients: recipients, route: route)
         }, completion: completion)

@@ -1,0 +1,102 @@
+import Foundation
+import SwitchboardClient
+import Testing
+import TestSupport
+import Wire
+
+/// Group messages delivered directly (PROTOCOL.md section 20.8): the sender is answered when every
+/// copy is acknowledged or stored, and the two aggregated delivery receipts (section 22) count
+/// every copy, whichever way it went.
+@Suite(.serialized) struct GroupDirectTests {
+    private struct Trio {
+        let alice: TestClient, bob: TestClient, carol: TestClient
+        let group: UInt64
+        func copies(_ body: [UInt8]) -> [MessageCopy] {
+            [MessageCopy(deviceID: bob.deviceID, ciphertext: body), MessageCopy(deviceID: carol.deviceID, ciphertext: body)]
+        }
+    }
+
+    /// Alice, Bob and Carol online in one group, and one stored group message acknowledged by
+    /// everyone, so Alice's session knows the group's devices.
+    private func trio(_ harness: ClientHarness, port: Int) throws -> Trio? {
+        let alice = try harness.connect(port: port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let bob = try harness.connect(port: port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
+        let carol = try harness.connect(port: port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "carol"))
+        guard case .result(let created)? = alice.request(.createGroup(requestID: 1, name: "trio", members: [bob.accountID, carol.accountID]), id: 1),
+            let group = created.value
+        else { return nil }
+        let trio = Trio(alice: alice, bob: bob, carol: carol, group: group)
+        #expect(alice.sendMessage(to: 0, copies: trio.copies([0]), groupID: group)?.code == .ok)
+        for member in [bob, carol] {
+            let got = member.waitForDeliveries(2)  // "group changed", then the message
+            member.send(.ack(seqs: got.map(\.seq)))
+        }
+        _ = receipts(alice, count: 2)  // first and last of the stored message
+        alice.send(.ack(seqs: alice.deliveries.map(\.seq)))
+        return trio
+    }
+
+    private func receipts(_ client: TestClient, count: Int, timeout: Double = 10) -> [Delivery] {
+        _ = client.recorder.waitUntil(timeout: timeout) { recorder in
+            recorder.allUnlocked.filter { if case .stanza(.deliver(let d)) = $0 { return d.kind == .delivered } else { return false } }.count >= count
+        }
+        return client.deliveries.filter { $0.kind == .delivered }
+    }
+
+    private func result(_ client: TestClient, for id: [UInt8], timeout: Double) -> SendResult? {
+        let event = client.recorder.waitFor(timeout: timeout) { event in
+            if case .stanza(.sendResult(let r)) = event { return r.messageID == id }
+            return false
+        }
+        if case .stanza(.sendResult(let r))? = event { return r }
+        return nil
+    }
+
+    @Test func answeredWhenEveryCopyIsAcknowledgedWithFirstAndLastReceipts() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        guard let trio = try trio(harness, port: node.port) else {
+            Issue.record("no group")
+            return
+        }
+        let id = randomID()
+        trio.alice.send(.send(SendMessage(messageID: id, toAccount: 0, copies: trio.copies([5, 5]), groupID: trio.group)))
+        let toBob = trio.bob.waitForDeliveries(3).last, toCarol = trio.carol.waitForDeliveries(3).last
+        #expect(toBob?.messageID == id && toBob?.groupID == trio.group && toCarol?.messageID == id && toCarol?.ciphertext == [5, 5])
+        #expect(result(trio.alice, for: id, timeout: 0.3) == nil, "not answered before the copies are acknowledged")
+        trio.bob.send(.ack(seqs: [toBob!.seq]))
+        let first = receipts(trio.alice, count: 3).last
+        #expect(first?.messageID == id && first?.deliveredCount == 1 && first?.deliveredTotal == 2 && first?.fromAccount == trio.bob.accountID)
+        #expect(result(trio.alice, for: id, timeout: 0.3) == nil, "one copy is still unacknowledged")
+        trio.carol.send(.ack(seqs: [toCarol!.seq]))
+        #expect(result(trio.alice, for: id, timeout: 10)?.code == .ok)
+        let last = receipts(trio.alice, count: 4).last
+        #expect(last?.messageID == id && last?.deliveredCount == 2 && last?.deliveredTotal == 2 && last?.fromAccount == trio.carol.accountID)
+    }
+
+    /// Carol does not acknowledge in time: her copy is stored, Alice is answered, and Carol's late
+    /// acknowledgement of the stored copy completes the tally, so the last receipt still comes.
+    @Test func aStoredCopyCompletesTheTallyThroughTheStore() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        guard let trio = try trio(harness, port: node.port) else {
+            Issue.record("no group")
+            return
+        }
+        let id = randomID()
+        trio.alice.send(.send(SendMessage(messageID: id, toAccount: 0, copies: trio.copies([6]), groupID: trio.group)))
+        let toBob = trio.bob.waitForDeliveries(3).last, toCarol = trio.carol.waitForDeliveries(3).last
+        trio.bob.send(.ack(seqs: [toBob!.seq]))
+        #expect(receipts(trio.alice, count: 3).last?.deliveredCount == 1)
+        #expect(result(trio.alice, for: id, timeout: 0.3) == nil)
+        // After the 1-second deadline Carol's copy is durable: Alice is answered.
+        #expect(result(trio.alice, for: id, timeout: 10)?.code == .ok)
+        #expect(trio.carol.deliveries.filter { $0.messageID == id }.count == 1, "stored, not sent again")
+        sleepMilliseconds(200)
+        trio.carol.send(.ack(seqs: [toCarol!.seq]))
+        let last = receipts(trio.alice, count: 4).last
+        #expect(last?.messageID == id && last?.deliveredCount == 2 && last?.deliveredTotal == 2)
+        sleepMilliseconds(300)
+        #expect(receipts(trio.alice, count: 4).count == 4, "exactly one first and one last receipt")
+    }
+}
