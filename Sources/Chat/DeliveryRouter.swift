@@ -38,7 +38,9 @@ public final class DeliveryRouter: Sendable {
         /// and lost with its connection; store it.
         case directReturned(DirectCopy, serial: UInt64)
         /// To the sending session's loop: how its message ended.
-        case directSettled(serial: UInt64, messageID: [UInt8], toAccount: UInt64, group: UInt64, outcome: DirectOutcome)
+        /// `copy` carries the message's id and sender (for a group message's tally, should the
+        /// session have gone) without its ciphertext.
+        case directSettled(serial: UInt64, copy: Delivery, toAccount: UInt64, outcome: DirectOutcome)
     }
 
     private let mailboxes: [Mailbox<Message>]
@@ -126,9 +128,12 @@ public final class DeliveryRouter: Sendable {
     /// is not connected or copies for it are on their way to the store (section 20.8).
     func direct(_ copy: DirectCopy) { send(.direct(copy), toLoop: registryLoop(copy.device)) }
 
-    /// Tells a sending session how its directly delivered message ended.
-    func settle(_ origin: DirectCopy.Origin, messageID: [UInt8], _ outcome: DirectOutcome) {
-        send(.directSettled(serial: origin.serial, messageID: messageID, toAccount: origin.toAccount, group: origin.group, outcome: outcome),
+    /// Tells the sending session of `copy` (if it has one) how the copy ended.
+    func settle(_ copy: DirectCopy, _ outcome: DirectOutcome) {
+        guard let origin = copy.origin else { return }
+        var header = copy.delivery
+        header.ciphertext = []
+        send(.directSettled(serial: origin.serial, copy: header, toAccount: origin.toAccount, outcome: outcome),
              toLoop: origin.loop)
     }
 
@@ -274,12 +279,15 @@ final class LoopRoutes {
             router.returnDirect(copy, from: serial)
         case .directReturned(let copy, let serial):
             directReturned(copy, from: serial)
-        case .directSettled(let serial, let messageID, let toAccount, let group, let outcome):
-            guard let session = bySerial[serial] else { return }
-            if group != 0 {
-                session.groupCopySettled(messageID: messageID, group: group, outcome: outcome)
-            } else {
-                session.directSettled(messageID: messageID, toAccount: toAccount, outcome: outcome)
+        case .directSettled(let serial, let copy, let toAccount, let outcome):
+            if let session = bySerial[serial] {
+                if copy.groupID != 0 {
+                    session.groupCopySettled(messageID: copy.messageID, group: copy.groupID, outcome: outcome)
+                } else {
+                    session.directSettled(messageID: copy.messageID, toAccount: toAccount, outcome: outcome)
+                }
+            } else if copy.groupID != 0 {
+                groupCopySettledLate(copy, outcome)
             }
         }
     }

@@ -57,9 +57,11 @@ extension ServerSession {
                                         message: "this message id is on its way elsewhere; wait for its answer")), on: connection)
             return
         }
-        let direct = earlier == nil ? directRoute(for: message) : nil
         if message.groupID != 0 {
-            if !heldSends.isEmpty || earlier != nil && earlier != .stored || (direct != nil ? storedTotal > 0 : directTotal > 0) {
+            // Held first (cheap), so that re-routing held sends does not check their copies again.
+            let pending = groupSends[message.messageID] != nil || (earlier != nil && earlier != .stored)
+            let direct = pending || !heldSends.isEmpty || earlier != nil ? nil : directRoute(for: message)
+            if pending || !heldSends.isEmpty || (direct != nil ? storedTotal > 0 : directTotal > 0) {
                 heldGroups += 1
                 heldSends.append(message)
             } else if let direct {
@@ -72,6 +74,7 @@ extension ServerSession {
             }
             return
         }
+        let direct = earlier == nil ? directRoute(for: message) : nil
         var paths = sendPaths[account] ?? SendPaths()
         if paths.held > 0 || heldGroups > 0 || (direct == nil && (paths.direct > 0 || groupDirect > 0))
             || (direct != nil && (paths.stored > 0 || groupStored > 0)) || earlier == .directPending(account: account) {
@@ -103,7 +106,7 @@ extension ServerSession {
     private func directRoute(for message: SendMessage) -> MessageStore.DirectRoute? {
         guard services.router.messages != nil else { return nil }
         let known = message.groupID != 0 ? groupRoutes[message.groupID] : directRoutes[message.toAccount]
-        guard let known, known.devices.count == message.copies.count,
+        guard let known, !known.devices.isEmpty, known.devices.count == message.copies.count,
             known.version == services.messages.thread.directoryVersion.current
         else { return nil }
         if known.devices.count == 1 { return known.devices[0] == message.copies[0].deviceID ? known : nil }
@@ -212,9 +215,7 @@ extension ServerSession {
     func directAcknowledged(_ copy: DirectCopy) {
         let router = services.router
         guard let device else { return }
-        if let origin = copy.origin {
-            router.settle(origin, messageID: copy.delivery.messageID, .delivered(account: device.accountID, device: device.deviceID))
-        }
+        router.settle(copy, .delivered(account: device.accountID, device: device.deviceID))
         guard copy.delivery.kind == .message, copy.delivery.groupID == 0, copy.delivery.fromAccount != device.accountID else { return }
         router.direct(DirectCopy(
             device: copy.delivery.fromDevice,
@@ -234,9 +235,7 @@ extension ServerSession {
         services.messages.store(copy: copy.delivery, for: device.deviceID, on: loop) { result in
             let session = bound.value
             if wireSeq == nil { session.directStoring -= 1 }
-            if let origin = copy.origin {
-                services.router.settle(origin, messageID: copy.delivery.messageID, DirectOutcome(result, device: device.deviceID))
-            }
+            services.router.settle(copy, DirectOutcome(result, device: device.deviceID))
             guard let wireSeq else {
                 session.pullDeliveries()  // it waits in the store now, behind what was there
                 return

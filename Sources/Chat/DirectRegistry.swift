@@ -95,13 +95,30 @@ extension LoopRoutes {
             } else {
                 routes.storingDirect.removeValue(forKey: copy.device)
             }
-            if let origin = copy.origin { router.settle(origin, messageID: copy.delivery.messageID, DirectOutcome(result, device: copy.device)) }
+            router.settle(copy, DirectOutcome(result, device: copy.device))
             if case .success(.stored(let seq)) = result {
                 var stored = copy.delivery
                 stored.seq = seq
                 let isMessage = stored.kind == .message
                 routes.handle(.wake(device: copy.device, sender: isMessage ? stored.fromAccount : nil, silent: false, delivery: stored))
             }
+        }
+    }
+
+    /// A group copy settled after its sender's session closed (it left a tally in the store).
+    func groupCopySettledLate(_ copy: Delivery, _ outcome: DirectOutcome) {
+        guard let router, let messages = router.messages else { return }
+        let delivered: Bool, by: (account: UInt64, device: UInt64)
+        switch outcome {
+        case .delivered(let account, let device): (delivered, by) = (true, (account, device))
+        case .duplicate: (delivered, by) = (true, (0, 0))
+        case .stored(_, let seq) where seq != 0: return  // its acknowledgement counts it
+        case .stored, .refused, .failed: (delivered, by) = (false, (0, 0))
+        }
+        messages.countGroupCopy(messageID: copy.messageID, group: copy.groupID, senderAccount: copy.fromAccount,
+                                senderDevice: copy.fromDevice, delivered: delivered, by: by,
+                                nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { receipts in
+            for receipt in receipts { router.wake(device: receipt.device, delivery: receipt.delivery) }
         }
     }
 }

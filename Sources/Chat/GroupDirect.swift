@@ -5,19 +5,25 @@ import Wire
 /// Group messages delivered directly (PROTOCOL.md section 20.8): one direct copy per member
 /// device, the `SendResult` when every copy is acknowledged or stored, and the two aggregated
 /// delivery receipts of section 22 (first copy acknowledged, last copy acknowledged) counted here
-/// — or, when some copies were stored, completed by the store's tally.
+/// — or, when some copies were stored or this session closed first, completed by a store tally.
 extension ServerSession {
     /// A directly sent group message whose copies are not all settled.
     struct GroupSend {
         let group: UInt64
-        let total: Int
+        /// Copies sent.
+        let sent: Int
         var remaining: Int
         var delivered = 0
+        /// Copies out of the count: refused, or their device removed.
+        var dropped = 0
         var firstReceiptSent = false
+        var lastAcknowledgedBy: (account: UInt64, device: UInt64) = (0, 0)
         /// Copies that went to the store instead: where they wait.
         var stored: [(device: UInt64, seq: UInt64)] = []
         /// The first refusal or failure, which the `SendResult` reports.
         var failure: DirectOutcome?
+        /// Copies that count toward the receipts.
+        var total: Int { sent - dropped }
     }
 
     func sendGroupDirectly(_ message: SendMessage, to devices: [UInt64], from device: DeviceRecord, on connection: any ByteStream) {
@@ -25,7 +31,7 @@ extension ServerSession {
         groupDirect += 1
         metrics.bump(.messagesAccepted)
         metrics.bump(.copiesRouted, by: devices.count)
-        groupSends[message.messageID] = GroupSend(group: message.groupID, total: message.copies.count, remaining: message.copies.count)
+        groupSends[message.messageID] = GroupSend(group: message.groupID, sent: message.copies.count, remaining: message.copies.count)
         recentSends.record(message.messageID, .directPending(account: 0))
         let origin = DirectCopy.Origin(serial: serial, loop: connection.loop.id, toAccount: 0, group: message.groupID)
         let now = Authenticator.unixMilliseconds()
@@ -40,29 +46,30 @@ extension ServerSession {
 
     /// One copy of a directly sent group message settled.
     func groupCopySettled(messageID: [UInt8], group: UInt64, outcome: DirectOutcome) {
-        guard phase == .established, let connection, let device, var state = groupSends[messageID] else { return }
+        // Removed while it changes, so that appending to `stored` does not copy the array.
+        guard let device, var state = groupSends.removeValue(forKey: messageID) else { return }
+        state.remaining -= 1
         switch outcome {
         case .delivered(let account, let by):
             state.delivered += 1
-            if state.delivered == state.total {
-                receipt(messageID, state, count: state.total, from: (account, by), to: device)  // the last (and first, of one)
-            } else if !state.firstReceiptSent {
+            state.lastAcknowledgedBy = (account, by)
+            let completes = state.remaining == 0 && state.stored.isEmpty
+            if !state.firstReceiptSent && !(completes && state.delivered == state.total) {
                 state.firstReceiptSent = true
-                receipt(messageID, state, count: 1, from: (account, by), to: device)
+                receipt(messageID, group: state.group, count: 1, total: state.total, from: (account, by), to: device)
             }
         case .stored(let at, let seq):
-            if seq != 0 { state.stored.append((at, seq)) } else { state.delivered += 1 }  // a removed device: out of the count
+            if seq != 0 { state.stored.append((at, seq)) } else { state.dropped += 1 }  // 0: its device was removed
         case .duplicate:
             state.delivered += 1
         case .refused, .failed:
+            state.dropped += 1
             if state.failure == nil { state.failure = outcome }
         }
-        state.remaining -= 1
         guard state.remaining == 0 else {
             groupSends[messageID] = state
             return
         }
-        groupSends.removeValue(forKey: messageID)
         outstandingSends -= 1
         directTotal -= 1
         groupDirect -= 1
@@ -71,28 +78,45 @@ extension ServerSession {
         case .refused, .failed: recentSends.forget(messageID)
         default: recentSends.record(messageID, .directDone)
         }
-        send(.sendResult(answer.sendResult(messageID: messageID)), on: connection)
-        if !state.stored.isEmpty {
-            let router = services.router
-            services.messages.settleGroupTally(
-                messageID: messageID, group: group, senderAccount: device.accountID, senderDevice: device.deviceID, total: state.total,
-                stored: state.stored, firstSent: state.firstReceiptSent, nowMilliseconds: Int64(Authenticator.unixMilliseconds()),
-                on: connection.loop
-            ) { receipts in
-                for receipt in receipts { router.wake(device: receipt.device, delivery: receipt.delivery) }
+        if state.stored.isEmpty {
+            if state.total > 0 && state.delivered == state.total {
+                receipt(messageID, group: state.group, count: state.total, total: state.total, from: state.lastAcknowledgedBy, to: device)
             }
+        } else {
+            leaveTally(messageID, state, unsettled: 0, from: device, on: connection?.loop ?? services.router.loops[0])
         }
+        guard let connection else { return }
+        send(.sendResult(answer.sendResult(messageID: messageID)), on: connection)
         releaseHeld(from: device, on: connection)
     }
 
+    /// The session is closing with group messages not settled: their counts go to the store,
+    /// where their remaining copies settle (`DeliveryRouter` hands late outcomes to the store).
+    func leaveGroupTallies(on loop: EventLoop) {
+        guard let device, !groupSends.isEmpty else { return }
+        for (messageID, state) in groupSends { leaveTally(messageID, state, unsettled: state.remaining, from: device, on: loop) }
+        groupSends = [:]
+    }
+
+    private func leaveTally(_ messageID: [UInt8], _ state: GroupSend, unsettled: Int, from device: DeviceRecord, on loop: EventLoop) {
+        let router = services.router
+        services.messages.settleGroupTally(
+            messageID: messageID, group: state.group, senderAccount: device.accountID, senderDevice: device.deviceID,
+            total: state.total, delivered: state.delivered, stored: state.stored, unsettled: unsettled,
+            firstSent: state.firstReceiptSent, nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop
+        ) { receipts in
+            for receipt in receipts { router.wake(device: receipt.device, delivery: receipt.delivery) }
+        }
+    }
+
     /// An aggregated delivery receipt for this device, sent the direct way.
-    private func receipt(_ messageID: [UInt8], _ state: GroupSend, count: Int, from: (account: UInt64, device: UInt64),
+    private func receipt(_ messageID: [UInt8], group: UInt64, count: Int, total: Int, from: (account: UInt64, device: UInt64),
                          to device: DeviceRecord) {
         services.router.direct(DirectCopy(
             device: device.deviceID,
             delivery: Delivery(seq: 0, messageID: messageID, fromAccount: from.account, fromDevice: from.device,
                                sentAtMilliseconds: Authenticator.unixMilliseconds(), ciphertext: [], kind: .delivered,
-                               groupID: state.group, deliveredCount: UInt64(count), deliveredTotal: UInt64(state.total)),
+                               groupID: group, deliveredCount: UInt64(count), deliveredTotal: UInt64(total)),
             origin: nil))
     }
 }

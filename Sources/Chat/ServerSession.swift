@@ -360,6 +360,7 @@ public final class ServerSession: ConnectionHandler {
                                            keptDirect: directTaken - UInt64(returning), loop: connection.loop)
             presenceSubscriptions = []
             returnDirectCopies()
+            leaveGroupTallies(on: connection.loop)
         }
         self.connection = nil
         metrics.bump(.connectionsClosed)

@@ -27,9 +27,10 @@ extension MessageStore {
             guard let row = try db.query("SELECT queued_count, queued_bytes, next_seq FROM devices WHERE id = ? AND revoked_at IS NULL",
                                          [id]).first
             else {
-                // Removed since the sender's session read the device list: the sender must send
-                // again for the account's current devices (the stored path then lists them).
-                return delivery.kind == .message
+                // Removed since the sender's session read the device list. One-to-one: the sender
+                // must send again for the account's current devices (the stored path then lists
+                // them). A group copy leaves the message's count, as on the stored path.
+                return delivery.kind == .message && delivery.groupID == 0
                     ? .refused(.deviceListMismatch, "device \(device) was removed; send again for the current devices") : .dropped
             }
             let count = row[0].integer ?? 0, bytes = row[1].integer ?? 0, seq = row[2].integer ?? 1
@@ -59,37 +60,60 @@ extension MessageStore {
         }, completion: completion)
     }
 
-    /// A directly sent group message whose copies are all settled, some of them stored (section
-    /// 20.8): the stored copies already acknowledged count as delivered; the receipts now due are
-    /// queued for the sender's account (the last one if every copy is delivered, else the first if
-    /// the sender's session has not sent it), and a tally is left for the rest, which their
-    /// acknowledgements complete as on the stored path (section 22). Completion: the receipts.
+    /// A directly sent group message that its sender's session stops counting — every copy
+    /// settled with some stored, or the session closed with copies unsettled (section 20.8): the
+    /// stored copies already acknowledged count as delivered (those whose device was removed leave
+    /// the count); if nothing can still be acknowledged, the receipts due are queued, else a tally
+    /// is left that later acknowledgements (`acknowledge`, `countGroupCopy`) complete as on the
+    /// stored path (section 22). Completion: the receipts queued.
+    /// - Parameters:
+    ///   - total: copies that count (refused and removed ones already taken out).
+    ///   - delivered: copies acknowledged directly.
+    ///   - unsettled: copies whose fate the session did not learn (they settle into the tally).
     public func settleGroupTally(messageID: [UInt8], group: UInt64, senderAccount: UInt64, senderDevice: UInt64, total: Int,
-                                 stored: [(device: UInt64, seq: UInt64)], firstSent: Bool, nowMilliseconds: Int64, on loop: EventLoop,
+                                 delivered: Int, stored: [(device: UInt64, seq: UInt64)], unsettled: Int, firstSent: Bool,
+                                 nowMilliseconds: Int64, on loop: EventLoop,
                                  completion: @escaping @Sendable ([QueuedReceipt]) -> Void) {
         let cap = Int64(limits.messagesPerDevice / 2)
         thread.request(on: loop, { (db) throws(StoreError) -> [QueuedReceipt] in
-            var waiting = 0
-            for copy in stored where try !db.query(
-                "SELECT 1 FROM messages WHERE recipient_device = ? AND seq = ? AND message_id = ?",
-                [.integer(Int64(copy.device)), .integer(Int64(copy.seq)), .blob(messageID)]).isEmpty {
-                waiting += 1
+            var waiting = unsettled, delivered = delivered, total = total
+            for copy in stored {
+                if try !db.query("SELECT 1 FROM messages WHERE recipient_device = ? AND seq = ? AND message_id = ?",
+                                 [.integer(Int64(copy.device)), .integer(Int64(copy.seq)), .blob(messageID)]).isEmpty {
+                    waiting += 1
+                } else if try DeviceDirectory.isActive(db, device: copy.device) {
+                    delivered += 1
+                } else {
+                    total -= 1
+                }
             }
-            let delivered = total - waiting
+            func receipt(_ count: Int) throws(StoreError) -> [QueuedReceipt] {
+                try MessageStore.queueReceipt(db, kind: .delivered, messageID: messageID, fromAccount: 0, fromDevice: 0,
+                                              toAccount: senderAccount, now: nowMilliseconds, receiptCap: cap, group: group,
+                                              tally: (UInt64(count), UInt64(total)))
+            }
             if waiting == 0 {
-                return try MessageStore.queueReceipt(db, kind: .delivered, messageID: messageID, fromAccount: 0, fromDevice: 0,
-                                                      toAccount: senderAccount, now: nowMilliseconds, receiptCap: cap, group: group,
-                                                      tally: (UInt64(total), UInt64(total)))
+                guard total > 0, delivered > 0 else { return [] }
+                return (!firstSent && total > 1 ? try receipt(1) : []) + (try receipt(delivered))
             }
             try db.query("""
                 INSERT OR REPLACE INTO group_receipts(sender_device, message_id, sender_account, group_id, delivered, total, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, [.integer(Int64(senderDevice)), .blob(messageID), .integer(Int64(senderAccount)), .integer(Int64(group)),
                       .integer(Int64(delivered)), .integer(Int64(total)), .integer(nowMilliseconds)])
-            guard !firstSent, delivered >= 1 else { return [] }
-            return try MessageStore.queueReceipt(db, kind: .delivered, messageID: messageID, fromAccount: 0, fromDevice: 0,
-                                                  toAccount: senderAccount, now: nowMilliseconds, receiptCap: cap, group: group,
-                                                  tally: (UInt64(delivered), UInt64(total)))
+            return !firstSent && delivered >= 1 ? try receipt(delivered) : []
+        }) { result in completion((try? result.get()) ?? []) }
+    }
+
+    /// A copy of a directly sent group message settled after its sender's session closed: it
+    /// counts in the tally the session left (`settleGroupTally`). Completion: the receipts queued.
+    public func countGroupCopy(messageID: [UInt8], group: UInt64, senderAccount: UInt64, senderDevice: UInt64, delivered: Bool,
+                               by: (account: UInt64, device: UInt64), nowMilliseconds: Int64, on loop: EventLoop,
+                               completion: @escaping @Sendable ([QueuedReceipt]) -> Void) {
+        let cap = Int64(limits.messagesPerDevice / 2)
+        thread.request(on: loop, { (db) throws(StoreError) -> [QueuedReceipt] in
+            try MessageStore.countGroupCopy(db, senderDevice: senderDevice, messageID: messageID, senderAccount: senderAccount,
+                                            group: group, delivered: delivered, by: by, now: nowMilliseconds, cap: cap)
         }) { result in completion((try? result.get()) ?? []) }
     }
 }

@@ -56,7 +56,6 @@ public final class GroupStore: Sendable {
                 return .failure(.notPermitted)
             }
             if operation != .leave && !me.admin { return .failure(.notPermitted) }
-            db.directoryVersion.bump()  // a group's device list may change: direct routes must be read again
             let isMember = members.contains { $0.accountID == target }
             var notified = members.map(\.accountID)
             switch operation {
@@ -66,11 +65,13 @@ public final class GroupStore: Sendable {
                 guard try DeviceDirectory.devices(db, account: target) != nil else { return .failure(.unknownAccount) }
                 try db.query("INSERT INTO group_members(group_id, account_id, admin, joined_at) VALUES (?, ?, 0, ?)",
                              [id, .integer(Int64(target)), .integer(now)])
+                db.directoryVersion.bump()  // the group's devices changed: direct routes must be read again
                 notified.append(target)
             case .remove, .leave:
                 let leaving = operation == .leave ? actor : target
                 guard members.contains(where: { $0.accountID == leaving }) else { return .failure(.unknownAccount) }
                 try db.query("DELETE FROM group_members WHERE group_id = ? AND account_id = ?", [id, .integer(Int64(leaving))])
+                db.directoryVersion.bump()
             case .promote, .demote:
                 guard isMember else { return .failure(.unknownAccount) }
                 try db.query("UPDATE group_members SET admin = ? WHERE group_id = ? AND account_id = ?",

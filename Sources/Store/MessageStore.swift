@@ -154,7 +154,7 @@ public final class MessageStore: Sendable {
             if message.groupID == 0, message.toAccount != fromAccount, recipients.count == 1, expected.count == 1,
                 accountOf[recipients[0].device] == message.toAccount, recipients[0].notice == .normal {
                 route = DirectRoute(version: version, devices: [recipients[0].device])
-            } else if message.groupID != 0, !expected.contains(where: { $0.accountID == fromAccount }),
+            } else if message.groupID != 0, !recipients.isEmpty, !expected.contains(where: { $0.accountID == fromAccount }),
                 recipients.allSatisfy({ $0.notice == .normal }) {
                 route = DirectRoute(version: version, devices: recipients.map(\.device).sorted())
             }
@@ -212,22 +212,34 @@ public final class MessageStore: Sendable {
                     continue
                 }
                 // A group message: count, and tell the sender at the first delivery and the last.
-                let tallyKey: [SQLiteDatabase.Value] = [row[5], .blob(id)]
-                try db.query("UPDATE group_receipts SET delivered = delivered + 1 WHERE sender_device = ? AND message_id = ?", tallyKey)
-                guard let tally = try db.query("SELECT delivered, total FROM group_receipts WHERE sender_device = ? AND message_id = ?",
-                                               tallyKey).first,
-                    let delivered = tally[0].integer, let total = tally[1].integer, delivered == 1 || delivered == total
-                else { continue }
-                woken += try MessageStore.queueReceipt(db, kind: .delivered, messageID: id, fromAccount: account,
-                                                        fromDevice: device, toAccount: sender, now: nowMilliseconds,
-                                                        receiptCap: cap, group: UInt64(group),
-                                                        tally: (UInt64(delivered), UInt64(total)))
-                if delivered == total {
-                    try db.query("DELETE FROM group_receipts WHERE sender_device = ? AND message_id = ?", tallyKey)
-                }
+                woken += try MessageStore.countGroupCopy(db, senderDevice: UInt64(row[5].integer ?? 0), messageID: id, senderAccount: sender,
+                                                         group: UInt64(group), delivered: true, by: (account, device),
+                                                         now: nowMilliseconds, cap: cap)
             }
             return woken
         }) { result in completion((try? result.get()) ?? []) }
+    }
+
+    /// Counts one copy of a group message in its tally: `delivered` (acknowledged by device `by`)
+    /// or not (it left the count: its device was removed, or it was refused). Queues the receipt
+    /// now due for the sender's account — the first at one delivered copy, the last when every
+    /// copy still counted is delivered, which ends the tally — and returns it. No tally, nothing.
+    static func countGroupCopy(_ db: SQLiteDatabase, senderDevice: UInt64, messageID: [UInt8], senderAccount: UInt64, group: UInt64,
+                               delivered counted: Bool, by: (account: UInt64, device: UInt64), now: Int64,
+                               cap: Int64) throws(StoreError) -> [QueuedReceipt] {
+        let key: [SQLiteDatabase.Value] = [.integer(Int64(senderDevice)), .blob(messageID)]
+        try db.query(counted ? "UPDATE group_receipts SET delivered = delivered + 1 WHERE sender_device = ? AND message_id = ?"
+                             : "UPDATE group_receipts SET total = total - 1 WHERE sender_device = ? AND message_id = ?", key)
+        guard let tally = try db.query("SELECT delivered, total FROM group_receipts WHERE sender_device = ? AND message_id = ?",
+                                       key).first,
+            let delivered = tally[0].integer, let total = tally[1].integer
+        else { return [] }
+        let last = delivered >= total
+        if last { try db.query("DELETE FROM group_receipts WHERE sender_device = ? AND message_id = ?", key) }
+        guard delivered > 0, last || (counted && delivered == 1) else { return [] }
+        return try queueReceipt(db, kind: .delivered, messageID: messageID, fromAccount: counted ? by.account : 0,
+                                fromDevice: counted ? by.device : 0, toAccount: senderAccount, now: now, receiptCap: cap,
+                                group: group, tally: (UInt64(delivered), UInt64(total)))
     }
 
     /// Queues read receipts from a device for messages of `toAccount`. Completion: devices woken.

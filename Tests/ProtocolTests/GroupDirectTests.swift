@@ -99,4 +99,45 @@ import Wire
         sleepMilliseconds(300)
         #expect(receipts(trio.alice, count: 4).count == 4, "exactly one first and one last receipt")
     }
+
+    /// The sender disconnects before every copy is acknowledged: the count goes to the store, and
+    /// the last receipt waits there for the sender's next connection.
+    @Test func receiptsOutliveTheSendersConnection() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        guard let trio = try trio(harness, port: node.port) else {
+            Issue.record("no group")
+            return
+        }
+        let id = randomID()
+        trio.alice.send(.send(SendMessage(messageID: id, toAccount: 0, copies: trio.copies([7]), groupID: trio.group)))
+        let toBob = trio.bob.waitForDeliveries(3).last, toCarol = trio.carol.waitForDeliveries(3).last
+        trio.bob.send(.ack(seqs: [toBob!.seq]))
+        #expect(receipts(trio.alice, count: 3).last?.deliveredCount == 1)
+        let credentials = trio.alice.credentials
+        trio.alice.close()
+        _ = trio.alice.waitClosed()
+        sleepMilliseconds(100)
+        trio.carol.send(.ack(seqs: [toCarol!.seq]))
+        sleepMilliseconds(300)
+        let again = try harness.connect(port: node.port, credentials: credentials, hello: Hello(mode: .resume))
+        let last = receipts(again, count: 1).last
+        #expect(last?.messageID == id && last?.deliveredCount == 2 && last?.deliveredTotal == 2)
+    }
+
+    /// A group whose only member is the sender: sends with no copies are answered and do not
+    /// hold up later sends.
+    @Test func aGroupOfOneDoesNotWedgeTheSender() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let bob = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
+        guard case .result(let created)? = alice.request(.createGroup(requestID: 1, name: "me", members: []), id: 1), let group = created.value
+        else {
+            Issue.record("no group")
+            return
+        }
+        for _ in 0..<3 { #expect(alice.sendMessage(to: 0, copies: [], groupID: group)?.code == .ok) }
+        #expect(alice.sendMessage(to: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [1])])?.code == .ok)
+    }
 }
