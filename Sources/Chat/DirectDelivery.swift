@@ -43,7 +43,7 @@ extension ServerSession {
     /// account (after a group message: all) wait too.
     func route(_ message: SendMessage, from device: DeviceRecord, on connection: any ByteStream) {
         let account = message.toAccount  // 0 for a group message
-        let earlier = recentSends.path(of: message.messageID)
+        let earlier = sendState.recentSends.path(of: message.messageID)
         if earlier == .directDone {
             // Sent directly before and answered: the store never saw it, so it is answered here.
             outstandingSends -= 1
@@ -59,30 +59,30 @@ extension ServerSession {
         }
         if message.groupID != 0 {
             // Held first (cheap), so that re-routing held sends does not check their copies again.
-            let pending = groupSends[message.messageID] != nil || (earlier != nil && earlier != .stored)
-            let direct = pending || !heldSends.isEmpty || earlier != nil ? nil : directRoute(for: message)
-            if pending || !heldSends.isEmpty || (direct != nil ? storedTotal > 0 : directTotal > 0) {
-                heldGroups += 1
-                heldSends.append(message)
+            let pending = sendState.groupSends[message.messageID] != nil || (earlier != nil && earlier != .stored)
+            let direct = pending || !sendState.heldSends.isEmpty || earlier != nil ? nil : directRoute(for: message)
+            if pending || !sendState.heldSends.isEmpty || (direct != nil ? sendState.storedTotal > 0 : sendState.directTotal > 0) {
+                sendState.heldGroups += 1
+                sendState.heldSends.append(message)
             } else if let direct {
                 sendGroupDirectly(message, to: direct.devices, from: device, on: connection)
             } else {
-                groupStored += 1
-                storedTotal += 1
-                recentSends.record(message.messageID, .stored)
+                sendState.groupStored += 1
+                sendState.storedTotal += 1
+                sendState.recentSends.record(message.messageID, .stored)
                 store(message, from: device, on: connection)
             }
             return
         }
         let direct = earlier == nil ? directRoute(for: message) : nil
-        var paths = sendPaths[account] ?? SendPaths()
-        if paths.held > 0 || heldGroups > 0 || (direct == nil && (paths.direct > 0 || groupDirect > 0))
-            || (direct != nil && (paths.stored > 0 || groupStored > 0)) || earlier == .directPending(account: account) {
+        var paths = sendState.sendPaths[account] ?? SendPaths()
+        if paths.held > 0 || sendState.heldGroups > 0 || (direct == nil && (paths.direct > 0 || sendState.groupDirect > 0))
+            || (direct != nil && (paths.stored > 0 || sendState.groupStored > 0)) || earlier == .directPending(account: account) {
             paths.held += 1
-            heldSends.append(message)
+            sendState.heldSends.append(message)
         } else if let direct {
             paths.direct += 1
-            directTotal += 1
+            sendState.directTotal += 1
             metrics.bump(.messagesAccepted)
             metrics.bump(.copiesRouted)
             let copy = DirectCopy(
@@ -90,22 +90,22 @@ extension ServerSession {
                 delivery: Delivery(seq: 0, messageID: message.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
                                    sentAtMilliseconds: Authenticator.unixMilliseconds(), ciphertext: message.copies[0].ciphertext),
                 origin: DirectCopy.Origin(serial: serial, loop: connection.loop.id, toAccount: account, group: 0))
-            recentSends.record(message.messageID, .directPending(account: account))
+            sendState.recentSends.record(message.messageID, .directPending(account: account))
             services.router.direct(copy)
         } else {
             paths.stored += 1
-            storedTotal += 1
-            recentSends.record(message.messageID, .stored)
+            sendState.storedTotal += 1
+            sendState.recentSends.record(message.messageID, .stored)
             store(message, from: device, on: connection)
         }
-        sendPaths[account] = paths
+        sendState.sendPaths[account] = paths
     }
 
     /// The route this session remembers for the message's recipients, if it is current and the
     /// copies go exactly to its devices.
     private func directRoute(for message: SendMessage) -> MessageStore.DirectRoute? {
         guard services.router.messages != nil else { return nil }
-        let known = message.groupID != 0 ? groupRoutes[message.groupID] : directRoutes[message.toAccount]
+        let known = message.groupID != 0 ? sendState.groupRoutes[message.groupID] : sendState.directRoutes[message.toAccount]
         guard let known, !known.devices.isEmpty, known.devices.count == message.copies.count,
             known.version == services.messages.thread.directoryVersion.current
         else { return nil }
@@ -119,23 +119,23 @@ extension ServerSession {
         guard phase == .established, let connection, let device else { return }
         outstandingSends -= 1
         switch outcome {
-        case .delivered, .stored, .duplicate: recentSends.record(messageID, .directDone)
-        case .refused, .failed: recentSends.forget(messageID)
+        case .delivered, .stored, .duplicate: sendState.recentSends.record(messageID, .directDone)
+        case .refused, .failed: sendState.recentSends.forget(messageID)
         }
         send(.sendResult(outcome.sendResult(messageID: messageID)), on: connection)
-        guard var paths = sendPaths[toAccount] else { return }
+        guard var paths = sendState.sendPaths[toAccount] else { return }
         paths.direct -= 1
-        directTotal -= 1
+        sendState.directTotal -= 1
         settle(paths, for: toAccount)
         releaseHeld(from: device, on: connection)
     }
 
     /// A stored send finished (its answer is on its way).
     func storedSendFinished(_ message: SendMessage) {
-        storedTotal -= 1
+        sendState.storedTotal -= 1
         if message.groupID != 0 {
-            groupStored -= 1
-        } else if var paths = sendPaths[message.toAccount] {
+            sendState.groupStored -= 1
+        } else if var paths = sendState.sendPaths[message.toAccount] {
             paths.stored -= 1
             settle(paths, for: message.toAccount)
         }
@@ -146,12 +146,12 @@ extension ServerSession {
     /// Routes everything held again, in order, once something settled (`route` holds again
     /// whatever must still wait).
     func releaseHeld(from device: DeviceRecord, on connection: any ByteStream) {
-        guard !heldSends.isEmpty else { return }
-        let released = heldSends
-        heldSends = []
-        heldGroups = 0
+        guard !sendState.heldSends.isEmpty else { return }
+        let released = sendState.heldSends
+        sendState.heldSends = []
+        sendState.heldGroups = 0
         for account in Set(released.lazy.filter { $0.groupID == 0 }.map(\.toAccount)) {
-            guard var paths = sendPaths[account] else { continue }
+            guard var paths = sendState.sendPaths[account] else { continue }
             paths.held = 0
             settle(paths, for: account)
         }
@@ -159,15 +159,15 @@ extension ServerSession {
     }
 
     private func settle(_ paths: SendPaths, for account: UInt64) {
-        if paths.isIdle { sendPaths.removeValue(forKey: account) } else { sendPaths[account] = paths }
+        if paths.isIdle { sendState.sendPaths.removeValue(forKey: account) } else { sendState.sendPaths[account] = paths }
     }
 
     /// Remembers what the store said about a message's recipients.
     func remember(_ route: MessageStore.DirectRoute?, for message: SendMessage) {
         if message.groupID != 0 {
-            remember(route, key: message.groupID, in: &groupRoutes)
+            remember(route, key: message.groupID, in: &sendState.groupRoutes)
         } else {
-            remember(route, key: message.toAccount, in: &directRoutes)
+            remember(route, key: message.toAccount, in: &sendState.directRoutes)
         }
     }
 
@@ -320,4 +320,26 @@ extension ServerSession {
 
 extension ServerSession: TimerTarget {
     public func timerFired(tag: Int) { directDeadline() }
+}
+
+/// The sending side of direct delivery for one session (PROTOCOL.md section 20.8): the routes the
+/// store gave for recent recipients, sends in progress by path, sends held back to keep their
+/// order, recent message ids, and group messages whose copies are not all settled.
+final class SendingState {
+    /// Recipients' devices as the store last said, by account and by group.
+    var directRoutes: [UInt64: MessageStore.DirectRoute] = [:]
+    var groupRoutes: [UInt64: MessageStore.DirectRoute] = [:]
+    /// One-to-one sends in progress by recipient account, and sends held back.
+    var sendPaths: [UInt64: ServerSession.SendPaths] = [:]
+    var heldSends: [SendMessage] = []
+    var heldGroups = 0
+    /// Direct sends unsettled (group ones among them), stored sends in the store (group ones
+    /// among them): what the ordering rules look at across conversations.
+    var directTotal = 0
+    var groupDirect = 0
+    var storedTotal = 0
+    var groupStored = 0
+    var recentSends = RecentSends()
+    /// Group messages sent directly and not settled, by message id.
+    var groupSends: [[UInt8]: ServerSession.GroupSend] = [:]
 }

@@ -27,12 +27,12 @@ extension ServerSession {
     }
 
     func sendGroupDirectly(_ message: SendMessage, to devices: [UInt64], from device: DeviceRecord, on connection: any ByteStream) {
-        directTotal += 1
-        groupDirect += 1
+        sendState.directTotal += 1
+        sendState.groupDirect += 1
         metrics.bump(.messagesAccepted)
         metrics.bump(.copiesRouted, by: devices.count)
-        groupSends[message.messageID] = GroupSend(group: message.groupID, sent: message.copies.count, remaining: message.copies.count)
-        recentSends.record(message.messageID, .directPending(account: 0))
+        sendState.groupSends[message.messageID] = GroupSend(group: message.groupID, sent: message.copies.count, remaining: message.copies.count)
+        sendState.recentSends.record(message.messageID, .directPending(account: 0))
         let origin = DirectCopy.Origin(serial: serial, loop: connection.loop.id, toAccount: 0, group: message.groupID)
         let now = Authenticator.unixMilliseconds()
         for copy in message.copies {
@@ -47,7 +47,7 @@ extension ServerSession {
     /// One copy of a directly sent group message settled.
     func groupCopySettled(messageID: [UInt8], group: UInt64, outcome: DirectOutcome) {
         // Removed while it changes, so that appending to `stored` does not copy the array.
-        guard let device, var state = groupSends.removeValue(forKey: messageID) else { return }
+        guard let device, var state = sendState.groupSends.removeValue(forKey: messageID) else { return }
         state.remaining -= 1
         switch outcome {
         case .delivered(let account, let by):
@@ -67,16 +67,16 @@ extension ServerSession {
             if state.failure == nil { state.failure = outcome }
         }
         guard state.remaining == 0 else {
-            groupSends[messageID] = state
+            sendState.groupSends[messageID] = state
             return
         }
         outstandingSends -= 1
-        directTotal -= 1
-        groupDirect -= 1
+        sendState.directTotal -= 1
+        sendState.groupDirect -= 1
         let answer = state.failure ?? .stored(device: 0, seq: 0)
         switch answer {
-        case .refused, .failed: recentSends.forget(messageID)
-        default: recentSends.record(messageID, .directDone)
+        case .refused, .failed: sendState.recentSends.forget(messageID)
+        default: sendState.recentSends.record(messageID, .directDone)
         }
         if state.stored.isEmpty {
             if state.total > 0 && state.delivered == state.total {
@@ -93,9 +93,9 @@ extension ServerSession {
     /// The session is closing with group messages not settled: their counts go to the store,
     /// where their remaining copies settle (`DeliveryRouter` hands late outcomes to the store).
     func leaveGroupTallies(on loop: EventLoop) {
-        guard let device, !groupSends.isEmpty else { return }
-        for (messageID, state) in groupSends { leaveTally(messageID, state, unsettled: state.remaining, from: device, on: loop) }
-        groupSends = [:]
+        guard let device, let sending, !sending.groupSends.isEmpty else { return }
+        for (messageID, state) in sending.groupSends { leaveTally(messageID, state, unsettled: state.remaining, from: device, on: loop) }
+        sending.groupSends = [:]
     }
 
     private func leaveTally(_ messageID: [UInt8], _ state: GroupSend, unsettled: Int, from device: DeviceRecord, on loop: EventLoop) {

@@ -33,22 +33,14 @@ public final class ServerSession: ConnectionHandler {
     /// Direct copies this session took (the registry loop balances its books with it).
     var directTaken: UInt64 = 0
     var directTimerArmed = false
-    /// Section 20.8, sending side: recipients' only devices as the store last said, sends in
-    /// progress by recipient account, and sends held back to keep their order.
-    var directRoutes: [UInt64: MessageStore.DirectRoute] = [:]
-    var sendPaths: [UInt64: SendPaths] = [:]
-    var heldSends: [SendMessage] = []
-    var heldGroups = 0
-    /// Direct sends unsettled (group ones among them), stored sends in the store (group ones
-    /// among them): what the ordering rules look at across conversations.
-    var directTotal = 0
-    var groupDirect = 0
-    var storedTotal = 0
-    var groupStored = 0
-    var groupRoutes: [UInt64: MessageStore.DirectRoute] = [:]
-    /// Group messages sent directly and not settled, by message id.
-    var groupSends: [[UInt8]: GroupSend] = [:]
-    var recentSends = RecentSends()
+    /// Section 20.8, sending side, allocated at the first Send (most connections only receive).
+    var sending: SendingState?
+    var sendState: SendingState {
+        if let sending { return sending }
+        let state = SendingState()
+        sending = state
+        return state
+    }
     var pulling = false
     var pullAgain = false
     /// Accounts whose presence this session watches.
