@@ -16,24 +16,8 @@ import Wire
         let bob = try harness.connect(port: port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
         #expect(alice.sendMessage(to: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [0])])?.code == .ok)
         bob.send(.ack(seqs: bob.waitForDeliveries(1).map(\.seq)))
-        alice.send(.ack(seqs: receipts(alice, count: 1).map(\.seq)))
+        alice.send(.ack(seqs: alice.deliveryReceipts(count: 1).map(\.seq)))
         return (alice, bob)
-    }
-
-    private func receipts(_ client: TestClient, count: Int) -> [Delivery] {
-        _ = client.recorder.waitUntil(timeout: 10) { recorder in
-            recorder.allUnlocked.filter { if case .stanza(.deliver(let d)) = $0 { return d.kind == .delivered } else { return false } }.count >= count
-        }
-        return client.deliveries.filter { $0.kind == .delivered }
-    }
-
-    private func result(_ client: TestClient, for id: [UInt8], timeout: Double) -> SendResult? {
-        let event = client.recorder.waitFor(timeout: timeout) { event in
-            if case .stanza(.sendResult(let r)) = event { return r.messageID == id }
-            return false
-        }
-        if case .stanza(.sendResult(let r))? = event { return r }
-        return nil
     }
 
     @Test func theSenderIsAnsweredWhenTheRecipientAcknowledges() throws {
@@ -47,11 +31,11 @@ import Wire
         // Wire numbers count this connection's deliveries.
         #expect(got.map(\.seq) == [1, 2])
         // Delivered, not acknowledged: not durable either, so no answer yet.
-        #expect(result(alice, for: id, timeout: 0.4) == nil)
+        #expect(alice.sendResult(for: id, timeout: 0.4) == nil)
         bob.send(.ack(seqs: [got[1].seq]))
-        let answer = result(alice, for: id, timeout: 10)
+        let answer = alice.sendResult(for: id, timeout: 10)
         #expect(answer?.code == .ok && answer?.duplicate == false)
-        let receipt = receipts(alice, count: 2).last
+        let receipt = alice.deliveryReceipts(count: 2).last
         #expect(receipt?.messageID == id && receipt?.fromAccount == bob.accountID)
         // Sent again on the same connection: answered as a duplicate, not delivered again.
         let again = alice.sendMessage(to: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [9, 9])], id: id)
@@ -70,8 +54,8 @@ import Wire
         let stored = randomID()
         alice.send(.send(SendMessage(messageID: stored, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [1])])))
         #expect(bob.waitForDeliveries(2).last?.messageID == stored)
-        #expect(result(alice, for: stored, timeout: 0.4) == nil)
-        #expect(result(alice, for: stored, timeout: 10)?.code == .ok)
+        #expect(alice.sendResult(for: stored, timeout: 0.4) == nil)
+        #expect(alice.sendResult(for: stored, timeout: 10)?.code == .ok)
         // Sent right before the kill: delivered, never answered.
         let unanswered = randomID()
         alice.send(.send(SendMessage(messageID: unanswered, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [2])])))
@@ -80,7 +64,7 @@ import Wire
         #expect(bob.deliveries.filter { $0.messageID == stored }.count == 1)
         node.signal(SIGKILL)
         _ = node.waitForExit()
-        #expect(result(alice, for: unanswered, timeout: 0) == nil)
+        #expect(alice.sendResult(for: unanswered, timeout: 0) == nil)
         _ = alice.waitClosed()
         _ = bob.waitClosed()
 
@@ -108,13 +92,13 @@ import Wire
         _ = bob.waitClosed()
         // Stored when the connection ended, before the acknowledgement deadline.
         let started = Date()
-        for id in ids { #expect(result(alice, for: id, timeout: 10)?.code == .ok) }
+        for id in ids { #expect(alice.sendResult(for: id, timeout: 10)?.code == .ok) }
         #expect(Date().timeIntervalSince(started) < 0.9)
         let bobAgain = try harness.connect(port: node.port, credentials: bobCredentials, hello: Hello(mode: .resume))
         let again = bobAgain.waitForDeliveries(5)
         #expect(again.map(\.messageID) == ids)
         bobAgain.send(.ack(seqs: again.map(\.seq)))
-        #expect(receipts(alice, count: 6).dropFirst().map(\.messageID) == ids)
+        #expect(alice.deliveryReceipts(count: 6).dropFirst().map(\.messageID) == ids)
     }
 
     /// A backlog in the store goes first: copies that found the window full wait in the store, and

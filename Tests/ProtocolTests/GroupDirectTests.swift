@@ -14,6 +14,12 @@ import Wire
         func copies(_ body: [UInt8]) -> [MessageCopy] {
             [MessageCopy(deviceID: bob.deviceID, ciphertext: body), MessageCopy(deviceID: carol.deviceID, ciphertext: body)]
         }
+
+        /// Alice sends a group message after the warm-up; what Bob and Carol get.
+        func send(_ id: [UInt8], _ body: [UInt8]) -> (toBob: Delivery?, toCarol: Delivery?) {
+            alice.send(.send(SendMessage(messageID: id, toAccount: 0, copies: copies(body), groupID: group)))
+            return (bob.waitForDeliveries(3).last, carol.waitForDeliveries(3).last)
+        }
     }
 
     /// Alice, Bob and Carol online in one group, and one stored group message acknowledged by
@@ -31,25 +37,9 @@ import Wire
             let got = member.waitForDeliveries(2)  // "group changed", then the message
             member.send(.ack(seqs: got.map(\.seq)))
         }
-        _ = receipts(alice, count: 2)  // first and last of the stored message
+        _ = alice.deliveryReceipts(count: 2)  // first and last of the stored message
         alice.send(.ack(seqs: alice.deliveries.map(\.seq)))
         return trio
-    }
-
-    private func receipts(_ client: TestClient, count: Int, timeout: Double = 10) -> [Delivery] {
-        _ = client.recorder.waitUntil(timeout: timeout) { recorder in
-            recorder.allUnlocked.filter { if case .stanza(.deliver(let d)) = $0 { return d.kind == .delivered } else { return false } }.count >= count
-        }
-        return client.deliveries.filter { $0.kind == .delivered }
-    }
-
-    private func result(_ client: TestClient, for id: [UInt8], timeout: Double) -> SendResult? {
-        let event = client.recorder.waitFor(timeout: timeout) { event in
-            if case .stanza(.sendResult(let r)) = event { return r.messageID == id }
-            return false
-        }
-        if case .stanza(.sendResult(let r))? = event { return r }
-        return nil
     }
 
     @Test func answeredWhenEveryCopyIsAcknowledgedWithFirstAndLastReceipts() throws {
@@ -60,17 +50,16 @@ import Wire
             return
         }
         let id = randomID()
-        trio.alice.send(.send(SendMessage(messageID: id, toAccount: 0, copies: trio.copies([5, 5]), groupID: trio.group)))
-        let toBob = trio.bob.waitForDeliveries(3).last, toCarol = trio.carol.waitForDeliveries(3).last
+        let (toBob, toCarol) = trio.send(id, [5, 5])
         #expect(toBob?.messageID == id && toBob?.groupID == trio.group && toCarol?.messageID == id && toCarol?.ciphertext == [5, 5])
-        #expect(result(trio.alice, for: id, timeout: 0.3) == nil, "not answered before the copies are acknowledged")
+        #expect(trio.alice.sendResult(for: id, timeout: 0.3) == nil, "not answered before the copies are acknowledged")
         trio.bob.send(.ack(seqs: [toBob!.seq]))
-        let first = receipts(trio.alice, count: 3).last
+        let first = trio.alice.deliveryReceipts(count: 3).last
         #expect(first?.messageID == id && first?.deliveredCount == 1 && first?.deliveredTotal == 2 && first?.fromAccount == trio.bob.accountID)
-        #expect(result(trio.alice, for: id, timeout: 0.3) == nil, "one copy is still unacknowledged")
+        #expect(trio.alice.sendResult(for: id, timeout: 0.3) == nil, "one copy is still unacknowledged")
         trio.carol.send(.ack(seqs: [toCarol!.seq]))
-        #expect(result(trio.alice, for: id, timeout: 10)?.code == .ok)
-        let last = receipts(trio.alice, count: 4).last
+        #expect(trio.alice.sendResult(for: id, timeout: 10)?.code == .ok)
+        let last = trio.alice.deliveryReceipts(count: 4).last
         #expect(last?.messageID == id && last?.deliveredCount == 2 && last?.deliveredTotal == 2 && last?.fromAccount == trio.carol.accountID)
     }
 
@@ -84,20 +73,19 @@ import Wire
             return
         }
         let id = randomID()
-        trio.alice.send(.send(SendMessage(messageID: id, toAccount: 0, copies: trio.copies([6]), groupID: trio.group)))
-        let toBob = trio.bob.waitForDeliveries(3).last, toCarol = trio.carol.waitForDeliveries(3).last
+        let (toBob, toCarol) = trio.send(id, [6])
         trio.bob.send(.ack(seqs: [toBob!.seq]))
-        #expect(receipts(trio.alice, count: 3).last?.deliveredCount == 1)
-        #expect(result(trio.alice, for: id, timeout: 0.3) == nil)
+        #expect(trio.alice.deliveryReceipts(count: 3).last?.deliveredCount == 1)
+        #expect(trio.alice.sendResult(for: id, timeout: 0.3) == nil)
         // After the 1-second deadline Carol's copy is durable: Alice is answered.
-        #expect(result(trio.alice, for: id, timeout: 10)?.code == .ok)
+        #expect(trio.alice.sendResult(for: id, timeout: 10)?.code == .ok)
         #expect(trio.carol.deliveries.filter { $0.messageID == id }.count == 1, "stored, not sent again")
         sleepMilliseconds(200)
         trio.carol.send(.ack(seqs: [toCarol!.seq]))
-        let last = receipts(trio.alice, count: 4).last
+        let last = trio.alice.deliveryReceipts(count: 4).last
         #expect(last?.messageID == id && last?.deliveredCount == 2 && last?.deliveredTotal == 2)
         sleepMilliseconds(300)
-        #expect(receipts(trio.alice, count: 4).count == 4, "exactly one first and one last receipt")
+        #expect(trio.alice.deliveryReceipts(count: 4).count == 4, "exactly one first and one last receipt")
     }
 
     /// The sender disconnects before every copy is acknowledged: the count goes to the store, and
@@ -110,10 +98,9 @@ import Wire
             return
         }
         let id = randomID()
-        trio.alice.send(.send(SendMessage(messageID: id, toAccount: 0, copies: trio.copies([7]), groupID: trio.group)))
-        let toBob = trio.bob.waitForDeliveries(3).last, toCarol = trio.carol.waitForDeliveries(3).last
+        let (toBob, toCarol) = trio.send(id, [7])
         trio.bob.send(.ack(seqs: [toBob!.seq]))
-        #expect(receipts(trio.alice, count: 3).last?.deliveredCount == 1)
+        #expect(trio.alice.deliveryReceipts(count: 3).last?.deliveredCount == 1)
         let credentials = trio.alice.credentials
         trio.alice.close()
         _ = trio.alice.waitClosed()
@@ -121,7 +108,7 @@ import Wire
         trio.carol.send(.ack(seqs: [toCarol!.seq]))
         sleepMilliseconds(300)
         let again = try harness.connect(port: node.port, credentials: credentials, hello: Hello(mode: .resume))
-        let last = receipts(again, count: 1).last
+        let last = again.deliveryReceipts(count: 1).last
         #expect(last?.messageID == id && last?.deliveredCount == 2 && last?.deliveredTotal == 2)
     }
 

@@ -37,6 +37,24 @@ extension TestClient {
         }
     }
 
+    /// Delivery receipts (kind 2) received so far, once there are at least `count`.
+    func deliveryReceipts(count: Int, timeout: Double = 10) -> [Delivery] {
+        _ = recorder.waitUntil(timeout: timeout) { recorder in
+            recorder.allUnlocked.filter { if case .stanza(.deliver(let d)) = $0 { return d.kind == .delivered } else { return false } }.count >= count
+        }
+        return deliveries.filter { $0.kind == .delivered }
+    }
+
+    /// The SendResult for message `id`, if it arrives within `timeout`.
+    func sendResult(for id: [UInt8], timeout: Double) -> SendResult? {
+        let event = recorder.waitFor(timeout: timeout) { event in
+            if case .stanza(.sendResult(let r)) = event { return r.messageID == id }
+            return false
+        }
+        if case .stanza(.sendResult(let r))? = event { return r }
+        return nil
+    }
+
     /// Deliveries received so far, in arrival order.
     var deliveries: [Delivery] {
         recorder.all.compactMap { if case .stanza(.deliver(let d)) = $0 { return d } else { return nil } }
