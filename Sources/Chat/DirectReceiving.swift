@@ -1,0 +1,164 @@
+import Reactor
+import Store
+import Wire
+
+/// Direct delivery, receiving side (PROTOCOL.md section 20.8): a copy whose device is connected
+/// and caught up is delivered from memory and numbered on the connection; its acknowledgement
+/// settles its sender; what cannot be settled that way (window full, backlog, deadline, close) is
+/// stored, in the order it was sent.
+extension ServerSession {
+    /// How long a directly delivered copy may wait for its acknowledgement before it is stored.
+    static let directAckMilliseconds = 1_000
+    /// Accounts whose device lists a session remembers for direct delivery.
+    static let maxDirectRoutes = 64
+
+    /// One of this connection's deliveries that its device has not acknowledged yet.
+    enum InFlight {
+        /// A stored copy: its sequence number in the device's queue.
+        case stored(UInt64)
+        /// A copy delivered from memory at loop time `since` (milliseconds).
+        case direct(DirectCopy, since: UInt64)
+        /// A direct copy on its way to the store after its acknowledgement deadline; `acked` when
+        /// the acknowledgement came meanwhile.
+        case storing(acked: Bool)
+    }
+
+
+    /// Takes a direct copy for this device: delivers it now when nothing stored is ahead of it
+    /// and the window has room, stores it otherwise. False when this session cannot take it at
+    /// all (not established, or closing): the router stores it.
+    func takeDirect(_ copy: DirectCopy) -> Bool {
+        guard phase == .established, confirmed, online, let connection else {
+            // Closing: the copies it has go to the store now, before this one is given back,
+            // so that the store keeps the order they were sent in.
+            if let connection, online { storeDeliveredDirects(dueBy: .max, on: connection.loop) }
+            return false
+        }
+        directTaken += 1
+        if directStoring == 0, !pulling, !pullAgain, inFlight.count < ServerSession.deliveryWindow {
+            let seq = deliverOnWire(copy.delivery, on: connection)
+            inFlight[seq] = .direct(copy, since: connection.loop.now)
+            if !directTimerArmed {
+                directTimerArmed = true
+                _ = connection.loop.scheduleTimer(in: ServerSession.directAckMilliseconds, target: self, tag: 0)
+            }
+        } else {
+            // The store's order must stay the delivery order (a reconnect replays it): copies
+            // delivered and not yet acknowledged go there first.
+            storeDeliveredDirects(dueBy: .max, on: connection.loop)
+            storeDirect(copy, deliveredAs: nil, on: connection.loop)
+        }
+        return true
+    }
+
+    /// The device acknowledged a direct copy: its sender hears so, and for a one-to-one message
+    /// the sender's device gets a delivery receipt the same way (a group message's sender counts
+    /// its copies and sends the aggregated receipts itself).
+    func directAcknowledged(_ copy: DirectCopy) {
+        let router = services.router
+        guard let device else { return }
+        router.settle(copy, .delivered(account: device.accountID, device: device.deviceID))
+        guard copy.delivery.kind == .message, copy.delivery.groupID == 0, copy.delivery.fromAccount != device.accountID else { return }
+        router.direct(DirectCopy(
+            device: copy.delivery.fromDevice,
+            delivery: Delivery(seq: 0, messageID: copy.delivery.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
+                               sentAtMilliseconds: Authenticator.unixMilliseconds(), ciphertext: [], kind: .delivered),
+            origin: nil))
+    }
+
+    /// Stores a direct copy: one this connection could not take yet (`deliveredAs` nil; it comes
+    /// back through the store, in order) or one delivered as `deliveredAs` and not acknowledged
+    /// in time. Its sender is answered once it is durable.
+    func storeDirect(_ copy: DirectCopy, deliveredAs wireSeq: UInt64?, on loop: EventLoop) {
+        guard let device else { return }
+        if wireSeq == nil { directStoring += 1 }
+        let bound = LoopBound(self, on: loop)
+        let services = self.services
+        services.messages.store(copy: copy.delivery, for: device.deviceID, on: loop) { result in
+            let session = bound.value
+            if wireSeq == nil { session.directStoring -= 1 }
+            services.router.settle(copy, DirectOutcome(result, device: device.deviceID))
+            guard let wireSeq else {
+                session.pullDeliveries()  // it waits in the store now, behind what was there
+                return
+            }
+            guard case .storing(let acked)? = session.inFlight[wireSeq] else { return }
+            guard case .success(.stored(let seq)) = result else {
+                session.inFlight.removeValue(forKey: wireSeq)  // not kept: a late acknowledgement is ignored
+                if session.pullAgain { session.pullDeliveries() }  // the window has room again
+                return
+            }
+            // Already on this connection: a pull (one in flight now included) must not send it
+            // again, acknowledged or not.
+            if seq == session.lastDeliveredSeq + 1 && !session.pulling {
+                session.lastDeliveredSeq = seq
+            } else if seq > session.lastDeliveredSeq {
+                session.deliveredStoreSeqs.insert(seq)
+            }
+            if acked {
+                session.inFlight.removeValue(forKey: wireSeq)
+                if session.pullAgain { session.pullDeliveries() }
+                services.messages.acknowledge(device: device.deviceID, account: device.accountID, seqs: [seq],
+                                              nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { receipts in
+                    for receipt in receipts { services.router.wake(device: receipt.device, delivery: receipt.delivery) }
+                }
+            } else if session.phase == .established {
+                session.inFlight[wireSeq] = .stored(seq)
+            }
+        }
+    }
+
+    /// Stores the direct copies whose acknowledgement deadline passed; runs again for the rest.
+    func directDeadline() {
+        directTimerArmed = false
+        guard phase == .established, let connection else { return }
+        let now = connection.loop.now
+        let limit = UInt64(ServerSession.directAckMilliseconds)
+        let earliest = storeDeliveredDirects(dueBy: now >= limit ? now - limit : 0, on: connection.loop)
+        if earliest != .max {
+            directTimerArmed = true
+            _ = connection.loop.scheduleTimer(in: Int(earliest + limit - now), target: self, tag: 0)
+        }
+    }
+
+    /// Stores, in the order they were delivered, the direct copies delivered at or before loop
+    /// time `dueBy`; returns when the earliest remaining one was delivered (`.max`: none).
+    @discardableResult
+    private func storeDeliveredDirects(dueBy: UInt64, on loop: EventLoop) -> UInt64 {
+        var due: [(UInt64, DirectCopy)] = []
+        var earliest = UInt64.max
+        for (seq, entry) in inFlight {
+            guard case .direct(let copy, let since) = entry else { continue }
+            if since <= dueBy { due.append((seq, copy)) } else { earliest = min(earliest, since) }
+        }
+        for (seq, copy) in due.sorted(by: { $0.0 < $1.0 }) {
+            inFlight[seq] = .storing(acked: false)
+            storeDirect(copy, deliveredAs: seq, on: loop)
+        }
+        return earliest
+    }
+
+    /// Direct copies delivered and not acknowledged: what `returnDirectCopies` gives back.
+    var returnDirectCopiesCount: Int {
+        inFlight.values.reduce(0) { count, entry in
+            if case .direct = entry { return count + 1 }
+            return count
+        }
+    }
+
+    /// The connection ended: direct copies it did not acknowledge go to the store (through the
+    /// registry, after this session's unregistration, so later copies follow them).
+    func returnDirectCopies() {
+        var copies: [(UInt64, DirectCopy)] = []
+        for (seq, entry) in inFlight {
+            if case .direct(let copy, _) = entry { copies.append((seq, copy)) }
+        }
+        for (seq, copy) in copies.sorted(by: { $0.0 < $1.0 }) {  // in the order they were delivered
+            inFlight.removeValue(forKey: seq)
+            services.router.returnDirect(copy, from: serial)
+        }
+    }
+}
+extension ServerSession: TimerTarget {
+    public func timerFired(tag: Int) { directDeadline() }
+}
