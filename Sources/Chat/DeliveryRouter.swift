@@ -169,9 +169,9 @@ public final class DeliveryRouter: Sendable {
 final class LoopRoutes {
     /// Tells every watcher of `account` its presence now.
     private func announce(_ account: UInt64) {
-        guard let router, let state = accounts[account] else { return }
+        guard let router, let state = accounts[account], let watching = watchers[account] else { return }
         let stanza = Stanza.presence(accountID: account, online: !state.sessions.isEmpty, lastSeenMilliseconds: state.lastSeen)
-        state.subscribers.forEach { serial, loop in router.send(.sessionStanza(serial: serial, stanza: stanza), toLoop: loop) }
+        watching.forEach { serial, loop in router.send(.sessionStanza(serial: serial, stanza: stanza), toLoop: loop) }
     }
 
     unowned let loop: EventLoop
@@ -191,12 +191,13 @@ final class LoopRoutes {
     var waitingDirect: [UInt64: [DirectCopy]] = [:]
     /// Accounts this loop is the registry of: their connected sessions, last seen, watchers.
     var accounts: [UInt64: AccountPresence] = [:]
+    /// Of those accounts, the sessions watching them (serial -> loop): apart, because most
+    /// accounts have no watcher and every connected account has an entry above.
+    var watchers: [UInt64: SerialMap<Int>] = [:]
 
     struct AccountPresence {
         var sessions = SerialMap<Int>()  // serial -> loop
         var lastSeen: UInt64 = 0
-        var subscribers = SerialMap<Int>()  // serial -> loop
-        var isEmpty: Bool { sessions.isEmpty && subscribers.isEmpty && lastSeen == 0 }
     }
 
     init(loop: EventLoop, push: PushGateway?) {
@@ -260,12 +261,13 @@ final class LoopRoutes {
                 announce(account)
             }
         case .subscribe(let owner, let serial, let loop):
-            accounts[owner, default: AccountPresence()].subscribers[serial] = loop
-            let state = accounts[owner]!
+            watchers[owner, default: SerialMap()][serial] = loop
+            let state = accounts[owner] ?? AccountPresence()
             router.send(.sessionStanza(serial: serial, stanza: .presence(
                 accountID: owner, online: !state.sessions.isEmpty, lastSeenMilliseconds: state.lastSeen)), toLoop: loop)
         case .unsubscribe(let owner, let serial):
-            accounts[owner]?.subscribers.removeValue(forKey: serial)
+            watchers[owner]?.removeValue(forKey: serial)
+            if watchers[owner]?.isEmpty == true { watchers.removeValue(forKey: owner) }
         case .typing(let to, let from, let device, let active):
             accounts[to]?.sessions.forEach { serial, loop in
                 router.send(.sessionStanza(serial: serial, stanza: .typing(accountID: from, deviceID: device, active: active)), toLoop: loop)

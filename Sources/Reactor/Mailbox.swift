@@ -66,7 +66,8 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
         while head < overflow[index].count, rings[index].push(overflow[index][head]) { head += 1 }
         if head > start { producer.wakeLater(consumer) }
         if head == overflow[index].count {
-            overflow[index].removeAll(keepingCapacity: true)
+            // A burst's high-water mark is not kept: a ring's worth of capacity at most.
+            overflow[index].removeAll(keepingCapacity: overflow[index].capacity <= rings[index].capacity)
             overflowHead[index] = 0
             return false
         }

@@ -8,7 +8,7 @@ import Synchronization
 /// through `head` the same way, so no slot is ever touched by both threads at once.
 final class SPSCRing<Element>: @unchecked Sendable {
     private let storage: UnsafeMutablePointer<Element>
-    private let capacity: Int
+    let capacity: Int
     private let mask: Int
     private let head = Atomic<Int>(0)  // next slot to pop; written by the consumer
     private let tail = Atomic<Int>(0)  // next slot to push; written by the producer
