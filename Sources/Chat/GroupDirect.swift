@@ -70,6 +70,7 @@ extension ServerSession {
             sendState.groupSends[messageID] = state
             return
         }
+        if sendState.groupSends.isEmpty && sendState.groupSends.capacity > 8 { sendState.groupSends = [:] }
         outstandingSends -= 1
         sendState.directTotal -= 1
         sendState.groupDirect -= 1

@@ -101,6 +101,8 @@ extension ServerSession {
                     for receipt in receipts { router.wake(device: receipt.device, delivery: receipt.delivery) }
                 }
             }
+            // A window that filled past 48 once keeps no storage while idle (~160 B per bucket).
+            if inFlight.isEmpty && inFlight.capacity > 48 { inFlight = [:] }
             if pullAgain { pullDeliveries() }
         case .createGroup(let requestID, let name, let members):
             guard allowChatty(requestID, "at most 5 group changes a second", on: connection) else { return }
