@@ -182,6 +182,64 @@ import Wire
         #expect(alice.recorder.waitUntil(timeout: 10) { $0.sendResultCount >= 301 })
     }
 
+    /// The recipient reconnects again and again while messages stream to it, acknowledging only
+    /// part of what each connection gets: copies in flight to a connection that ends are stored
+    /// before later ones, so every connection sees the sender's messages in sending order, none
+    /// twice, and in the end every message arrives and every send is answered.
+    @Test func aRecipientThatKeepsReconnectingLosesNothingAndSeesOrder() throws {
+        let node = try NodeProcess.serve(["--threads", "2"])
+        let harness = try ClientHarness()
+        let (alice, firstBob) = try pair(harness, port: node.port)
+        let total = 600
+        let messages = (0..<total).map { _ -> SendMessage in
+            let id = randomID()
+            return SendMessage(messageID: id, toAccount: firstBob.accountID, copies: [MessageCopy(deviceID: firstBob.deviceID, ciphertext: id)])
+        }
+        let position = Dictionary(uniqueKeysWithValues: messages.enumerated().map { ($1.messageID, $0) })
+        var sent = 0
+        func sendMore() {
+            while sent < total && sent - (alice.recorder.sendResultCountSnapshot - 1) < 150 {
+                for message in messages[sent..<min(total, sent + 50)] { alice.send(.send(message)) }
+                sent = min(total, sent + 50)
+            }
+        }
+        var bob = firstBob
+        var connections: [[Int]] = []
+        var received = Set<Int>()
+        let deadline = Date().addingTimeInterval(60)
+        for round in 0..<40 where received.count < total && Date() < deadline {
+            // Each connection but the last few lives ~120 ms and acknowledges half of what it got.
+            let churning = round < 8
+            var acknowledged = round == 0 ? 1 : 0
+            let until = Date().addingTimeInterval(churning ? 0.12 : 2)
+            while Date() < until && received.count < total {
+                sendMore()
+                let got = bob.waitForDeliveries(acknowledged + 1, timeout: 0.05).filter { $0.kind == .message }
+                let fresh = got.count > acknowledged ? Array(got[acknowledged...]) : []
+                let toAck = churning ? Array(fresh.prefix((fresh.count + 1) / 2)) : fresh
+                if !toAck.isEmpty {
+                    bob.send(.ack(seqs: toAck.map(\.seq)))
+                    for delivery in toAck { if let index = position[delivery.messageID] { received.insert(index) } }
+                }
+                acknowledged += toAck.count
+                if churning && toAck.count < fresh.count { break }  // leave with some unacknowledged
+            }
+            connections.append(bob.deliveries.filter { $0.kind == .message }.compactMap { position[$0.messageID] })
+            let credentials = bob.credentials  // its resumption token is the last welcome's
+            bob.close()
+            _ = bob.waitClosed()
+            bob = try harness.connect(port: node.port, credentials: credentials, hello: Hello(mode: .resume))
+            #expect(bob.welcome != nil)
+        }
+        #expect(received.count == total, "every message acknowledged by the recipient in the end (\(received.count))")
+        for (index, seen) in connections.enumerated() {
+            #expect(seen == seen.sorted() && Set(seen).count == seen.count, "connection \(index): in sending order, none twice")
+        }
+        #expect(alice.recorder.waitUntil(timeout: 10) { $0.sendResultCount >= total + 1 })
+        let results = alice.recorder.all.compactMap { if case .stanza(.sendResult(let r)) = $0 { return r } else { return nil } }
+        #expect(results.count == total + 1 && results.allSatisfy { $0.code == .ok })
+    }
+
     /// Many messages while the recipient acknowledges in bursts: some go directly, some through
     /// the store (window full, backlog, deadline); every one arrives once and in order.
     @Test func mixedPathsKeepOrderAndDeliverOnce() throws {
