@@ -100,6 +100,7 @@ extension ServerSession {
     func directSettled(messageID: [UInt8], toAccount: UInt64, outcome: DirectOutcome) {
         guard phase == .established, let connection, let device else { return }
         outstandingSends -= 1
+        count(outcome)
         switch outcome {
         case .delivered, .stored, .duplicate: sendState.recentSends.record(messageID, .directDone)
         case .refused, .failed: sendState.recentSends.forget(messageID)
@@ -110,6 +111,15 @@ extension ServerSession {
         sendState.directTotal -= 1
         settle(paths, for: toAccount)
         releaseHeld(from: device, on: connection)
+    }
+
+    /// Counts how a direct copy ended (`switchboard_direct_copies_total`).
+    func count(_ outcome: DirectOutcome) {
+        switch outcome {
+        case .delivered: metrics.bump(.directDelivered)
+        case .stored(_, let seq) where seq != 0: metrics.bump(.directStored)
+        default: break
+        }
     }
 
     /// A stored send finished (its answer is on its way).

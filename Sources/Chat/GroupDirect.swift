@@ -49,6 +49,7 @@ extension ServerSession {
         // Removed while it changes, so that appending to `stored` does not copy the array.
         guard let device, var state = sendState.groupSends.removeValue(forKey: messageID) else { return }
         state.remaining -= 1
+        count(outcome)
         switch outcome {
         case .delivered(let account, let by):
             state.delivered += 1

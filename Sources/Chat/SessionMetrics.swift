@@ -10,8 +10,12 @@ public final class SessionMetrics: Sendable {
         case connectionsOpened, connectionsClosed, handshakesXX, handshakesIK, handshakesFallback
         case handshakeFailures, handshakeTimeouts, loginsRefused, decryptFailures, protocolErrors
         case framesIn, framesOut
-        /// Sends committed; copies they fanned out to; deliveries written to devices.
+        /// Sends accepted (stored or sent directly); copies they fanned out to; deliveries
+        /// written to devices.
         case messagesAccepted, copiesRouted, deliveries
+        /// Copies sent directly (PROTOCOL.md section 20.8) that their device acknowledged, and
+        /// that went to the store instead, as their sending sessions learn it.
+        case directDelivered, directStored
     }
 
     private let counts = AtomicCounters(count: Counter.allCases.count)

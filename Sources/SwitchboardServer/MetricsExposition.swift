@@ -71,10 +71,14 @@ struct MetricsExposition {
         labelled("switchboard_bytes_total", "direction=\"in\"", loops.reduce(0) { $0 + $1.counters.bytesRead.load(ordering: .relaxed) })
         labelled("switchboard_bytes_total", "direction=\"out\"", loops.reduce(0) { $0 + $1.counters.bytesWritten.load(ordering: .relaxed) })
 
-        family("switchboard_messages_accepted_total", "counter", "Messages committed to the store and acknowledged to their senders.")
+        family("switchboard_messages_accepted_total", "counter", "Messages accepted from senders: committed to the store, or sent directly.")
         sample("switchboard_messages_accepted_total", session(.messagesAccepted))
         family("switchboard_messages_routed_total", "counter", "Copies of accepted messages routed to recipient devices.")
         sample("switchboard_messages_routed_total", session(.copiesRouted))
+        family("switchboard_direct_copies_total", "counter",
+               "Copies sent directly that their device acknowledged (delivered) or that were stored instead (stored).")
+        labelled("switchboard_direct_copies_total", "outcome=\"delivered\"", session(.directDelivered))
+        labelled("switchboard_direct_copies_total", "outcome=\"stored\"", session(.directStored))
         family("switchboard_deliveries_total", "counter", "Deliver stanzas written to devices (messages and receipts).")
         sample("switchboard_deliveries_total", session(.deliveries))
         family("switchboard_offline_queue_messages", "gauge", "Deliveries stored and waiting for their device's acknowledgement.")

@@ -265,6 +265,18 @@ let interopDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         #expect(waitUntil { (try? metric("switchboard_offline_queue_messages")) == 0 })
         #expect(try metric("switchboard_deliveries_total") == 6)
         #expect(try (metric("switchboard_store_batches_total") ?? 0) > 0)
+        // Both connected now: the next messages go directly, and never reach the queue.
+        for index in 0..<2 { alice.send(.send(SendMessage(messageID: randomID(), toAccount: bob.accountID,
+                                                           copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [UInt8(index)])]))) }
+        let direct = back.waitForDeliveries(5)
+        #expect(direct.count == 5)
+        back.send(.ack(seqs: direct.suffix(2).map(\.seq)))
+        #expect(waitUntil { (try? metric("switchboard_direct_copies_total{outcome=\"delivered\"}")) == 2 })
+        // The 2nd and 3rd offline messages went the direct way too (the 1st taught Alice's session
+        // Bob's device), found Bob offline at his registry loop and were stored there.
+        #expect(try metric("switchboard_direct_copies_total{outcome=\"stored\"}") == 2)
+        #expect(try metric("switchboard_offline_queue_messages") == 0)
+        #expect(try metric("switchboard_messages_accepted_total") == 5)
     }
 
     @Test func sighupReloadsTheCertificate() throws {
