@@ -293,7 +293,9 @@ extension ServerSession {
 
     /// Fetches waiting messages for this device, within the delivery window. Called at login,
     /// when the router says something new arrived, and as acknowledgements free the window.
-    func pullDeliveries() {
+    /// - Parameter atLogin: the first pull of the connection, which also reads the device's
+    ///   pre-key stock (one trip to the store at login, not two).
+    func pullDeliveries(atLogin: Bool = false) {
         guard phase == .established, confirmed, let device, let connection else { return }
         if pulling {
             pullAgain = true
@@ -307,32 +309,47 @@ extension ServerSession {
         pulling = true
         pullAgain = false
         let bound = LoopBound((self, connection), on: connection.loop)
+        guard !atLogin else {
+            services.messages.login(device: device.deviceID, limit: room, on: connection.loop) { result in
+                let (session, connection) = bound.value
+                if case .success(let login) = result, let stock = login.prekeys, stock < UInt64(DeviceDirectory.prekeysLowMark) {
+                    session.send(.prekeysLow(remaining: stock), on: connection)
+                }
+                session.pulled(result.map(\.deliveries), room: room, on: connection)
+            }
+            return
+        }
         services.messages.pending(device: device.deviceID, afterSeq: lastDeliveredSeq, limit: room, on: connection.loop) { result in
             let (session, connection) = bound.value
-            session.pulling = false
-            guard session.phase == .established else { return }
-            guard case .success(let deliveries) = result else {
-                // The store refused (busy): try again shortly rather than stall the backlog; until
-                // then the session is not caught up (direct copies are stored behind the backlog).
-                session.pullAgain = true
-                connection.loop.scheduleTimer(in: 1_000) { [weak session] in session?.pullDeliveries() }
-                return
-            }
-            for delivery in deliveries where delivery.seq > session.lastDeliveredSeq {
-                if session.deliveredStoreSeqs.contains(delivery.seq) {
-                    session.lastDeliveredSeq = delivery.seq  // this connection has it already
-                } else {
-                    session.deliverNow(delivery, on: connection)
-                }
-            }
-            // Rows at or below the last one sent cannot come back from a pull: forget them.
-            if !session.deliveredStoreSeqs.isEmpty {
-                let last = session.lastDeliveredSeq
-                session.deliveredStoreSeqs = session.deliveredStoreSeqs.filter { $0 > last }
-            }
-            if deliveries.count == room { session.pullAgain = true }  // maybe more: after acks
-            if session.pullAgain && session.inFlight.count < ServerSession.deliveryWindow { session.pullDeliveries() }
+            session.pulled(result, room: room, on: connection)
         }
+    }
+
+    /// What a pull brought: sends it, within the window, skipping what this connection has.
+    private func pulled(_ result: Result<[Delivery], StoreError>, room: Int, on connection: any ByteStream) {
+        pulling = false
+        guard phase == .established else { return }
+        guard case .success(let deliveries) = result else {
+            // The store refused (busy): try again shortly rather than stall the backlog; until
+            // then the session is not caught up (direct copies are stored behind the backlog).
+            pullAgain = true
+            connection.loop.scheduleTimer(in: 1_000) { [weak self] in self?.pullDeliveries() }
+            return
+        }
+        for delivery in deliveries where delivery.seq > lastDeliveredSeq {
+            if deliveredStoreSeqs.contains(delivery.seq) {
+                lastDeliveredSeq = delivery.seq  // this connection has it already
+            } else {
+                deliverNow(delivery, on: connection)
+            }
+        }
+        // Rows at or below the last one sent cannot come back from a pull: forget them.
+        if !deliveredStoreSeqs.isEmpty {
+            let last = lastDeliveredSeq
+            deliveredStoreSeqs = deliveredStoreSeqs.filter { $0 > last }
+        }
+        if deliveries.count == room { pullAgain = true }  // maybe more: after acks
+        if pullAgain && inFlight.count < ServerSession.deliveryWindow { pullDeliveries() }
     }
 
     /// Answers request `requestID` with a Result stanza.
@@ -360,14 +377,7 @@ extension ServerSession {
         guard let device, !online else { return }
         online = true
         services.router.sessionOnline(self, device: device, serial: serial, loop: connection.loop)
-        pullDeliveries()
-        let bound = LoopBound((self, connection), on: connection.loop)
-        services.directory.prekeyStock(device: device.deviceID, on: connection.loop) { result in
-            let (session, connection) = bound.value
-            if case .success(let stock?) = result, stock < UInt64(DeviceDirectory.prekeysLowMark) {
-                session.send(.prekeysLow(remaining: stock), on: connection)
-            }
-        }
+        pullDeliveries(atLogin: true)
     }
 
     /// A newer session of the same device took over.

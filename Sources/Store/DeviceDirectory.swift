@@ -207,9 +207,14 @@ public final class DeviceDirectory: Sendable {
     /// One-time pre-keys in a device's stock; nil for a device that never published keys.
     public func prekeyStock(device: UInt64, on loop: EventLoop, completion: @escaping @Sendable (Result<UInt64?, StoreError>) -> Void) {
         thread.request(on: loop, readOnly: true, { (db) throws(StoreError) -> UInt64? in
-            let id = SQLiteDatabase.Value.integer(Int64(device))
-            guard try db.query("SELECT identity_key FROM devices WHERE id = ?", [id]).first?.first?.blob != nil else { return nil }
-            return UInt64(try db.query("SELECT COUNT(*) FROM prekeys WHERE device_id = ?", [id]).first?.first?.integer ?? 0)
+            try DeviceDirectory.prekeyStock(db, device: device)
         }, completion: completion)
+    }
+
+    /// One-time pre-keys left for `device`; nil when it never published keys.
+    static func prekeyStock(_ db: SQLiteDatabase, device: UInt64) throws(StoreError) -> UInt64? {
+        let id = SQLiteDatabase.Value.integer(Int64(device))
+        guard try db.query("SELECT identity_key FROM devices WHERE id = ?", [id]).first?.first?.blob != nil else { return nil }
+        return UInt64(try db.query("SELECT COUNT(*) FROM prekeys WHERE device_id = ?", [id]).first?.first?.integer ?? 0)
     }
 }

@@ -166,19 +166,32 @@ public final class MessageStore: Sendable {
     public func pending(device: UInt64, afterSeq: UInt64, limit: Int, on loop: EventLoop,
                         completion: @escaping @Sendable (Result<[Delivery], StoreError>) -> Void) {
         thread.request(on: loop, readOnly: true, { (db) throws(StoreError) -> [Delivery] in
-            try db.query("""
-                SELECT seq, message_id, sender_account, sender_device, sent_at, ciphertext, kind, group_id, muted,
-                       receipt_count, receipt_total FROM messages
-                WHERE recipient_device = ? AND seq > ? ORDER BY seq LIMIT ?
-                """, [.integer(Int64(device)), .integer(Int64(afterSeq)), .integer(Int64(limit))]
-            ).map {
-                Delivery(seq: UInt64($0[0].integer ?? 0), messageID: $0[1].blob ?? [], fromAccount: UInt64($0[2].integer ?? 0),
-                         fromDevice: UInt64($0[3].integer ?? 0), sentAtMilliseconds: UInt64($0[4].integer ?? 0),
-                         ciphertext: $0[5].blob ?? [], kind: Delivery.Kind(rawValue: UInt64($0[6].integer ?? 1)) ?? .message,
-                         groupID: UInt64($0[7].integer ?? 0), muted: ($0[8].integer ?? 0) != 0,
-                         deliveredCount: UInt64($0[9].integer ?? 0), deliveredTotal: UInt64($0[10].integer ?? 0))
-            }
+            try MessageStore.pending(db, device: device, afterSeq: afterSeq, limit: limit)
         }, completion: completion)
+    }
+
+    /// What a device needs at login, in one trip to the store: its first waiting messages and
+    /// its one-time pre-key stock (nil: it never published keys).
+    public func login(device: UInt64, limit: Int, on loop: EventLoop,
+                      completion: @escaping @Sendable (Result<(deliveries: [Delivery], prekeys: UInt64?), StoreError>) -> Void) {
+        thread.request(on: loop, readOnly: true, { (db) throws(StoreError) -> (deliveries: [Delivery], prekeys: UInt64?) in
+            (try MessageStore.pending(db, device: device, afterSeq: 0, limit: limit), try DeviceDirectory.prekeyStock(db, device: device))
+        }, completion: completion)
+    }
+
+    static func pending(_ db: SQLiteDatabase, device: UInt64, afterSeq: UInt64, limit: Int) throws(StoreError) -> [Delivery] {
+        try db.query("""
+            SELECT seq, message_id, sender_account, sender_device, sent_at, ciphertext, kind, group_id, muted,
+                   receipt_count, receipt_total FROM messages
+            WHERE recipient_device = ? AND seq > ? ORDER BY seq LIMIT ?
+            """, [.integer(Int64(device)), .integer(Int64(afterSeq)), .integer(Int64(limit))]
+        ).map {
+            Delivery(seq: UInt64($0[0].integer ?? 0), messageID: $0[1].blob ?? [], fromAccount: UInt64($0[2].integer ?? 0),
+                     fromDevice: UInt64($0[3].integer ?? 0), sentAtMilliseconds: UInt64($0[4].integer ?? 0),
+                     ciphertext: $0[5].blob ?? [], kind: Delivery.Kind(rawValue: UInt64($0[6].integer ?? 1)) ?? .message,
+                     groupID: UInt64($0[7].integer ?? 0), muted: ($0[8].integer ?? 0) != 0,
+                     deliveredCount: UInt64($0[9].integer ?? 0), deliveredTotal: UInt64($0[10].integer ?? 0))
+        }
     }
 
     /// Forgets acknowledged copies and, for messages between two accounts, queues a delivery
