@@ -43,6 +43,8 @@ public final class ServerSession: ConnectionHandler {
     }
     var pulling = false
     var pullAgain = false
+    /// The connection's first pull (with the pre-key stock) has been asked for.
+    var loginPulled = false
     /// Accounts whose presence this session watches.
     var presenceSubscriptions: Set<UInt64> = []
     /// Typing indicators and read receipts allowed per second.

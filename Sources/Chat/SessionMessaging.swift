@@ -293,9 +293,9 @@ extension ServerSession {
 
     /// Fetches waiting messages for this device, within the delivery window. Called at login,
     /// when the router says something new arrived, and as acknowledgements free the window.
-    /// - Parameter atLogin: the first pull of the connection, which also reads the device's
-    ///   pre-key stock (one trip to the store at login, not two).
-    func pullDeliveries(atLogin: Bool = false) {
+    /// The connection's first pull also reads the device's pre-key stock: one trip to the store
+    /// at login.
+    func pullDeliveries() {
         guard phase == .established, confirmed, let device, let connection else { return }
         if pulling {
             pullAgain = true
@@ -309,7 +309,8 @@ extension ServerSession {
         pulling = true
         pullAgain = false
         let bound = LoopBound((self, connection), on: connection.loop)
-        guard !atLogin else {
+        guard loginPulled else {
+            loginPulled = true
             services.messages.login(device: device.deviceID, limit: room, on: connection.loop) { result in
                 let (session, connection) = bound.value
                 if case .success(let login) = result, let stock = login.prekeys, stock < UInt64(DeviceDirectory.prekeysLowMark) {
@@ -376,8 +377,9 @@ extension ServerSession {
     func goOnline(on connection: any ByteStream) {
         guard let device, !online else { return }
         online = true
+        // The registry loop answers the registration with a pull (it also covers a wake that
+        // found no entry just before): that first pull is the login's one trip to the store.
         services.router.sessionOnline(self, device: device, serial: serial, loop: connection.loop)
-        pullDeliveries(atLogin: true)
     }
 
     /// A newer session of the same device took over.
