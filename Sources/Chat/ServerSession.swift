@@ -43,7 +43,7 @@ public final class ServerSession: ConnectionHandler {
     }
     var pulling = false
     var pullAgain = false
-    /// The connection's first pull (with the pre-key stock) has been asked for.
+    /// The connection's first pull (with the pre-key stock) has been answered.
     var loginPulled = false
     /// Accounts whose presence this session watches.
     var presenceSubscriptions: Set<UInt64> = []

@@ -310,11 +310,13 @@ extension ServerSession {
         pullAgain = false
         let bound = LoopBound((self, connection), on: connection.loop)
         guard loginPulled else {
-            loginPulled = true
             services.messages.login(device: device.deviceID, limit: room, on: connection.loop) { result in
                 let (session, connection) = bound.value
-                if case .success(let login) = result, let stock = login.prekeys, stock < UInt64(DeviceDirectory.prekeysLowMark) {
-                    session.send(.prekeysLow(remaining: stock), on: connection)
+                if case .success(let login) = result {
+                    session.loginPulled = true  // a refused login read is retried whole, pre-keys included
+                    if let stock = login.prekeys, stock < UInt64(DeviceDirectory.prekeysLowMark) {
+                        session.send(.prekeysLow(remaining: stock), on: connection)
+                    }
                 }
                 session.pulled(result.map(\.deliveries), room: room, on: connection)
             }
