@@ -13,7 +13,6 @@ extension ServerSession {
         var isIdle: Bool { direct == 0 && stored == 0 && held == 0 }
     }
 
-
     /// Sends a message directly when this session knows its devices from a recent stored send of
     /// the same kind (one-to-one: the recipient's only device; group: every member device), and
     /// stores it otherwise. One sending device's messages to one receiving device keep their
