@@ -42,13 +42,16 @@ import Wire
         return trio
     }
 
-    @Test func answeredWhenEveryCopyIsAcknowledgedWithFirstAndLastReceipts() throws {
+    /// A fresh node with the trio on it.
+    private func start() throws -> (node: NodeProcess, harness: ClientHarness, trio: Trio) {
         let node = try NodeProcess.serve()
         let harness = try ClientHarness()
-        guard let trio = try trio(harness, port: node.port) else {
-            Issue.record("no group")
-            return
-        }
+        return (node, harness, try #require(try trio(harness, port: node.port), "the group was created"))
+    }
+
+    @Test func answeredWhenEveryCopyIsAcknowledgedWithFirstAndLastReceipts() throws {
+        let (node, harness, trio) = try start()
+        defer { withExtendedLifetime(node) {} }
         let id = randomID()
         let (toBob, toCarol) = trio.send(id, [5, 5])
         #expect(toBob?.messageID == id && toBob?.groupID == trio.group && toCarol?.messageID == id && toCarol?.ciphertext == [5, 5])
@@ -66,12 +69,8 @@ import Wire
     /// Carol does not acknowledge in time: her copy is stored, Alice is answered, and Carol's late
     /// acknowledgement of the stored copy completes the tally, so the last receipt still comes.
     @Test func aStoredCopyCompletesTheTallyThroughTheStore() throws {
-        let node = try NodeProcess.serve()
-        let harness = try ClientHarness()
-        guard let trio = try trio(harness, port: node.port) else {
-            Issue.record("no group")
-            return
-        }
+        let (node, harness, trio) = try start()
+        defer { withExtendedLifetime(node) {} }
         let id = randomID()
         let (toBob, toCarol) = trio.send(id, [6])
         trio.bob.send(.ack(seqs: [toBob!.seq]))
@@ -91,12 +90,8 @@ import Wire
     /// The sender disconnects before every copy is acknowledged: the count goes to the store, and
     /// the last receipt waits there for the sender's next connection.
     @Test func receiptsOutliveTheSendersConnection() throws {
-        let node = try NodeProcess.serve()
-        let harness = try ClientHarness()
-        guard let trio = try trio(harness, port: node.port) else {
-            Issue.record("no group")
-            return
-        }
+        let (node, harness, trio) = try start()
+        defer { withExtendedLifetime(node) {} }
         let id = randomID()
         let (toBob, toCarol) = trio.send(id, [7])
         trio.bob.send(.ack(seqs: [toBob!.seq]))
