@@ -137,6 +137,11 @@ public final class DeliveryRouter: Sendable {
              toLoop: origin.loop)
     }
 
+    /// Receipts the store queued: each device is woken with its copy.
+    public func wake(_ receipts: [MessageStore.QueuedReceipt]) {
+        for receipt in receipts { wake(device: receipt.device, delivery: receipt.delivery) }
+    }
+
     /// `device` was removed from its account: end its session.
     public func revoke(device: UInt64) { send(.revoke(device: device), toLoop: registryLoop(device)) }
 

@@ -100,7 +100,7 @@ extension ServerSession {
                 if session.pullAgain { session.pullDeliveries() }
                 services.messages.acknowledge(device: device.deviceID, account: device.accountID, seqs: [seq],
                                               nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { receipts in
-                    for receipt in receipts { services.router.wake(device: receipt.device, delivery: receipt.delivery) }
+                    services.router.wake(receipts)
                 }
             } else if session.phase == .established {
                 session.inFlight[wireSeq] = .stored(seq)

@@ -118,7 +118,7 @@ extension LoopRoutes {
         messages.countGroupCopy(messageID: copy.messageID, group: copy.groupID, senderAccount: copy.fromAccount,
                                 senderDevice: copy.fromDevice, delivered: delivered, by: by,
                                 nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { receipts in
-            for receipt in receipts { router.wake(device: receipt.device, delivery: receipt.delivery) }
+            router.wake(receipts)
         }
     }
 }

@@ -107,7 +107,7 @@ extension ServerSession {
             total: state.total, delivered: state.delivered, stored: state.stored, unsettled: unsettled,
             firstSent: state.firstReceiptSent, nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop
         ) { receipts in
-            for receipt in receipts { router.wake(device: receipt.device, delivery: receipt.delivery) }
+            router.wake(receipts)
         }
     }
 

@@ -98,7 +98,7 @@ extension ServerSession {
                 let router = services.router
                 services.messages.acknowledge(device: device.deviceID, account: device.accountID, seqs: acknowledged,
                                               nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { receipts in
-                    for receipt in receipts { router.wake(device: receipt.device, delivery: receipt.delivery) }
+                    router.wake(receipts)
                 }
             }
             // A window that filled past 48 once keeps no storage while idle (~160 B per bucket).

@@ -45,17 +45,9 @@ extension MessageStore {
             } else if count >= Int64(limits.messagesPerDevice / 2) {
                 return .dropped  // receipts may fill at most half a queue, as on the stored path
             }
-            try db.query(
-                "UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1, queued_bytes = queued_bytes + ? WHERE id = ?",
-                [.integer(Int64(delivery.ciphertext.count)), id])
-            try db.query("""
-                INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, kind,
-                                     group_id, muted, receipt_count, receipt_total)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
-                """, [id, .integer(seq), .integer(Int64(delivery.fromAccount)), sender, .blob(delivery.messageID),
-                      .integer(Int64(delivery.sentAtMilliseconds)), .blob(delivery.ciphertext), .integer(Int64(delivery.kind.rawValue)),
-                      .integer(Int64(delivery.groupID)), .integer(Int64(delivery.deliveredCount)), .integer(Int64(delivery.deliveredTotal))])
-            db.countQueued()
+            var queued = delivery
+            queued.seq = UInt64(seq)
+            try MessageStore.enqueue(db, queued, for: device)
             return .stored(seq: UInt64(seq))
         }, completion: completion)
     }

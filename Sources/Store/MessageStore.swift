@@ -107,7 +107,6 @@ public final class MessageStore: Sendable {
             var notices: [UInt64: MuteStore.Notice] = [:]  // by recipient account
             var recipients: [(device: UInt64, notice: MuteStore.Notice, delivery: Delivery)] = []
             for (index, copy) in message.copies.enumerated() {
-                let device = SQLiteDatabase.Value.integer(Int64(copy.deviceID))
                 let owner = accountOf[copy.deviceID] ?? 0
                 let notice: MuteStore.Notice
                 if owner == fromAccount {
@@ -123,16 +122,7 @@ public final class MessageStore: Sendable {
                     seq: UInt64(seq), messageID: message.messageID, fromAccount: fromAccount, fromDevice: fromDevice,
                     sentAtMilliseconds: UInt64(nowMilliseconds), ciphertext: copy.ciphertext, kind: .message,
                     groupID: message.groupID, muted: notice.rawValue != 0)))
-                try db.query(
-                    "UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1, queued_bytes = queued_bytes + ? WHERE id = ?",
-                    [.integer(Int64(copy.ciphertext.count)), device])
-                try db.query("""
-                    INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, group_id, muted)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, [device, .integer(seq), .integer(Int64(fromAccount)), sender, .blob(message.messageID),
-                          .integer(nowMilliseconds), .blob(copy.ciphertext), .integer(Int64(message.groupID)),
-                          .integer(notice.rawValue)])
-                db.countQueued()
+                try MessageStore.enqueue(db, recipients[recipients.count - 1].delivery, for: copy.deviceID, muted: notice.rawValue)
             }
             try db.query("INSERT INTO accepted_messages(sender_device, message_id, accepted_at) VALUES (?, ?, ?)",
                          [sender, .blob(message.messageID), .integer(nowMilliseconds / 1000)])
@@ -287,21 +277,33 @@ public final class MessageStore: Sendable {
             let row = try db.query("SELECT queued_count, next_seq FROM devices WHERE id = ?", [id]).first
             guard (row?[0].integer ?? 0) < receiptCap else { continue }
             let seq = row?[1].integer ?? 1
-            queued.append((target, Delivery(
+            let receipt = Delivery(
                 seq: UInt64(seq), messageID: messageID, fromAccount: fromAccount, fromDevice: fromDevice,
                 sentAtMilliseconds: UInt64(now), ciphertext: [], kind: kind, groupID: group,
-                deliveredCount: tally.0, deliveredTotal: tally.1)))
-            try db.query("UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1 WHERE id = ?", [id])
-            try db.query("""
-                INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, kind,
-                                     group_id, receipt_count, receipt_total)
-                VALUES (?, ?, ?, ?, ?, ?, x'', ?, ?, ?, ?)
-                """, [id, .integer(seq), .integer(Int64(fromAccount)), .integer(Int64(fromDevice)), .blob(messageID),
-                      .integer(now), .integer(Int64(kind.rawValue)), .integer(Int64(group)), .integer(Int64(tally.0)),
-                      .integer(Int64(tally.1))])
-            db.countQueued()
+                deliveredCount: tally.0, deliveredTotal: tally.1)
+            try enqueue(db, receipt, for: target)
+            queued.append((target, receipt))
         }
         return queued
+    }
+
+    /// Appends `delivery` to `device`'s queue at `delivery.seq` (the device's `next_seq`, read by
+    /// the caller in the same job): the row, the device's counters, the queue-depth gauge.
+    /// - Parameter muted: the row's `muted` column (`MuteStore.Notice` raw value).
+    static func enqueue(_ db: SQLiteDatabase, _ delivery: Delivery, for device: UInt64, muted: Int64 = 0) throws(StoreError) {
+        let id = SQLiteDatabase.Value.integer(Int64(device))
+        try db.query(
+            "UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1, queued_bytes = queued_bytes + ? WHERE id = ?",
+            [.integer(Int64(delivery.ciphertext.count)), id])
+        try db.query("""
+            INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, kind,
+                                 group_id, muted, receipt_count, receipt_total)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [id, .integer(Int64(delivery.seq)), .integer(Int64(delivery.fromAccount)), .integer(Int64(delivery.fromDevice)),
+                  .blob(delivery.messageID), .integer(Int64(delivery.sentAtMilliseconds)), .blob(delivery.ciphertext),
+                  .integer(Int64(delivery.kind.rawValue)), .integer(Int64(delivery.groupID)), .integer(muted),
+                  .integer(Int64(delivery.deliveredCount)), .integer(Int64(delivery.deliveredTotal))])
+        db.countQueued()
     }
 
     /// Before copies are deleted unacknowledged (their device removed, or retention passed): take
@@ -315,20 +317,9 @@ public final class MessageStore: Sendable {
             """, parameters)
         var woken: Set<UInt64> = []
         for row in rows {
-            let key: [SQLiteDatabase.Value] = [row[0], row[1]]
-            try db.query("UPDATE group_receipts SET total = total - 1 WHERE sender_device = ? AND message_id = ?", key)
-            guard let tally = try db.query("SELECT delivered, total FROM group_receipts WHERE sender_device = ? AND message_id = ?",
-                                           key).first, let delivered = tally[0].integer, let total = tally[1].integer
-            else { continue }
-            if total <= 0 || delivered >= total {
-                if total > 0 && delivered > 0, let id = row[1].blob {
-                    woken.formUnion(try queueReceipt(db, kind: .delivered, messageID: id, fromAccount: 0, fromDevice: 0,
-                                                     toAccount: UInt64(row[2].integer ?? 0), now: now, receiptCap: cap,
-                                                     group: UInt64(row[3].integer ?? 0), tally: (UInt64(delivered), UInt64(total)))
-                        .map(\.device))
-                }
-                try db.query("DELETE FROM group_receipts WHERE sender_device = ? AND message_id = ?", key)
-            }
+            woken.formUnion(try countGroupCopy(db, senderDevice: UInt64(row[0].integer ?? 0), messageID: row[1].blob ?? [],
+                                               senderAccount: UInt64(row[2].integer ?? 0), group: UInt64(row[3].integer ?? 0),
+                                               delivered: false, by: (0, 0), now: now, cap: cap).map(\.device))
         }
         return Array(woken)
     }
