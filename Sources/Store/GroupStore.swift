@@ -129,13 +129,10 @@ public final class GroupStore: Sendable {
                 let queued = try db.query("SELECT queued_count FROM devices WHERE id = ?", [id]).first?.first?.integer ?? 0
                 guard queued < cap else { continue }
                 let seq = try db.query("SELECT next_seq FROM devices WHERE id = ?", [id]).first?.first?.integer ?? 1
-                try db.query("UPDATE devices SET next_seq = next_seq + 1, queued_count = queued_count + 1 WHERE id = ?", [id])
-                try db.query("""
-                    INSERT INTO messages(recipient_device, seq, sender_account, sender_device, message_id, sent_at, ciphertext, kind, group_id)
-                    VALUES (?, ?, ?, 0, randomblob(16), ?, x'', ?, ?)
-                    """, [id, .integer(seq), .integer(Int64(actor)), .integer(now),
-                          .integer(Int64(Delivery.Kind.groupChanged.rawValue)), .integer(Int64(group))])
-                db.countQueued()
+                // A random id: a notice is not a message anyone sends again.
+                let notice = Delivery(seq: UInt64(seq), messageID: (0..<16).map { _ in UInt8.random(in: 0...255) }, fromAccount: actor,
+                                      fromDevice: 0, sentAtMilliseconds: UInt64(now), ciphertext: [], kind: .groupChanged, groupID: group)
+                try MessageStore.enqueue(db, notice, for: device.deviceID)
                 woken.append(device.deviceID)
             }
         }
