@@ -3,6 +3,11 @@
 // in through system-library targets under CShims/.
 import PackageDescription
 
+// Release builds drop the runtime's dynamic exclusivity checks (5% of the node's time when
+// relaying: every access to a class's stored property records itself in a thread-local set).
+// Debug builds, which run the tests, keep them. docs/decisions/0006-release-build-settings.md.
+let releaseSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "Switchboard",
     platforms: [.macOS(.v15)],
@@ -29,24 +34,24 @@ let package = Package(
             name: "COpenSSL", path: "CShims/COpenSSL", pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]),
 
-        .target(name: "Reactor", dependencies: ["CSwitchboardShims"]),
+        .target(name: "Reactor", dependencies: ["CSwitchboardShims"], swiftSettings: releaseSettings),
         // Frame and stanza codecs: pure functions over bytes.
-        .target(name: "Wire"),
+        .target(name: "Wire", swiftSettings: releaseSettings),
         // Noise Protocol Framework (revision 34) over libsodium: no I/O.
-        .target(name: "Noise", dependencies: ["CSodium"]),
+        .target(name: "Noise", dependencies: ["CSodium"], swiftSettings: releaseSettings),
         // Switchboard's use of Noise: handshake state machines, secure transport, tokens. No I/O.
-        .target(name: "Handshake", dependencies: ["Wire", "Noise", "CSodium"]),
+        .target(name: "Handshake", dependencies: ["Wire", "Noise", "CSodium"], swiftSettings: releaseSettings),
         // Storage the domain needs: the embedded SQLite store on its own thread.
-        .target(name: "Store", dependencies: ["Reactor", "Wire", "CSQLite"]),
+        .target(name: "Store", dependencies: ["Reactor", "Wire", "CSQLite"], swiftSettings: releaseSettings),
         // Sessions (handshake, login, stanzas) and later routing, delivery, groups.
-        .target(name: "Chat", dependencies: ["Reactor", "Wire", "Noise", "Handshake", "Store"]),
+        .target(name: "Chat", dependencies: ["Reactor", "Wire", "Noise", "Handshake", "Store"], swiftSettings: releaseSettings),
         // TLS on memory BIOs over any stream of the Reactor (OpenSSL does no I/O of its own).
-        .target(name: "TLS", dependencies: ["Reactor", "COpenSSL"]),
+        .target(name: "TLS", dependencies: ["Reactor", "COpenSSL"], swiftSettings: releaseSettings),
         // HTTP/1.1 server and the chunked stream client on the Reactor; routes come from the
         // composition root, so it knows no domain rules.
-        .target(name: "HTTP", dependencies: ["Reactor"]),
+        .target(name: "HTTP", dependencies: ["Reactor"], swiftSettings: releaseSettings),
         // The Swift client library: handshake, framing, credentials; on our Reactor.
-        .target(name: "SwitchboardClient", dependencies: ["Reactor", "Wire", "Noise", "Handshake", "CSodium", "HTTP", "TLS"]),
+        .target(name: "SwitchboardClient", dependencies: ["Reactor", "Wire", "Noise", "Handshake", "CSodium", "HTTP", "TLS"], swiftSettings: releaseSettings),
         // Our own command-line flag parser, shared by the node and the bench client.
         .target(name: "Flags"),
         .target(
@@ -54,7 +59,7 @@ let package = Package(
             dependencies: [
                 "Reactor", "Flags", "Chat", "Store", "Noise", "Handshake", "Wire", "HTTP", "TLS", "CSwitchboardShims", "CSodium",
                 "COpenSSL",
-            ]),
+            ], swiftSettings: releaseSettings),
         .executableTarget(name: "switchboard", dependencies: ["SwitchboardServer"]),
         .executableTarget(
             name: "switchboard-bench", dependencies: ["Reactor", "Flags", "SwitchboardClient", "Wire", "Noise", "TLS", "CSwitchboardShims"],

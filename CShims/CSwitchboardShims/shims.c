@@ -206,9 +206,11 @@ long sb_raise_nofile_limit(void) {
     return (long)limit.rlim_cur;
 }
 
-static _Thread_local int sb_loop_id = -1;
-int sb_current_loop_id(void) { return sb_loop_id; }
-void sb_set_current_loop_id(int id) { sb_loop_id = id; }
+// initial-exec: read with one instruction instead of a call to __tls_get_addr (the mailbox asks
+// on every cross-loop message).
+static _Thread_local __attribute__((tls_model("initial-exec"))) void *sb_loop_object = 0;
+void *sb_current_loop(void) { return sb_loop_object; }
+void sb_set_current_loop(void *loop) { sb_loop_object = loop; }
 
 uint64_t sb_monotonic_ns(void) {
     struct timespec ts;

@@ -109,7 +109,9 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
     /// How long `closeWhenFlushed` waits for the queue to drain to a peer that does not read.
     static let closingFlushMilliseconds = 5_000
 
-    public unowned let loop: EventLoop
+    /// `unowned(unsafe)`: a loop outlives every connection it holds (loops live until the process
+    /// ends), and a checked reference costs an atomic retain and release on every use.
+    public unowned(unsafe) let loop: EventLoop
     public let fd: Int32
     public var handler: ConnectionHandler
     /// The protocol layer's per-connection state.

@@ -70,7 +70,18 @@ public final class EventLoop: @unchecked Sendable {
     public let id: Int
     public let configuration: LoopConfiguration
     public let counters = LoopCounters()
-    weak var group: EventLoopGroup?
+    /// Weak: the group owns its loops. Read only when a connection is accepted or closed; the hot
+    /// path compares `groupToken` instead, because loading a weak reference costs atomic side-table
+    /// operations on every call.
+    weak var group: EventLoopGroup? {
+        didSet {
+            groupToken = group.map { Int(bitPattern: UInt(bitPattern: ObjectIdentifier($0))) } ?? 0
+            groupSize = group?.loops.count ?? 1
+        }
+    }
+    /// Identifies the group (its object's address; 0 without one) and counts its loops.
+    private(set) var groupToken = 0
+    private(set) var groupSize = 1
 
     private let epfd: Int32
     private let wakeFD: Int32
@@ -150,12 +161,9 @@ public final class EventLoop: @unchecked Sendable {
 
     /// The loop running on the calling thread, if any.
     public static var currentLoop: EventLoop? {
-        let id = sb_current_loop_id()
-        guard id >= 0 else { return nil }
-        return current.value
+        guard let raw = sb_current_loop() else { return nil }
+        return Unmanaged<EventLoop>.fromOpaque(raw).takeUnretainedValue()
     }
-
-    private static let current = ThreadLocalLoop()
 
     public var inEventLoop: Bool { EventLoop.currentLoop === self }
 
@@ -293,12 +301,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs the loop on the calling thread until `stop()`.
     public func run() {
         markStarted()
-        sb_set_current_loop_id(Int32(id))
-        EventLoop.current.value = self
-        defer {
-            EventLoop.current.value = nil
-            sb_set_current_loop_id(-1)
-        }
+        sb_set_current_loop(Unmanaged.passUnretained(self).toOpaque())
+        defer { sb_set_current_loop(nil) }
         now = currentMillis()
         while !stopRequested.load(ordering: .relaxed) {
             var timeout = Int32(-1)
@@ -463,18 +467,3 @@ private final class ClosureTimer: TimerTarget {
     func timerFired(tag: Int) { body() }
 }
 
-/// The loop object of the current thread (the shim's thread-local holds only its id).
-/// `@unchecked Sendable`: each thread reads and writes only its own slot.
-private final class ThreadLocalLoop: @unchecked Sendable {
-    private var key = pthread_key_t()
-    init() { pthread_key_create(&key, nil) }
-    var value: EventLoop? {
-        get {
-            guard let raw = pthread_getspecific(key) else { return nil }
-            return Unmanaged<EventLoop>.fromOpaque(raw).takeUnretainedValue()
-        }
-        set {
-            pthread_setspecific(key, newValue.map { Unmanaged.passUnretained($0).toOpaque() })
-        }
-    }
-}

@@ -21,6 +21,8 @@ protocol InboxSource: AnyObject, Sendable {
 /// list is behind a `Mutex`; `handler` runs only on the consumer loop.
 public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable {
     public let consumer: EventLoop
+    /// The consumer's group (`EventLoop.groupToken`): producers of the same group have a ring.
+    private let groupToken: Int
     private let rings: [SPSCRing<Message>]
     private var overflow: [[Message]]
     private var overflowHead: [Int]
@@ -32,7 +34,8 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
     /// - Parameter ringCapacity: slots per producer loop (a power of two).
     public init(consumer: EventLoop, ringCapacity: Int = 1024, handler: @escaping (Message) -> Void) {
         self.consumer = consumer
-        let producers = consumer.group?.loops.count ?? 1
+        let producers = consumer.groupSize
+        self.groupToken = consumer.groupToken
         self.rings = (0..<producers).map { _ in SPSCRing(capacity: ringCapacity) }
         self.overflow = Array(repeating: [], count: producers)
         self.overflowHead = Array(repeating: 0, count: producers)
@@ -43,7 +46,7 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
     /// Sends a message to the consumer loop. Any thread may call this.
     public func send(_ message: Message) {
         let producer = EventLoop.currentLoop
-        if let producer, producer.group === consumer.group, producer.id < rings.count {
+        if let producer, producer.groupToken == groupToken, producer.id < rings.count {
             let index = producer.id
             if overflow[index].isEmpty && rings[index].push(message) {
                 producer.wakeLater(consumer)

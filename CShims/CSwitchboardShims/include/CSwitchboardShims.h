@@ -73,9 +73,9 @@ int sb_parse_ipv6(const char *text, uint8_t out[16]);
 int sb_pin_current_thread(int cpu);
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit or -1.
 long sb_raise_nofile_limit(void);
-/// Identifies the event loop running on the calling thread (-1 when none).
-int sb_current_loop_id(void);
-void sb_set_current_loop_id(int id);
+/// The event loop object running on the calling thread (unretained; NULL when none).
+void *sb_current_loop(void);
+void sb_set_current_loop(void *loop);
 /// Monotonic clock in nanoseconds.
 uint64_t sb_monotonic_ns(void);
 /// Resident set size of this process in bytes, from /proc/self/statm, or 0.
