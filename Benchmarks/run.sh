@@ -7,6 +7,7 @@
 #          Benchmarks/run.sh handshake --pattern ik --concurrency 32
 #          TRANSPORT=https Benchmarks/run.sh relay --pairs 50   (the HTTP fallback; also http)
 # Extra node flags: NODE_FLAGS="--epoll level" Benchmarks/run.sh ...
+# Another node binary (A/B comparisons): SWITCHBOARD=/tmp/switchboard-before Benchmarks/run.sh ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenario=${1:?usage: Benchmarks/run.sh SCENARIO [flags]}
@@ -33,7 +34,7 @@ count_file=$PWD/.build/bench/malloc-count
 out=.build/bench/node.out
 # shellcheck disable=SC2086
 MALLOC_COUNT_FILE=$count_file LD_PRELOAD=$PWD/.build/bench/malloc_counter.so \
-    taskset -c 0 .build/release/switchboard serve --listen 127.0.0.1:0 --threads 1 --data "$data" \
+    taskset -c 0 "${SWITCHBOARD:-.build/release/switchboard}" serve --listen 127.0.0.1:0 --threads 1 --data "$data" \
     --log-level info "${fallback[@]}" ${NODE_FLAGS:-} > "$out" 2> "$out.log" &
 node=$!
 trap 'kill -TERM $node 2>/dev/null; wait $node 2>/dev/null; rm -rf "$data"' EXIT
