@@ -187,7 +187,9 @@ final class LoopRoutes {
     var router: DeliveryRouter!
     let push: PushGateway?
     var sessions: [UInt64: SerialMap<ServerSession>] = [:]  // device -> serial -> session
-    var registry: [UInt64: (loop: Int, serial: UInt64)] = [:]
+    /// The registered session of each device this loop is the registry of, with the direct
+    /// copies offered to it (`DirectRegistry.swift`).
+    var registry: [UInt64: RegistryEntry] = [:]
     var bySerial: [UInt64: ServerSession] = [:]
     /// Devices removed while this node runs: a session of theirs that registers later (it was
     /// still logging in at the removal) is closed at once.
@@ -230,12 +232,16 @@ final class LoopRoutes {
                     return
                 }
                 router.send(.replaced(device: device, serial: old.serial), toLoop: old.loop)
+                keepLedger(of: old, device: device)
             }
-            registry[device] = (loop, serial)
+            registry[device] = RegistryEntry(loop: loop, serial: serial)
             // A wake may have found no entry just before this: let the session look again.
             router.send(.pull(device: device), toLoop: loop)
         case .unregister(let device, let serial, let kept):
-            if registry[device]?.serial == serial { registry.removeValue(forKey: device) }
+            if let entry = registry[device], entry.serial == serial {
+                registry.removeValue(forKey: device)
+                keepLedger(of: entry, device: device)
+            }
             directSessionLeft(device: device, serial: serial, kept: kept)
         case .wake(let device, let sender, let silent, let delivery):
             if let entry = registry[device] {
@@ -245,8 +251,10 @@ final class LoopRoutes {
             }
         case .revoke(let device):
             revoked.insert(device)
-            if let entry = registry[device] { router.send(.kill(device: device), toLoop: entry.loop) }
-            registry.removeValue(forKey: device)
+            if let entry = registry.removeValue(forKey: device) {
+                router.send(.kill(device: device), toLoop: entry.loop)
+                keepLedger(of: entry, device: device)
+            }
         case .notify(let device, let stanza):
             if let entry = registry[device] { router.send(.stanza(device: device, stanza: stanza), toLoop: entry.loop) }
         case .pull(let device):

@@ -127,11 +127,11 @@ extension ServerSession {
     private func storeDeliveredDirects(dueBy: UInt64, on loop: EventLoop) -> UInt64 {
         var due: [(UInt64, DirectCopy)] = []
         var earliest = UInt64.max
-        for (seq, entry) in inFlight {
-            guard case .direct(let copy, let since) = entry else { continue }
+        inFlight.forEach { seq, entry in
+            guard case .direct(let copy, let since) = entry else { return }
             if since <= dueBy { due.append((seq, copy)) } else { earliest = min(earliest, since) }
         }
-        for (seq, copy) in due.sorted(by: { $0.0 < $1.0 }) {
+        for (seq, copy) in due {  // in sequence order
             inFlight[seq] = .storing(acked: false)
             storeDirect(copy, deliveredAs: seq, on: loop)
         }
@@ -140,20 +140,21 @@ extension ServerSession {
 
     /// Direct copies delivered and not acknowledged: what `returnDirectCopies` gives back.
     var returnDirectCopiesCount: Int {
-        inFlight.values.reduce(0) { count, entry in
-            if case .direct = entry { return count + 1 }
-            return count
+        var count = 0
+        inFlight.forEach { _, entry in
+            if case .direct = entry { count += 1 }
         }
+        return count
     }
 
     /// The connection ended: direct copies it did not acknowledge go to the store (through the
     /// registry, after this session's unregistration, so later copies follow them).
     func returnDirectCopies() {
         var copies: [(UInt64, DirectCopy)] = []
-        for (seq, entry) in inFlight {
+        inFlight.forEach { seq, entry in
             if case .direct(let copy, _) = entry { copies.append((seq, copy)) }
         }
-        for (seq, copy) in copies.sorted(by: { $0.0 < $1.0 }) {  // in the order they were delivered
+        for (seq, copy) in copies {  // in the order they were delivered
             inFlight.removeValue(forKey: seq)
             services.router.returnDirect(copy, from: serial)
         }

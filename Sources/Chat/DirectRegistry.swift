@@ -17,20 +17,26 @@ struct DirectLedger {
     var outstanding: UInt64? { kept.map { offered - returned - $0 } }
 }
 
+/// A device's registered session, and the ledger of direct copies offered to it. When the
+/// session leaves or is replaced its ledger moves to `LoopRoutes.directLedgers` until every copy
+/// is accounted for, so that in the steady state (one session, nothing outstanding elsewhere) a
+/// copy costs one lookup here; the other tables are empty and not consulted.
+struct RegistryEntry {
+    var loop: Int
+    var serial: UInt64
+    var ledger = DirectLedger()
+}
+
 extension LoopRoutes {
     func routeDirect(_ copy: DirectCopy) {
         let device = copy.device
-        if waitingDirect[device] != nil {
+        if !waitingDirect.isEmpty, waitingDirect[device] != nil {
             waitingDirect[device]!.append(copy)
         } else if awaitsReturns(device) {
             waitingDirect[device] = [copy]
-        } else if storingDirect[device] == nil, let entry = registry[device] {
-            var ledgers = directLedgers[device] ?? SerialMap()
-            var ledger = ledgers[entry.serial] ?? DirectLedger()
-            ledger.offered += 1
-            ledgers[entry.serial] = ledger
-            directLedgers[device] = ledgers
-            router?.send(.directOffer(copy, serial: entry.serial), toLoop: entry.loop)
+        } else if storingDirect.isEmpty || storingDirect[device] == nil, let entry = registry[device] {
+            registry[device]!.ledger.offered += 1
+            router.send(.directOffer(copy, serial: entry.serial), toLoop: entry.loop)
         } else {
             storeDirect(copy)
         }
@@ -38,8 +44,19 @@ extension LoopRoutes {
 
     func directReturned(_ copy: DirectCopy, from serial: UInt64) {
         storeDirect(copy)
-        directLedgers[copy.device]?[serial]?.returned += 1
+        if registry[copy.device]?.serial == serial {
+            registry[copy.device]!.ledger.returned += 1
+        } else {
+            directLedgers[copy.device]?[serial]?.returned += 1
+        }
         settleLedgers(copy.device)
+    }
+
+    /// A session left or was replaced: copies offered to it may still come back, so its ledger
+    /// stays until they are all accounted for (nothing to keep when none was offered).
+    func keepLedger(of entry: RegistryEntry, device: UInt64) {
+        guard entry.ledger.offered > 0 else { return }
+        directLedgers[device, default: SerialMap()][entry.serial] = entry.ledger
     }
 
     func directSessionLeft(device: UInt64, serial: UInt64, kept: UInt64) {
@@ -49,7 +66,7 @@ extension LoopRoutes {
 
     /// Whether a session other than the registered one may still give copies back.
     private func awaitsReturns(_ device: UInt64) -> Bool {
-        guard let ledgers = directLedgers[device] else { return false }
+        guard !directLedgers.isEmpty, let ledgers = directLedgers[device] else { return false }
         let current = registry[device]?.serial
         var waiting = false
         ledgers.forEach { serial, ledger in
@@ -76,7 +93,7 @@ extension LoopRoutes {
         if storedByLeaver, let entry = registry[device] {
             // A session that left may have stored copies itself after the current one's first
             // pull: let the current one look again before later copies reach it.
-            router?.send(.pull(device: device), toLoop: entry.loop)
+            router.send(.pull(device: device), toLoop: entry.loop)
         }
         guard !awaitsReturns(device), let waiting = waitingDirect.removeValue(forKey: device) else { return }
         for copy in waiting { routeDirect(copy) }

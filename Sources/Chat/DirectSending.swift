@@ -71,7 +71,7 @@ extension ServerSession {
                 delivery: Delivery(seq: 0, messageID: message.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
                                    sentAtMilliseconds: Authenticator.unixMilliseconds(), ciphertext: message.copies[0].ciphertext),
                 origin: DirectCopy.Origin(serial: serial, loop: connection.loop.id, toAccount: account, group: 0))
-            sendState.recentSends.record(message.messageID, .directPending(account: account))
+            sendState.recentSends.record(message.messageID, .directPending(account: account), absent: true)  // earlier == nil
             services.router.direct(copy)
         } else {
             paths.stored += 1

@@ -29,14 +29,36 @@ struct RecentSends {
     }
 
     func path(of id: [UInt8]) -> Path? {
-        let key = RecentSends.key(id)
-        return keys.firstIndex(of: key).map { paths[$0] }
+        index(of: RecentSends.key(id)).map { paths[$0] }
+    }
+
+    /// Where `key` is kept: compares eight keys at a time (a send looks up and records its id
+    /// about three times, most often missing, which scans every key).
+    private func index(of key: UInt64) -> Int? {
+        keys.withUnsafeBufferPointer { buffer -> Int? in
+            guard let base = buffer.baseAddress else { return nil }
+            let needle = SIMD8<UInt64>(repeating: key)
+            var start = 0
+            while start + 8 <= buffer.count {
+                let lanes = UnsafeRawPointer(base + start).loadUnaligned(as: SIMD8<UInt64>.self)
+                if any(lanes .== needle) {
+                    for lane in 0..<8 where lanes[lane] == key { return start + lane }
+                }
+                start += 8
+            }
+            while start < buffer.count {
+                if buffer[start] == key { return start }
+                start += 1
+            }
+            return nil
+        }
     }
 
     /// Records `id`, forgetting the oldest id once `capacity` are kept.
-    mutating func record(_ id: [UInt8], _ path: Path) {
+    /// - Parameter absent: the caller just found `id` is not kept (`path(of:)` was nil).
+    mutating func record(_ id: [UInt8], _ path: Path, absent: Bool = false) {
         let key = RecentSends.key(id)
-        if let index = keys.firstIndex(of: key) {
+        if !absent, let index = index(of: key) {
             paths[index] = path
         } else if keys.count < RecentSends.capacity {
             if keys.isEmpty {
@@ -54,6 +76,6 @@ struct RecentSends {
 
     /// Forgets `id` (its send failed: sending it again is a new attempt).
     mutating func forget(_ id: [UInt8]) {
-        if let index = keys.firstIndex(of: RecentSends.key(id)) { keys[index] = 0 }
+        if let index = index(of: RecentSends.key(id)) { keys[index] = 0 }
     }
 }

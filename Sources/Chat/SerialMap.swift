@@ -12,7 +12,7 @@ struct SerialMap<Value> {
     subscript(key: UInt64) -> Value? {
         get {
             if let value = firstValue, firstKey == key { return value }
-            return rest[key]
+            return rest.isEmpty ? nil : rest[key]  // no hashing for the usual single entry
         }
         set {
             if let newValue {
@@ -30,7 +30,7 @@ struct SerialMap<Value> {
                 } else {
                     firstValue = nil
                 }
-            } else {
+            } else if !rest.isEmpty {
                 rest.removeValue(forKey: key)
             }
         }

@@ -24,7 +24,7 @@ public final class ServerSession: ConnectionHandler {
     /// The `seq` of this connection's last Deliver (PROTOCOL.md section 20.3).
     var lastWireSeq: UInt64 = 0
     /// Deliveries not acknowledged yet, by wire `seq`; at most `deliveryWindow`.
-    var inFlight: [UInt64: InFlight] = [:]
+    var inFlight = InFlightWindow<InFlight>()
     /// Store sequence numbers of copies this connection already has (direct copies stored after
     /// their deadline): a pull skips them.
     var deliveredStoreSeqs: Set<UInt64> = []

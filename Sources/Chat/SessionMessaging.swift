@@ -81,12 +81,10 @@ extension ServerSession {
         case .ack(let seqs):
             var acknowledged: [UInt64] = []
             for seq in seqs {
-                switch inFlight[seq] {
+                switch inFlight.removeValue(forKey: seq) {
                 case .stored(let stored)?:
-                    inFlight.removeValue(forKey: seq)
                     acknowledged.append(stored)
                 case .direct(let copy, _)?:
-                    inFlight.removeValue(forKey: seq)
                     directAcknowledged(copy)
                 case .storing?:
                     inFlight[seq] = .storing(acked: true)  // the store's answer completes it
@@ -101,8 +99,8 @@ extension ServerSession {
                     router.wake(receipts)
                 }
             }
-            // A window that filled past 48 once keeps no storage while idle (~160 B per bucket).
-            if inFlight.isEmpty && inFlight.capacity > 48 { inFlight = [:] }
+            // A window that filled past 32 once keeps no storage while idle (~160 B per slot).
+            if inFlight.isEmpty && inFlight.capacity > 32 { inFlight.removeAll() }
             if pullAgain { pullDeliveries() }
         case .createGroup(let requestID, let name, let members):
             guard allowChatty(requestID, "at most 5 group changes a second", on: connection) else { return }

@@ -1,0 +1,106 @@
+/// A connection's deliveries awaiting acknowledgement, by wire sequence number. The numbers are
+/// handed out one after another (1, 2, 3, … per connection) and acknowledged in nearly the same
+/// order, so the window is a ring indexed by `seq - base` rather than a hash table: no hashing
+/// on the delivery path, and entries come back in sequence order.
+struct InFlightWindow<Entry> {
+    private var slots: [Entry?] = []
+    /// The sequence number in `slots[head]`; the ring spans `base ..< base + span`.
+    private var base: UInt64 = 0
+    private var head = 0
+    private var span = 0
+    /// Entries present.
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+    /// Slots allocated: a window that filled far once gives its storage back when it empties.
+    var capacity: Int { slots.count }
+
+    subscript(seq: UInt64) -> Entry? {
+        get {
+            guard seq >= base, seq - base < UInt64(span) else { return nil }
+            return slots[slot(Int(seq - base))]
+        }
+        set {
+            if let newValue { insert(newValue, at: seq) } else { remove(seq) }
+        }
+    }
+
+    /// Removes the entry for `seq`; returns what it held.
+    @discardableResult
+    mutating func removeValue(forKey seq: UInt64) -> Entry? {
+        guard seq >= base, seq - base < UInt64(span) else { return nil }
+        var old: Entry? = nil
+        swap(&old, &slots[slot(Int(seq - base))])  // moved out, not copied
+        if old != nil {
+            count -= 1
+            trim()
+        }
+        return old
+    }
+
+    /// Drops every entry and the storage.
+    mutating func removeAll() { self = InFlightWindow() }
+
+    /// Every entry, in sequence order.
+    func forEach(_ body: (UInt64, Entry) -> Void) {
+        for offset in 0..<span {
+            if let entry = slots[slot(offset)] { body(base + UInt64(offset), entry) }
+        }
+    }
+
+    private func slot(_ offset: Int) -> Int { (head + offset) & (slots.count - 1) }
+
+    private mutating func insert(_ entry: Entry, at seq: UInt64) {
+        if count == 0 {
+            base = seq
+            head = 0
+            span = 0
+        }
+        if seq < base {
+            // Below the window (not how sequence numbers are handed out, but kept correct).
+            let gap = Int(base - seq)
+            reserve(span + gap)
+            head = (head - gap) & (slots.count - 1)
+            base = seq
+            span += gap
+        } else if seq - base >= UInt64(span) {
+            let needed = Int(seq - base) + 1
+            reserve(needed)
+            span = needed
+        }
+        let index = slot(Int(seq - base))
+        if slots[index] == nil { count += 1 }
+        slots[index] = entry
+    }
+
+    private mutating func remove(_ seq: UInt64) {
+        guard seq >= base, seq - base < UInt64(span) else { return }
+        let index = slot(Int(seq - base))
+        guard slots[index] != nil else { return }
+        slots[index] = nil
+        count -= 1
+        trim()
+    }
+
+    /// Advances past acknowledged entries at either end.
+    private mutating func trim() {
+        while span > 0, slots[head] == nil {
+            head = (head + 1) & (slots.count - 1)
+            base += 1
+            span -= 1
+        }
+        while span > 0, slots[slot(span - 1)] == nil { span -= 1 }
+    }
+
+    /// Makes room for `needed` consecutive slots (a power of two, at least 8), keeping the
+    /// entries at their offsets from `base`.
+    private mutating func reserve(_ needed: Int) {
+        guard needed > slots.count else { return }
+        var size = max(8, slots.count)
+        while size < needed { size *= 2 }
+        var grown = [Entry?](repeating: nil, count: size)
+        for offset in 0..<span { grown[offset] = slots[slot(offset)] }
+        slots = grown
+        head = 0
+    }
+}

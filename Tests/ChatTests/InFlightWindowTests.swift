@@ -1,0 +1,94 @@
+import Testing
+
+@testable import Chat
+
+/// The delivery window against a dictionary doing the same operations: sequence numbers handed
+/// out in order, acknowledged out of order, entries replaced, and now and then one below the window.
+@Suite struct InFlightWindowTests {
+    /// A small deterministic generator (the test must not depend on the run).
+    struct Generator {
+        var state: UInt64
+        mutating func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(bound))
+        }
+    }
+
+    @Test func behavesLikeADictionaryUnderRandomAcknowledgements() {
+        var window = InFlightWindow<String>()
+        var model: [UInt64: String] = [:]
+        var random = Generator(state: 42)
+        var nextSeq: UInt64 = 100  // leaves room for numbers below the first
+        for step in 0..<20_000 {
+            switch random.next(10) {
+            case 0..<4:  // deliver
+                window[nextSeq] = "d\(nextSeq)"
+                model[nextSeq] = "d\(nextSeq)"
+                nextSeq += 1
+            case 4..<8:  // acknowledge one of the last 40
+                let seq = nextSeq - 1 - UInt64(random.next(40))
+                #expect(window.removeValue(forKey: seq) == model.removeValue(forKey: seq))
+            case 8:  // replace (a copy on its way to the store)
+                let seq = nextSeq - 1 - UInt64(random.next(40))
+                if model[seq] != nil {
+                    window[seq] = "s\(seq)"
+                    model[seq] = "s\(seq)"
+                }
+            default:  // re-insert below the window, or remove with the setter
+                let seq = nextSeq - 1 - UInt64(random.next(60))
+                if random.next(2) == 0 {
+                    window[seq] = "r\(seq)"
+                    model[seq] = "r\(seq)"
+                } else {
+                    window[seq] = nil
+                    model[seq] = nil
+                }
+            }
+            #expect(window.count == model.count, "step \(step)")
+            if step % 97 == 0 {
+                var seen: [(UInt64, String)] = []
+                window.forEach { seen.append(($0, $1)) }
+                #expect(seen.map(\.0) == model.keys.sorted(), "step \(step): in sequence order")
+                #expect(seen.allSatisfy { model[$0.0] == $0.1 })
+            }
+        }
+        for seq in model.keys { #expect(window[seq] == model[seq]) }
+        #expect(window[nextSeq] == nil)
+        #expect(window[0] == nil)
+    }
+
+    @Test func anEmptiedWindowStartsAgainWhereverTheNextNumberIs() {
+        var window = InFlightWindow<Int>()
+        for seq in UInt64(1)...100 { window[seq] = Int(seq) }
+        #expect(window.capacity == 128)
+        for seq in UInt64(1)...100 { window.removeValue(forKey: seq) }
+        #expect(window.isEmpty)
+        window[1_000_000] = 7  // no gap of a million slots is kept
+        #expect(window[1_000_000] == 7 && window.count == 1 && window.capacity == 128)
+        window.removeAll()
+        #expect(window.capacity == 0 && window[1_000_000] == nil)
+    }
+}
+
+@Suite struct RecentSendsTests {
+    /// Sixteen pseudo-random bytes, as a client's ids are.
+    static func id(_ n: Int) -> [UInt8] {
+        var random = InFlightWindowTests.Generator(state: UInt64(n) &+ 1)
+        return (0..<16).map { _ in UInt8(random.next(256)) }
+    }
+
+    @Test func remembersTheLastSixtyFourIdsAndForgetsOlderOnes() {
+        var recent = RecentSends()
+        for n in 0..<(RecentSends.capacity + 13) {
+            #expect(recent.path(of: Self.id(n)) == nil)
+            recent.record(Self.id(n), .directPending(account: UInt64(n)), absent: true)
+            #expect(recent.path(of: Self.id(n)) == .directPending(account: UInt64(n)), "id \(n), found at any position")
+        }
+        for n in 0..<13 { #expect(recent.path(of: Self.id(n)) == nil, "id \(n) is older than the last 64") }
+        for n in 13..<(RecentSends.capacity + 13) { #expect(recent.path(of: Self.id(n)) != nil) }
+        recent.record(Self.id(20), .directDone)
+        #expect(recent.path(of: Self.id(20)) == .directDone)
+        recent.forget(Self.id(20))
+        #expect(recent.path(of: Self.id(20)) == nil)
+    }
+}
