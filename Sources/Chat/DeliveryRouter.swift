@@ -41,6 +41,13 @@ public final class DeliveryRouter: Sendable {
         /// `copy` carries the message's id and sender (for a group message's tally, should the
         /// session have gone) without its ciphertext.
         case directSettled(serial: UInt64, copy: Delivery, toAccount: UInt64, outcome: DirectOutcome)
+        /// To the registry loop of a one-to-one message's sending device: the delivery receipt
+        /// for it, whose `origin` is the message's, which this acknowledgement also settles. One
+        /// message where a settlement and a receipt would be two (`DirectRegistry.swift`).
+        case receiptSettling(DirectCopy)
+        /// To the session's loop: settle the receipt's message for session `serial`, then take
+        /// the receipt.
+        case directOfferSettling(DirectCopy, serial: UInt64)
     }
 
     private let mailboxes: [Mailbox<Message>]
@@ -127,6 +134,9 @@ public final class DeliveryRouter: Sendable {
     /// Hands a copy to its device's session without the store, or stores it when the device
     /// is not connected or copies for it are on their way to the store (section 20.8).
     func direct(_ copy: DirectCopy) { send(.direct(copy), toLoop: registryLoop(copy.device)) }
+
+    /// A delivery receipt that also settles its message (`copy.origin`) as delivered.
+    func receiptSettling(_ copy: DirectCopy) { send(.receiptSettling(copy), toLoop: registryLoop(copy.device)) }
 
     /// Tells the sending session of `copy` (if it has one) how the copy ended.
     func settle(_ copy: DirectCopy, _ outcome: DirectOutcome) {
@@ -298,6 +308,17 @@ final class LoopRoutes {
             router.returnDirect(copy, from: serial)
         case .directReturned(let copy, let serial):
             directReturned(copy, from: serial)
+        case .receiptSettling(let copy):
+            routeSettlingReceipt(copy)
+        case .directOfferSettling(var copy, let serial):
+            let session = sessions[copy.device]?[serial]
+            if let session, let origin = copy.origin {
+                session.directSettled(messageID: copy.delivery.messageID, toAccount: origin.toAccount,
+                                      outcome: .delivered(account: copy.delivery.fromAccount, device: copy.delivery.fromDevice))
+            }
+            copy.origin = nil
+            if let session, session.takeDirect(copy) { return }
+            router.returnDirect(copy, from: serial)
         case .directSettled(let serial, let copy, let toAccount, let outcome):
             if let session = bySerial[serial] {
                 if copy.groupID != 0 {

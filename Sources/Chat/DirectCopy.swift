@@ -8,8 +8,10 @@ struct DirectCopy: Sendable {
     let device: UInt64
     /// What the device gets; its `seq` is the receiving connection's business (or the store's).
     var delivery: Delivery
-    /// The sending session to answer once the copy is acknowledged or stored; nil for receipts.
-    let origin: Origin?
+    /// The sending session to answer once the copy is acknowledged or stored; nil for receipts
+    /// (except on their way in `DeliveryRouter.Message.receiptSettling`, where it names the
+    /// session the receipt's message came from).
+    var origin: Origin?
 
     struct Origin: Sendable {
         let serial: UInt64

@@ -57,13 +57,17 @@ extension ServerSession {
     func directAcknowledged(_ copy: DirectCopy) {
         let router = services.router
         guard let device else { return }
-        router.settle(copy, .delivered(account: device.accountID, device: device.deviceID))
-        guard copy.delivery.kind == .message, copy.delivery.groupID == 0, copy.delivery.fromAccount != device.accountID else { return }
-        router.direct(DirectCopy(
+        guard copy.delivery.kind == .message, copy.delivery.groupID == 0, copy.delivery.fromAccount != device.accountID else {
+            router.settle(copy, .delivered(account: device.accountID, device: device.deviceID))
+            return
+        }
+        // The receipt carries the message's origin: its registry settles the message with it.
+        let receipt = DirectCopy(
             device: copy.delivery.fromDevice,
             delivery: Delivery(seq: 0, messageID: copy.delivery.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
                                sentAtMilliseconds: Authenticator.unixMilliseconds(), ciphertext: [], kind: .delivered),
-            origin: nil))
+            origin: copy.origin)
+        if receipt.origin != nil { router.receiptSettling(receipt) } else { router.direct(receipt) }
     }
 
     /// Stores a direct copy: one this connection could not take yet (`deliveredAs` nil; it comes

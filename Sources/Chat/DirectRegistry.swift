@@ -42,6 +42,30 @@ extension LoopRoutes {
         }
     }
 
+    /// A delivery receipt that also settles its message (`copy.origin`). When the message's
+    /// sending session is the device's registered one and the receipt can be offered to it now,
+    /// both travel in one message; otherwise the settlement goes to the sending session and the
+    /// receipt is routed like any copy.
+    func routeSettlingReceipt(_ copy: DirectCopy) {
+        guard let origin = copy.origin else { return routeDirect(copy) }
+        let device = copy.device
+        if waitingDirect.isEmpty || waitingDirect[device] == nil, storingDirect.isEmpty || storingDirect[device] == nil,
+            let entry = registry[device], entry.serial == origin.serial, !awaitsReturns(device)
+        {
+            registry[device]!.ledger.offered += 1
+            router.send(.directOfferSettling(copy, serial: entry.serial), toLoop: entry.loop)
+            return
+        }
+        var receipt = copy
+        receipt.origin = nil
+        var header = copy.delivery
+        header.ciphertext = []
+        router.send(.directSettled(serial: origin.serial, copy: header, toAccount: origin.toAccount,
+                                   outcome: .delivered(account: copy.delivery.fromAccount, device: copy.delivery.fromDevice)),
+                    toLoop: origin.loop)
+        routeDirect(receipt)
+    }
+
     func directReturned(_ copy: DirectCopy, from serial: UInt64) {
         storeDirect(copy)
         if registry[copy.device]?.serial == serial {

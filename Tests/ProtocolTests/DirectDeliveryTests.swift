@@ -44,6 +44,33 @@ import Wire
         #expect(bob.deliveries.filter { $0.messageID == id }.count == 1)
     }
 
+    /// The acknowledgement of a direct message settles it and sends its delivery receipt in one
+    /// step when the sending session is still the device's; when the device reconnected in
+    /// between, the receipt goes to the new session and the old one, gone, is answered by nobody.
+    @Test func aReceiptForASenderThatReconnectedReachesItsNewSession() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let (alice, bob) = try pair(harness, port: node.port)
+        let id = randomID()
+        alice.send(.send(SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [5])])))
+        let got = bob.waitForDeliveries(2)
+        #expect(got.last?.messageID == id)
+        alice.close()
+        _ = alice.waitClosed()
+        let aliceAgain = try harness.connect(port: node.port, credentials: alice.credentials, hello: Hello(mode: .resume))
+        bob.send(.ack(seqs: [got[1].seq]))
+        let receipt = aliceAgain.deliveryReceipts(count: 1).last
+        #expect(receipt?.messageID == id && receipt?.fromAccount == bob.accountID)
+        #expect(aliceAgain.sendResult(for: id, timeout: 0.3) == nil, "the new session did not send it")
+        // The next message (the new session's first: stored) goes on as usual, with its receipt.
+        let next = randomID()
+        #expect(aliceAgain.sendMessage(to: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [6])], id: next)?.code == .ok)
+        let more = bob.waitForDeliveries(3)
+        #expect(more.last?.messageID == next)
+        bob.send(.ack(seqs: [more[2].seq]))
+        #expect(aliceAgain.deliveryReceipts(count: 2).last?.messageID == next)
+    }
+
     @Test func answeredCopiesSurviveSigkillAndUnansweredOnesAreSentAgain() throws {
         let data = NSTemporaryDirectory() + "switchboard-direct-\(UUID().uuidString)"
         var node = try NodeProcess.serve(data: data)
