@@ -97,7 +97,7 @@ public final class DeliveryRouter: Sendable {
 
     private func registryLoop(_ device: UInt64) -> Int { Int(device % UInt64(mailboxes.count)) }
 
-    func send(_ message: Message, toLoop loop: Int) { mailboxes[loop].send(message) }
+    func send(_ message: consuming Message, toLoop loop: Int) { mailboxes[loop].send(message) }
 
     // MARK: Called by sessions, on their loop
 

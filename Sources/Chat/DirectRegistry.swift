@@ -34,8 +34,9 @@ extension LoopRoutes {
             waitingDirect[device]!.append(copy)
         } else if awaitsReturns(device) {
             waitingDirect[device] = [copy]
-        } else if storingDirect.isEmpty || storingDirect[device] == nil, let entry = registry[device] {
-            registry[device]!.ledger.offered += 1
+        } else if storingDirect.isEmpty || storingDirect[device] == nil, let index = registry.index(forKey: device) {
+            registry.values[index].ledger.offered += 1
+            let entry = registry.values[index]
             router.send(.directOffer(copy, serial: entry.serial), toLoop: entry.loop)
         } else {
             storeDirect(copy)
@@ -50,9 +51,10 @@ extension LoopRoutes {
         guard let origin = copy.origin else { return routeDirect(copy) }
         let device = copy.device
         if waitingDirect.isEmpty || waitingDirect[device] == nil, storingDirect.isEmpty || storingDirect[device] == nil,
-            let entry = registry[device], entry.serial == origin.serial, !awaitsReturns(device)
+            let index = registry.index(forKey: device), registry.values[index].serial == origin.serial, !awaitsReturns(device)
         {
-            registry[device]!.ledger.offered += 1
+            registry.values[index].ledger.offered += 1
+            let entry = registry.values[index]
             router.send(.directOfferSettling(copy, serial: entry.serial), toLoop: entry.loop)
             return
         }

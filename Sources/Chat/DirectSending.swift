@@ -56,7 +56,9 @@ extension ServerSession {
             return
         }
         let direct = earlier == nil ? directRoute(for: message) : nil
-        var paths = sendState.sendPaths[account] ?? SendPaths()
+        let state = sendState
+        let known = state.sendPaths.index(forKey: account)  // one lookup for the read and the write back
+        var paths = known.map { state.sendPaths.values[$0] } ?? SendPaths()
         if paths.held > 0 || sendState.heldGroups > 0 || (direct == nil && (paths.direct > 0 || sendState.groupDirect > 0))
             || (direct != nil && (paths.stored > 0 || sendState.groupStored > 0)) || earlier == .directPending(account: account) {
             paths.held += 1
@@ -79,7 +81,7 @@ extension ServerSession {
             sendState.recentSends.record(message.messageID, .stored)
             store(message, from: device, on: connection)
         }
-        sendState.sendPaths[account] = paths
+        if let known { state.sendPaths.values[known] = paths } else { state.sendPaths[account] = paths }
     }
 
     /// The route this session remembers for the message's recipients, if it is current and the
@@ -105,10 +107,11 @@ extension ServerSession {
         case .refused, .failed: sendState.recentSends.forget(messageID)
         }
         send(.sendResult(outcome.sendResult(messageID: messageID)), on: connection)
-        guard var paths = sendState.sendPaths[toAccount] else { return }
-        paths.direct -= 1
-        sendState.directTotal -= 1
-        settle(paths, for: toAccount)
+        let state = sendState
+        guard let known = state.sendPaths.index(forKey: toAccount) else { return }
+        state.sendPaths.values[known].direct -= 1
+        state.directTotal -= 1
+        if state.sendPaths.values[known].isIdle { state.sendPaths.remove(at: known) }
         releaseHeld(from: device, on: connection)
     }
 

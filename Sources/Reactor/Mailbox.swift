@@ -44,11 +44,12 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
     }
 
     /// Sends a message to the consumer loop. Any thread may call this.
-    public func send(_ message: Message) {
+    public func send(_ message: consuming Message) {
         let producer = EventLoop.currentLoop
         if let producer, producer.groupToken == groupToken, producer.id < rings.count {
             let index = producer.id
-            if overflow[index].isEmpty && rings[index].push(message) {
+            if overflow[index].isEmpty && !rings[index].isFull {
+                rings[index].push(message)
                 producer.wakeLater(consumer)
                 return
             }
@@ -56,7 +57,8 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
             overflow[index].append(message)
             return
         }
-        foreign.withLock { $0.append(message) }
+        let item = message
+        foreign.withLock { $0.append(item) }
         foreignCount.add(1, ordering: .sequentiallyConsistent)
         consumer.wakeUp()
     }
@@ -66,7 +68,10 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
         let index = producer.id
         let start = overflowHead[index]
         var head = start
-        while head < overflow[index].count, rings[index].push(overflow[index][head]) { head += 1 }
+        while head < overflow[index].count, !rings[index].isFull {
+            rings[index].push(overflow[index][head])
+            head += 1
+        }
         if head > start { producer.wakeLater(consumer) }
         if head == overflow[index].count {
             // A burst's high-water mark is not kept: a ring's worth of capacity at most.

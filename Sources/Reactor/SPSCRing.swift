@@ -30,13 +30,15 @@ final class SPSCRing<Element>: @unchecked Sendable {
         storage.deallocate()
     }
 
-    /// Producer side. Returns false (and keeps nothing) when the ring is full.
-    func push(_ element: Element) -> Bool {
+    /// Producer side: true when a push would find no free slot.
+    var isFull: Bool { tail.load(ordering: .relaxed) &- head.load(ordering: .acquiring) == capacity }
+
+    /// Producer side; the ring must not be full (`isFull`). Takes the element over (no copy).
+    func push(_ element: consuming Element) {
         let t = tail.load(ordering: .relaxed)
-        if t &- head.load(ordering: .acquiring) == capacity { return false }
+        precondition(t &- head.load(ordering: .acquiring) < capacity, "push into a full ring")
         (storage + (t & mask)).initialize(to: element)
         tail.store(t &+ 1, ordering: .releasing)
-        return true
     }
 
     /// Consumer side: pops up to `limit` elements in order into `body`; returns how many.
