@@ -40,7 +40,7 @@ extension ServerSession {
         }
         if message.groupID != 0 {
             // Held first (cheap), so that re-routing held sends does not check their copies again.
-            let pending = sendState.groupSends[message.messageID] != nil || (earlier != nil && earlier != .stored)
+            let pending = sendState.groupSends[MessageKey(message.messageID)] != nil || (earlier != nil && earlier != .stored)
             let direct = pending || !sendState.heldSends.isEmpty || earlier != nil ? nil : directRoute(for: message)
             if pending || !sendState.heldSends.isEmpty || (direct != nil ? sendState.storedTotal > 0 : sendState.directTotal > 0) {
                 sendState.heldGroups += 1
@@ -194,5 +194,5 @@ final class SendingState {
     var groupStored = 0
     var recentSends = RecentSends()
     /// Group messages sent directly and not settled, by message id.
-    var groupSends: [[UInt8]: ServerSession.GroupSend] = [:]
+    var groupSends: [MessageKey: ServerSession.GroupSend] = [:]
 }

@@ -31,7 +31,7 @@ extension ServerSession {
         sendState.groupDirect += 1
         metrics.bump(.messagesAccepted)
         metrics.bump(.copiesRouted, by: devices.count)
-        sendState.groupSends[message.messageID] = GroupSend(group: message.groupID, sent: message.copies.count, remaining: message.copies.count)
+        sendState.groupSends[MessageKey(message.messageID)] = GroupSend(group: message.groupID, sent: message.copies.count, remaining: message.copies.count)
         sendState.recentSends.record(message.messageID, .directPending(account: 0))
         let origin = DirectCopy.Origin(serial: serial, loop: connection.loop.id, toAccount: 0, group: message.groupID)
         let now = Authenticator.unixMilliseconds()
@@ -47,7 +47,8 @@ extension ServerSession {
     /// One copy of a directly sent group message settled.
     func groupCopySettled(messageID: [UInt8], group: UInt64, outcome: DirectOutcome) {
         // Removed while it changes, so that appending to `stored` does not copy the array.
-        guard let device, var state = sendState.groupSends.removeValue(forKey: messageID) else { return }
+        let key = MessageKey(messageID)
+        guard let device, var state = sendState.groupSends.removeValue(forKey: key) else { return }
         state.remaining -= 1
         count(outcome)
         switch outcome {
@@ -68,7 +69,7 @@ extension ServerSession {
             if state.failure == nil { state.failure = outcome }
         }
         guard state.remaining == 0 else {
-            sendState.groupSends[messageID] = state
+            sendState.groupSends[key] = state
             return
         }
         if sendState.groupSends.isEmpty && sendState.groupSends.capacity > 8 { sendState.groupSends = [:] }
@@ -96,7 +97,7 @@ extension ServerSession {
     /// where their remaining copies settle (`DeliveryRouter` hands late outcomes to the store).
     func leaveGroupTallies(on loop: EventLoop) {
         guard let device, let sending, !sending.groupSends.isEmpty else { return }
-        for (messageID, state) in sending.groupSends { leaveTally(messageID, state, unsettled: state.remaining, from: device, on: loop) }
+        for (key, state) in sending.groupSends { leaveTally(key.bytes, state, unsettled: state.remaining, from: device, on: loop) }
         sending.groupSends = [:]
     }
 
