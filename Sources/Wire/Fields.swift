@@ -22,21 +22,32 @@ public enum FieldWriter {
     /// front afterwards (no temporary buffer).
     public static func record(_ field: UInt64, into out: inout [UInt8], _ body: (inout [UInt8]) -> Void) {
         Varint.append(field << 1 | 1, to: &out)
-        let start = out.count
+        let start = reserveLength(in: &out)
         body(&out)
-        insertLength(out.count - start, at: start, in: &out)
+        patchLength(at: start, in: &out)
     }
 
-    /// Inserts the varint `length` at `position` (used for records and stanza bodies).
-    static func insertLength(_ length: Int, at position: Int, in out: inout [UInt8]) {
-        var remaining = UInt64(length)
-        var at = position
-        repeat {
+    /// Appends a one-byte placeholder for the varint length of what follows; returns its position.
+    static func reserveLength(in out: inout [UInt8]) -> Int {
+        out.append(0)
+        return out.count - 1
+    }
+
+    /// Writes the length of everything after the placeholder at `position` into it. Lengths under
+    /// 128 fit the placeholder (nothing moves); longer ones move the body up by the extra bytes.
+    static func patchLength(at position: Int, in out: inout [UInt8]) {
+        var remaining = UInt64(out.count - position - 1)
+        guard remaining >= 0x80 else {
+            out[position] = UInt8(truncatingIfNeeded: remaining)
+            return
+        }
+        let extra = Varint.length(remaining) - 1
+        out.insert(contentsOf: repeatElement(0, count: extra), at: position + 1)  // one move of the body
+        for at in position...(position + extra) {
             let more = remaining >= 0x80
-            out.insert(UInt8(truncatingIfNeeded: remaining) | (more ? 0x80 : 0), at: at)
-            at += 1
+            out[at] = UInt8(truncatingIfNeeded: remaining) | (more ? 0x80 : 0)
             remaining >>= 7
-        } while remaining > 0
+        }
     }
 }
 

@@ -5,7 +5,7 @@ public enum StanzaCodec {
     /// front of it afterwards, so encoding allocates nothing when `out` has room.
     public static func encode(_ stanza: Stanza, into out: inout [UInt8]) {
         Varint.append(stanza.type, to: &out)
-        let bodyStart = out.count
+        let lengthAt = FieldWriter.reserveLength(in: &out)
         typealias F = FieldWriter
         switch stanza {
         case .hello(let hello):
@@ -46,7 +46,7 @@ public enum StanzaCodec {
         default:
             MessagingCodec.encodeBody(stanza, into: &out)
         }
-        FieldWriter.insertLength(out.count - bodyStart, at: bodyStart, in: &out)
+        FieldWriter.patchLength(at: lengthAt, in: &out)
     }
 
     public static func encode(_ stanzas: Stanza...) -> [UInt8] {

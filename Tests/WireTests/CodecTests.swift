@@ -102,6 +102,28 @@ import Testing
                           ciphertext: [], kind: .delivered, groupID: 4, deliveredCount: 1, deliveredTotal: 1_023)),
     ]
 
+    /// Stanza and record lengths are minimal varints written after the body: check the bytes at
+    /// the one-, two- and three-byte boundaries, and that every size decodes back.
+    @Test func lengthPrefixesAreMinimalAtEverySize() throws {
+        for size in [0, 1, 100, 107, 108, 109, 127, 128, 200, 16_300, 16_400, 40_000] {
+            let stanza = Stanza.deliver(Delivery(seq: 1, messageID: [UInt8](repeating: 2, count: 16), fromAccount: 3, fromDevice: 4,
+                                                 sentAtMilliseconds: 5, ciphertext: [UInt8](repeating: 9, count: size)))
+            let bytes = StanzaCodec.encode(stanza)
+            var offset = 1  // after the one-byte type
+            let length = try #require(try bytes.withUnsafeBytes { try Varint.read($0, at: &offset) })
+            #expect(Int(length) == bytes.count - offset, "size \(size)")
+            #expect(offset - 1 == Varint.length(length), "size \(size): minimal length prefix")
+            #expect(try StanzaCodec.decodeAll(bytes) == [stanza], "size \(size)")
+        }
+        // A record (a key bundle inside KeyBundles) past 127 bytes.
+        let big = Stanza.keyBundles(requestID: 1, accountID: 2, bundles: [
+            KeyBundle(deviceID: 1, identityKey: [UInt8](repeating: 1, count: 32),
+                      signedPrekey: SignedPrekey(keyID: 1, publicKey: [UInt8](repeating: 2, count: 32), signature: [UInt8](repeating: 3, count: 64)),
+                      oneTimePrekey: OneTimePrekey(keyID: 4, publicKey: [UInt8](repeating: 5, count: 32)))])
+        #expect(StanzaCodec.encode(big).count > 160)
+        #expect(try StanzaCodec.decodeAll(StanzaCodec.encode(big)) == [big])
+    }
+
     @Test func everyStanzaRoundTrips() throws {
         for stanza in StanzaCodecTests.samples {
             let bytes = StanzaCodec.encode(stanza)
