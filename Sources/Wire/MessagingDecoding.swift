@@ -337,6 +337,8 @@ extension MessagingCodec {
             return .receipt(requestID: requestID, toAccount: to, messageIDs: ids)
         case StanzaType.ack:
             var seqs: [UInt64] = []
+            // Each seq takes at least two bytes: one allocation for the list, not one per doubling.
+            seqs.reserveCapacity(min(body.count / 2, 256))
             while let (field, value) = try reader.next() {
                 if field == 1 { seqs.append(try value.id(field)) }
             }
