@@ -75,7 +75,7 @@ let package = Package(
             name: "ProtocolTests",
             dependencies: ["SwitchboardClient", "Handshake", "Wire", "Noise", "Reactor", "Store", "CSQLite", "TestSupport", "CSwitchboardShims"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "ChatTests", dependencies: ["Chat"]),
+        .testTarget(name: "ChatTests", dependencies: ["Chat", "Wire"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TLS", "Reactor", "TestSupport", "CSwitchboardShims"]),
         .testTarget(name: "HandshakeTests", dependencies: ["Handshake", "Noise", "Wire"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CSwitchboardShims", "TestSupport"]),

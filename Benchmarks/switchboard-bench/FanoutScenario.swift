@@ -106,7 +106,7 @@ final class FanoutEndpoint: ClientDelegate {
         let body = [UInt8](repeating: 0x33, count: scenario.size)
         let copies = scenario.addresses.map { MessageCopy(deviceID: $0.deviceID, ciphertext: body) }
         scenario.outstanding.add(copies.count, ordering: .relaxed)
-        connection.send(.send(SendMessage(messageID: SecretBytes.random(count: 16).array, toAccount: 0, copies: copies,
+        connection.send(.send(SendMessage(messageID: .random(), toAccount: 0, copies: copies,
                                           groupID: scenario.groupID)))
     }
 

@@ -106,7 +106,7 @@ final class OfflineEndpoint: ClientDelegate {
     func sendNext() {
         guard let peer, sent < scenario.perPair, let connection else { return }
         sent += 1
-        connection.send(.send(SendMessage(messageID: SecretBytes.random(count: 16).array, toAccount: peer.account,
+        connection.send(.send(SendMessage(messageID: .random(), toAccount: peer.account,
                                           copies: [MessageCopy(deviceID: peer.device, ciphertext: payload)])))
     }
 

@@ -162,7 +162,7 @@ final class RelayEndpoint: ClientDelegate {
         var body = payload
         let now = sb_monotonic_ns()
         for index in 0..<8 { body[index] = UInt8(truncatingIfNeeded: now >> (8 * UInt64(index))) }
-        connection.send(.send(SendMessage(messageID: SecretBytes.random(count: 16).array, toAccount: peerAccount,
+        connection.send(.send(SendMessage(messageID: .random(), toAccount: peerAccount,
                                           copies: [MessageCopy(deviceID: peerDevice, ciphertext: body)])))
     }
 

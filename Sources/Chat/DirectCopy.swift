@@ -46,7 +46,7 @@ enum DirectOutcome: Sendable {
         }
     }
 
-    func sendResult(messageID: [UInt8]) -> SendResult {
+    func sendResult(messageID: MessageID) -> SendResult {
         switch self {
         case .delivered, .stored: return SendResult(messageID: messageID, code: .ok)
         case .duplicate: return SendResult(messageID: messageID, code: .ok, duplicate: true)

@@ -40,7 +40,7 @@ extension ServerSession {
         }
         if message.groupID != 0 {
             // Held first (cheap), so that re-routing held sends does not check their copies again.
-            let pending = sendState.groupSends[MessageKey(message.messageID)] != nil || (earlier != nil && earlier != .stored)
+            let pending = sendState.groupSends[message.messageID] != nil || (earlier != nil && earlier != .stored)
             let direct = pending || !sendState.heldSends.isEmpty || earlier != nil ? nil : directRoute(for: message)
             if pending || !sendState.heldSends.isEmpty || (direct != nil ? sendState.storedTotal > 0 : sendState.directTotal > 0) {
                 sendState.heldGroups += 1
@@ -98,7 +98,7 @@ extension ServerSession {
 
     /// The end of a direct one-to-one message of this session: answers it, and lets messages
     /// held behind it go.
-    func directSettled(messageID: [UInt8], toAccount: UInt64, outcome: DirectOutcome) {
+    func directSettled(messageID: MessageID, toAccount: UInt64, outcome: DirectOutcome) {
         guard phase == .established, let connection, let device else { return }
         outstandingSends -= 1
         count(outcome)
@@ -194,5 +194,5 @@ final class SendingState {
     var groupStored = 0
     var recentSends = RecentSends()
     /// Group messages sent directly and not settled, by message id.
-    var groupSends: [MessageKey: ServerSession.GroupSend] = [:]
+    var groupSends: [MessageID: ServerSession.GroupSend] = [:]
 }

@@ -31,7 +31,7 @@ extension ServerSession {
         sendState.groupDirect += 1
         metrics.bump(.messagesAccepted)
         metrics.bump(.copiesRouted, by: devices.count)
-        sendState.groupSends[MessageKey(message.messageID)] = GroupSend(group: message.groupID, sent: message.copies.count, remaining: message.copies.count)
+        sendState.groupSends[message.messageID] = GroupSend(group: message.groupID, sent: message.copies.count, remaining: message.copies.count)
         sendState.recentSends.record(message.messageID, .directPending(account: 0))
         let origin = DirectCopy.Origin(serial: serial, loop: connection.loop.id, toAccount: 0, group: message.groupID)
         let now = Authenticator.unixMilliseconds()
@@ -45,10 +45,9 @@ extension ServerSession {
     }
 
     /// One copy of a directly sent group message settled.
-    func groupCopySettled(messageID: [UInt8], group: UInt64, outcome: DirectOutcome) {
+    func groupCopySettled(messageID: MessageID, group: UInt64, outcome: DirectOutcome) {
         // Removed while it changes, so that appending to `stored` does not copy the array.
-        let key = MessageKey(messageID)
-        guard let device, var state = sendState.groupSends.removeValue(forKey: key) else { return }
+        guard let device, var state = sendState.groupSends.removeValue(forKey: messageID) else { return }
         state.remaining -= 1
         count(outcome)
         switch outcome {
@@ -69,7 +68,7 @@ extension ServerSession {
             if state.failure == nil { state.failure = outcome }
         }
         guard state.remaining == 0 else {
-            sendState.groupSends[key] = state
+            sendState.groupSends[messageID] = state
             return
         }
         if sendState.groupSends.isEmpty && sendState.groupSends.capacity > 8 { sendState.groupSends = [:] }
@@ -97,11 +96,11 @@ extension ServerSession {
     /// where their remaining copies settle (`DeliveryRouter` hands late outcomes to the store).
     func leaveGroupTallies(on loop: EventLoop) {
         guard let device, let sending, !sending.groupSends.isEmpty else { return }
-        for (key, state) in sending.groupSends { leaveTally(key.bytes, state, unsettled: state.remaining, from: device, on: loop) }
+        for (messageID, state) in sending.groupSends { leaveTally(messageID, state, unsettled: state.remaining, from: device, on: loop) }
         sending.groupSends = [:]
     }
 
-    private func leaveTally(_ messageID: [UInt8], _ state: GroupSend, unsettled: Int, from device: DeviceRecord, on loop: EventLoop) {
+    private func leaveTally(_ messageID: MessageID, _ state: GroupSend, unsettled: Int, from device: DeviceRecord, on loop: EventLoop) {
         let router = services.router
         services.messages.settleGroupTally(
             messageID: messageID, group: state.group, senderAccount: device.accountID, senderDevice: device.deviceID,
@@ -113,7 +112,7 @@ extension ServerSession {
     }
 
     /// An aggregated delivery receipt for this device, sent the direct way.
-    private func receipt(_ messageID: [UInt8], group: UInt64, count: Int, total: Int, from: (account: UInt64, device: UInt64),
+    private func receipt(_ messageID: MessageID, group: UInt64, count: Int, total: Int, from: (account: UInt64, device: UInt64),
                          to device: DeviceRecord) {
         services.router.direct(DirectCopy(
             device: device.deviceID,

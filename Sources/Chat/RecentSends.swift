@@ -1,9 +1,11 @@
+import Wire
+
 /// The last message ids one connection sent and which way each went. The store de-duplicates only
 /// what it stored, so a resend on the same connection of a message delivered directly (PROTOCOL.md
 /// section 20.8) is recognised here: answered as a duplicate, never delivered twice.
 ///
-/// Kept small because every sending connection has one: 64 ids, each folded to one word (ids are
-/// 16 random bytes; a client that makes two of its own ids fold alike only confuses itself), in
+/// Kept small because every sending connection has one: 64 ids, each folded to one word
+/// (`MessageID.folded`; a client that makes two of its own ids fold alike only confuses itself), in
 /// two 512-byte arrays allocated at the first send and searched linearly (faster than hashing at
 /// this size).
 struct RecentSends {
@@ -20,15 +22,12 @@ struct RecentSends {
     private var next = 0
 
     /// An id as one nonzero word.
-    private static func key(_ id: [UInt8]) -> UInt64 {
-        let folded = id.withUnsafeBytes { raw -> UInt64 in
-            raw.count >= 16 ? raw.loadUnaligned(as: UInt64.self) ^ raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-                : raw.reduce(UInt64(raw.count)) { $0 &* 31 &+ UInt64($1) }
-        }
+    private static func key(_ id: MessageID) -> UInt64 {
+        let folded = id.folded
         return folded == 0 ? 1 : folded
     }
 
-    func path(of id: [UInt8]) -> Path? {
+    func path(of id: MessageID) -> Path? {
         index(of: RecentSends.key(id)).map { paths[$0] }
     }
 
@@ -56,7 +55,7 @@ struct RecentSends {
 
     /// Records `id`, forgetting the oldest id once `capacity` are kept.
     /// - Parameter absent: the caller just found `id` is not kept (`path(of:)` was nil).
-    mutating func record(_ id: [UInt8], _ path: Path, absent: Bool = false) {
+    mutating func record(_ id: MessageID, _ path: Path, absent: Bool = false) {
         let key = RecentSends.key(id)
         if !absent, let index = index(of: key) {
             paths[index] = path
@@ -75,7 +74,7 @@ struct RecentSends {
     }
 
     /// Forgets `id` (its send failed: sending it again is a new attempt).
-    mutating func forget(_ id: [UInt8]) {
+    mutating func forget(_ id: MessageID) {
         if let index = index(of: RecentSends.key(id)) { keys[index] = 0 }
     }
 }

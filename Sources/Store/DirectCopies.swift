@@ -40,7 +40,7 @@ extension MessageStore {
                     return .refused(.recipientQueueFull, "device \(device) has too much waiting")
                 }
                 try db.query("INSERT OR IGNORE INTO accepted_messages(sender_device, message_id, accepted_at) VALUES (?, ?, ?)",
-                             [sender, .blob(delivery.messageID), .integer(Int64(delivery.sentAtMilliseconds / 1000))])
+                             [sender, .blob(delivery.messageID.bytes), .integer(Int64(delivery.sentAtMilliseconds / 1000))])
                 if db.changes == 0 && delivery.groupID == 0 { return .duplicate }
             } else if count >= Int64(limits.messagesPerDevice / 2) {
                 return .dropped  // receipts may fill at most half a queue, as on the stored path
@@ -62,7 +62,7 @@ extension MessageStore {
     ///   - total: copies that count (refused and removed ones already taken out).
     ///   - delivered: copies acknowledged directly.
     ///   - unsettled: copies whose fate the session did not learn (they settle into the tally).
-    public func settleGroupTally(messageID: [UInt8], group: UInt64, senderAccount: UInt64, senderDevice: UInt64, total: Int,
+    public func settleGroupTally(messageID: MessageID, group: UInt64, senderAccount: UInt64, senderDevice: UInt64, total: Int,
                                  delivered: Int, stored: [(device: UInt64, seq: UInt64)], unsettled: Int, firstSent: Bool,
                                  nowMilliseconds: Int64, on loop: EventLoop,
                                  completion: @escaping @Sendable ([QueuedReceipt]) -> Void) {
@@ -71,7 +71,7 @@ extension MessageStore {
             var waiting = unsettled, delivered = delivered, total = total
             for copy in stored {
                 if try !db.query("SELECT 1 FROM messages WHERE recipient_device = ? AND seq = ? AND message_id = ?",
-                                 [.integer(Int64(copy.device)), .integer(Int64(copy.seq)), .blob(messageID)]).isEmpty {
+                                 [.integer(Int64(copy.device)), .integer(Int64(copy.seq)), .blob(messageID.bytes)]).isEmpty {
                     waiting += 1
                 } else if try DeviceDirectory.isActive(db, device: copy.device) {
                     delivered += 1
@@ -91,7 +91,7 @@ extension MessageStore {
             try db.query("""
                 INSERT OR REPLACE INTO group_receipts(sender_device, message_id, sender_account, group_id, delivered, total, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, [.integer(Int64(senderDevice)), .blob(messageID), .integer(Int64(senderAccount)), .integer(Int64(group)),
+                """, [.integer(Int64(senderDevice)), .blob(messageID.bytes), .integer(Int64(senderAccount)), .integer(Int64(group)),
                       .integer(Int64(delivered)), .integer(Int64(total)), .integer(nowMilliseconds)])
             return !firstSent && delivered >= 1 ? try receipt(delivered) : []
         }) { result in completion((try? result.get()) ?? []) }
@@ -99,7 +99,7 @@ extension MessageStore {
 
     /// A copy of a directly sent group message settled after its sender's session closed: it
     /// counts in the tally the session left (`settleGroupTally`). Completion: the receipts queued.
-    public func countGroupCopy(messageID: [UInt8], group: UInt64, senderAccount: UInt64, senderDevice: UInt64, delivered: Bool,
+    public func countGroupCopy(messageID: MessageID, group: UInt64, senderAccount: UInt64, senderDevice: UInt64, delivered: Bool,
                                by: (account: UInt64, device: UInt64), nowMilliseconds: Int64, on loop: EventLoop,
                                completion: @escaping @Sendable ([QueuedReceipt]) -> Void) {
         let cap = Int64(limits.messagesPerDevice / 2)

@@ -130,7 +130,7 @@ public final class GroupStore: Sendable {
                 guard queued < cap else { continue }
                 let seq = try db.query("SELECT next_seq FROM devices WHERE id = ?", [id]).first?.first?.integer ?? 1
                 // A random id: a notice is not a message anyone sends again.
-                let notice = Delivery(seq: UInt64(seq), messageID: (0..<16).map { _ in UInt8.random(in: 0...255) }, fromAccount: actor,
+                let notice = Delivery(seq: UInt64(seq), messageID: MessageID((0..<16).map { _ in UInt8.random(in: 0...255) }), fromAccount: actor,
                                       fromDevice: 0, sentAtMilliseconds: UInt64(now), ciphertext: [], kind: .groupChanged, groupID: group)
                 try MessageStore.enqueue(db, notice, for: device.deviceID)
                 woken.append(device.deviceID)

@@ -55,7 +55,7 @@ public final class MessageStore: Sendable {
                 return .refused(.deviceRevoked, "this device was removed from its account")
             }
             if try !db.query("SELECT 1 FROM accepted_messages WHERE sender_device = ? AND message_id = ?",
-                             [sender, .blob(message.messageID)]).isEmpty {
+                             [sender, .blob(message.messageID.bytes)]).isEmpty {
                 return .duplicate
             }
             var expected: Set<DeviceAddress> = []
@@ -125,7 +125,7 @@ public final class MessageStore: Sendable {
                 try MessageStore.enqueue(db, recipients[recipients.count - 1].delivery, for: copy.deviceID, muted: notice.rawValue)
             }
             try db.query("INSERT INTO accepted_messages(sender_device, message_id, accepted_at) VALUES (?, ?, ?)",
-                         [sender, .blob(message.messageID), .integer(nowMilliseconds / 1000)])
+                         [sender, .blob(message.messageID.bytes), .integer(nowMilliseconds / 1000)])
             if message.groupID != 0 {
                 // Group delivery receipts are aggregated per message: count the copies that go to
                 // other accounts; acknowledgements count up (section 22).
@@ -134,7 +134,7 @@ public final class MessageStore: Sendable {
                     try db.query("""
                         INSERT INTO group_receipts(sender_device, message_id, sender_account, group_id, delivered, total, created_at)
                         VALUES (?, ?, ?, ?, 0, ?, ?)
-                        """, [sender, .blob(message.messageID), .integer(Int64(fromAccount)), .integer(Int64(message.groupID)),
+                        """, [sender, .blob(message.messageID.bytes), .integer(Int64(fromAccount)), .integer(Int64(message.groupID)),
                               .integer(Int64(others)), .integer(nowMilliseconds)])
                 }
             }
@@ -176,7 +176,7 @@ public final class MessageStore: Sendable {
             WHERE recipient_device = ? AND seq > ? ORDER BY seq LIMIT ?
             """, [.integer(Int64(device)), .integer(Int64(afterSeq)), .integer(Int64(limit))]
         ).map {
-            Delivery(seq: UInt64($0[0].integer ?? 0), messageID: $0[1].blob ?? [], fromAccount: UInt64($0[2].integer ?? 0),
+            Delivery(seq: UInt64($0[0].integer ?? 0), messageID: MessageID($0[1].blob ?? []), fromAccount: UInt64($0[2].integer ?? 0),
                      fromDevice: UInt64($0[3].integer ?? 0), sentAtMilliseconds: UInt64($0[4].integer ?? 0),
                      ciphertext: $0[5].blob ?? [], kind: Delivery.Kind(rawValue: UInt64($0[6].integer ?? 1)) ?? .message,
                      groupID: UInt64($0[7].integer ?? 0), muted: ($0[8].integer ?? 0) != 0,
@@ -209,13 +209,13 @@ public final class MessageStore: Sendable {
                 guard row[3].integer == Delivery.Kind.message.rawValue.asInt64, sender != account, let id = row[2].blob else { continue }
                 let group = row[4].integer ?? 0
                 if group == 0 {
-                    woken += try MessageStore.queueReceipt(db, kind: .delivered, messageID: id, fromAccount: account,
+                    woken += try MessageStore.queueReceipt(db, kind: .delivered, messageID: MessageID(id), fromAccount: account,
                                                             fromDevice: device, toAccount: sender, now: nowMilliseconds,
                                                             receiptCap: cap)
                     continue
                 }
                 // A group message: count, and tell the sender at the first delivery and the last.
-                woken += try MessageStore.countGroupCopy(db, senderDevice: UInt64(row[5].integer ?? 0), messageID: id, senderAccount: sender,
+                woken += try MessageStore.countGroupCopy(db, senderDevice: UInt64(row[5].integer ?? 0), messageID: MessageID(id), senderAccount: sender,
                                                          group: UInt64(group), delivered: true, by: (account, device),
                                                          now: nowMilliseconds, cap: cap)
             }
@@ -227,10 +227,10 @@ public final class MessageStore: Sendable {
     /// or not (it left the count: its device was removed, or it was refused). Queues the receipt
     /// now due for the sender's account — the first at one delivered copy, the last when every
     /// copy still counted is delivered, which ends the tally — and returns it. No tally, nothing.
-    static func countGroupCopy(_ db: SQLiteDatabase, senderDevice: UInt64, messageID: [UInt8], senderAccount: UInt64, group: UInt64,
+    static func countGroupCopy(_ db: SQLiteDatabase, senderDevice: UInt64, messageID: MessageID, senderAccount: UInt64, group: UInt64,
                                delivered counted: Bool, by: (account: UInt64, device: UInt64), now: Int64,
                                cap: Int64) throws(StoreError) -> [QueuedReceipt] {
-        let key: [SQLiteDatabase.Value] = [.integer(Int64(senderDevice)), .blob(messageID)]
+        let key: [SQLiteDatabase.Value] = [.integer(Int64(senderDevice)), .blob(messageID.bytes)]
         try db.query(counted ? "UPDATE group_receipts SET delivered = delivered + 1 WHERE sender_device = ? AND message_id = ?"
                              : "UPDATE group_receipts SET total = total - 1 WHERE sender_device = ? AND message_id = ?", key)
         guard let tally = try db.query("SELECT delivered, total FROM group_receipts WHERE sender_device = ? AND message_id = ?",
@@ -246,7 +246,7 @@ public final class MessageStore: Sendable {
     }
 
     /// Queues read receipts from a device for messages of `toAccount`. Completion: devices woken.
-    public func read(messageIDs: [[UInt8]], fromAccount: UInt64, fromDevice: UInt64, toAccount: UInt64, nowMilliseconds: Int64,
+    public func read(messageIDs: [MessageID], fromAccount: UInt64, fromDevice: UInt64, toAccount: UInt64, nowMilliseconds: Int64,
                      on loop: EventLoop, completion: @escaping @Sendable (Result<[UInt64]?, StoreError>) -> Void) {
         let cap = Int64(limits.messagesPerDevice / 2)  // receipts may fill at most half a queue
         thread.request(on: loop, { (db) throws(StoreError) -> [UInt64]? in
@@ -266,7 +266,7 @@ public final class MessageStore: Sendable {
     public typealias QueuedReceipt = (device: UInt64, delivery: Delivery)
 
     /// One receipt row per active device of `toAccount`; returns them.
-    static func queueReceipt(_ db: SQLiteDatabase, kind: Delivery.Kind, messageID: [UInt8], fromAccount: UInt64, fromDevice: UInt64,
+    static func queueReceipt(_ db: SQLiteDatabase, kind: Delivery.Kind, messageID: MessageID, fromAccount: UInt64, fromDevice: UInt64,
                              toAccount: UInt64, now: Int64, receiptCap: Int64, group: UInt64 = 0,
                              tally: (UInt64, UInt64) = (0, 0)) throws(StoreError) -> [QueuedReceipt] {
         let devices = try DeviceDirectory.activeDeviceIDs(db, account: toAccount) ?? []
@@ -300,7 +300,7 @@ public final class MessageStore: Sendable {
                                  group_id, muted, receipt_count, receipt_total)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [id, .integer(Int64(delivery.seq)), .integer(Int64(delivery.fromAccount)), .integer(Int64(delivery.fromDevice)),
-                  .blob(delivery.messageID), .integer(Int64(delivery.sentAtMilliseconds)), .blob(delivery.ciphertext),
+                  .blob(delivery.messageID.bytes), .integer(Int64(delivery.sentAtMilliseconds)), .blob(delivery.ciphertext),
                   .integer(Int64(delivery.kind.rawValue)), .integer(Int64(delivery.groupID)), .integer(muted),
                   .integer(Int64(delivery.deliveredCount)), .integer(Int64(delivery.deliveredTotal))])
         db.countQueued()
@@ -317,7 +317,7 @@ public final class MessageStore: Sendable {
             """, parameters)
         var woken: Set<UInt64> = []
         for row in rows {
-            woken.formUnion(try countGroupCopy(db, senderDevice: UInt64(row[0].integer ?? 0), messageID: row[1].blob ?? [],
+            woken.formUnion(try countGroupCopy(db, senderDevice: UInt64(row[0].integer ?? 0), messageID: MessageID(row[1].blob ?? []),
                                                senderAccount: UInt64(row[2].integer ?? 0), group: UInt64(row[3].integer ?? 0),
                                                delivered: false, by: (0, 0), now: now, cap: cap).map(\.device))
         }

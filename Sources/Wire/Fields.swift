@@ -14,6 +14,12 @@ public enum FieldWriter {
         out.append(contentsOf: value)
     }
 
+    public static func messageID(_ field: UInt64, _ value: MessageID, into out: inout [UInt8]) {
+        Varint.append(field << 1 | 1, to: &out)
+        Varint.append(UInt64(value.count), to: &out)
+        value.withUnsafeBytes { out.append(contentsOf: $0) }
+    }
+
     public static func string(_ field: UInt64, _ value: String, into out: inout [UInt8]) {
         bytes(field, value.utf8, into: &out)
     }
@@ -86,6 +92,13 @@ extension FieldValue {
     func varint(_ field: UInt64) throws(WireError) -> UInt64 {
         guard case .varint(let value) = self else { throw .malformed("field \(field) must be a varint") }
         return value
+    }
+
+    /// A message id (at most 16 bytes), read without an allocation.
+    func messageID(_ field: UInt64) throws(WireError) -> MessageID {
+        guard case .bytes(let value) = self else { throw .malformed("field \(field) must be bytes") }
+        guard value.count <= MessageID.maxLength else { throw .tooLarge("field \(field) is \(value.count) bytes, limit \(MessageID.maxLength)") }
+        return MessageID(copying: value)
     }
 
     func bytes(_ field: UInt64, max: Int) throws(WireError) -> [UInt8] {

@@ -52,7 +52,7 @@ enum MessagingCodec {
         case .prekeysLow(let remaining):
             F.varint(1, remaining, into: &out)
         case .send(let message):
-            F.bytes(1, message.messageID, into: &out)
+            F.messageID(1, message.messageID, into: &out)
             if message.toAccount != 0 { F.varint(2, message.toAccount, into: &out) }
             if message.groupID != 0 { F.varint(4, message.groupID, into: &out) }
             for copy in message.copies {
@@ -62,7 +62,7 @@ enum MessagingCodec {
                 }
             }
         case .sendResult(let result):
-            F.bytes(1, result.messageID, into: &out)
+            F.messageID(1, result.messageID, into: &out)
             F.varint(2, result.code.rawValue, into: &out)
             if !result.message.isEmpty { F.string(3, result.message, into: &out) }
             for device in result.devices {
@@ -74,7 +74,7 @@ enum MessagingCodec {
             if result.duplicate { F.varint(5, 1, into: &out) }
         case .deliver(let delivery):
             F.varint(1, delivery.seq, into: &out)
-            F.bytes(2, delivery.messageID, into: &out)
+            F.messageID(2, delivery.messageID, into: &out)
             F.varint(3, delivery.fromAccount, into: &out)
             F.varint(4, delivery.fromDevice, into: &out)
             F.varint(5, delivery.sentAtMilliseconds, into: &out)
@@ -139,7 +139,7 @@ enum MessagingCodec {
         case .receipt(let requestID, let toAccount, let ids):
             F.varint(1, requestID, into: &out)
             F.varint(2, toAccount, into: &out)
-            for id in ids { F.bytes(3, id, into: &out) }
+            for id in ids { F.messageID(3, id, into: &out) }
         default:
             break
         }

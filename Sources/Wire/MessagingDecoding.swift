@@ -135,11 +135,11 @@ extension MessagingCodec {
             }
             return .prekeysLow(remaining: remaining)
         case StanzaType.send:
-            var id: [UInt8]?, to: UInt64?, group: UInt64 = 0
+            var id: MessageID?, to: UInt64?, group: UInt64 = 0
             var copies: [MessageCopy] = []
             while let (field, value) = try reader.next() {
                 switch field {
-                case 1: id = try value.bytes(field, max: WireLimits.messageIDLength)
+                case 1: id = try value.messageID(field)
                 case 2: to = try value.id(field)
                 case 4: group = try value.id(field)
                 case 3:
@@ -166,7 +166,7 @@ extension MessagingCodec {
             var result = SendResult(messageID: [], code: .ok)
             while let (field, value) = try reader.next() {
                 switch field {
-                case 1: result.messageID = try value.bytes(field, max: WireLimits.messageIDLength)
+                case 1: result.messageID = try value.messageID(field)
                 case 2: result.code = ErrorCode(rawValue: try value.varint(field))
                 case 3: result.message = try value.string(field, max: WireLimits.maxErrorMessage)
                 case 4:
@@ -191,7 +191,7 @@ extension MessagingCodec {
             while let (field, value) = try reader.next() {
                 switch field {
                 case 1: delivery.seq = try value.varint(field); seen |= 1
-                case 2: delivery.messageID = try value.bytes(field, max: WireLimits.messageIDLength); seen |= 2
+                case 2: delivery.messageID = try value.messageID(field); seen |= 2
                 case 3: delivery.fromAccount = try value.varint(field)
                 case 4: delivery.fromDevice = try value.varint(field)
                 case 5: delivery.sentAtMilliseconds = try value.varint(field)
@@ -320,14 +320,14 @@ extension MessagingCodec {
             return .registerPush(requestID: requestID, token: token)
         case StanzaType.receipt:
             var requestID: UInt64 = 0, to: UInt64?
-            var ids: [[UInt8]] = []
+            var ids: [MessageID] = []
             while let (field, value) = try reader.next() {
                 switch field {
                 case 1: requestID = try value.varint(field)
                 case 2: to = try value.id(field)
                 case 3:
                     guard ids.count < WireLimits.maxReceiptIDs else { throw .tooLarge("more than \(WireLimits.maxReceiptIDs) ids") }
-                    let id = try value.bytes(field, max: WireLimits.messageIDLength)
+                    let id = try value.messageID(field)
                     guard id.count == WireLimits.messageIDLength else { throw .malformed("message ids are 16 bytes") }
                     ids.append(id)
                 default: continue

@@ -125,12 +125,12 @@ public struct DeviceAddress: Hashable, Sendable, Comparable {
 }
 
 public struct SendMessage: Equatable, Sendable {
-    public var messageID: [UInt8]
+    public var messageID: MessageID
     public var toAccount: UInt64
     public var copies: [MessageCopy]
     /// Set for a group message; `toAccount` is then 0.
     public var groupID: UInt64
-    public init(messageID: [UInt8], toAccount: UInt64, copies: [MessageCopy], groupID: UInt64 = 0) {
+    public init(messageID: MessageID, toAccount: UInt64, copies: [MessageCopy], groupID: UInt64 = 0) {
         self.groupID = groupID
         self.messageID = messageID
         self.toAccount = toAccount
@@ -139,12 +139,12 @@ public struct SendMessage: Equatable, Sendable {
 }
 
 public struct SendResult: Equatable, Sendable {
-    public var messageID: [UInt8]
+    public var messageID: MessageID
     public var code: ErrorCode  // rawValue 0: accepted
     public var message: String
     public var devices: [DeviceAddress]
     public var duplicate: Bool
-    public init(messageID: [UInt8], code: ErrorCode, message: String = "", devices: [DeviceAddress] = [], duplicate: Bool = false) {
+    public init(messageID: MessageID, code: ErrorCode, message: String = "", devices: [DeviceAddress] = [], duplicate: Bool = false) {
         self.messageID = messageID
         self.code = code
         self.message = message
@@ -162,7 +162,7 @@ public struct Delivery: Equatable, Sendable {
     }
 
     public var seq: UInt64
-    public var messageID: [UInt8]
+    public var messageID: MessageID
     public var fromAccount: UInt64
     public var fromDevice: UInt64
     public var sentAtMilliseconds: UInt64
@@ -176,7 +176,7 @@ public struct Delivery: Equatable, Sendable {
     /// how many (0 and 0 otherwise).
     public var deliveredCount: UInt64 = 0
     public var deliveredTotal: UInt64 = 0
-    public init(seq: UInt64, messageID: [UInt8], fromAccount: UInt64, fromDevice: UInt64, sentAtMilliseconds: UInt64, ciphertext: [UInt8],
+    public init(seq: UInt64, messageID: MessageID, fromAccount: UInt64, fromDevice: UInt64, sentAtMilliseconds: UInt64, ciphertext: [UInt8],
                 kind: Kind = .message, groupID: UInt64 = 0, muted: Bool = false, deliveredCount: UInt64 = 0, deliveredTotal: UInt64 = 0) {
         self.kind = kind
         self.muted = muted

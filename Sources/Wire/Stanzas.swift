@@ -120,7 +120,7 @@ public enum Stanza: Equatable, Sendable {
     case sendResult(SendResult)
     case deliver(Delivery)
     case ack(seqs: [UInt64])
-    case receipt(requestID: UInt64, toAccount: UInt64, messageIDs: [[UInt8]])
+    case receipt(requestID: UInt64, toAccount: UInt64, messageIDs: [MessageID])
     case registerPush(requestID: UInt64, token: String)
     case presenceAllow(requestID: UInt64, accountID: UInt64, allowed: Bool)
     case presenceSubscribe(requestID: UInt64, accountID: UInt64)

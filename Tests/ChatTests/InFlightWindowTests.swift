@@ -1,4 +1,5 @@
 import Testing
+import Wire
 
 @testable import Chat
 
@@ -72,9 +73,9 @@ import Testing
 
 @Suite struct RecentSendsTests {
     /// Sixteen pseudo-random bytes, as a client's ids are.
-    static func id(_ n: Int) -> [UInt8] {
+    static func id(_ n: Int) -> MessageID {
         var random = InFlightWindowTests.Generator(state: UInt64(n) &+ 1)
-        return (0..<16).map { _ in UInt8(random.next(256)) }
+        return MessageID((0..<16).map { _ in UInt8(random.next(256)) })
     }
 
     @Test func remembersTheLastSixtyFourIdsAndForgetsOlderOnes() {

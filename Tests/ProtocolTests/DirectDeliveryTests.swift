@@ -112,7 +112,7 @@ import Wire
         let bobCredentials = bob.credentials
         let ids = (0..<5).map { _ in randomID() }
         for id in ids {
-            alice.send(.send(SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id)])))
+            alice.send(.send(SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id.bytes)])))
         }
         #expect(bob.waitForDeliveries(6).dropFirst().map(\.messageID) == ids)
         bob.close()
@@ -137,7 +137,7 @@ import Wire
         func batch(_ count: Int) -> [SendMessage] {
             (0..<count).map { _ in
                 let id = randomID()
-                return SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id)])
+                return SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id.bytes)])
             }
         }
         let first = batch(256), second = batch(100), third = batch(100)
@@ -186,8 +186,8 @@ import Wire
         let messages = (0..<300).map { index -> SendMessage in
             let id = randomID()
             return index % 3 == 0
-                ? SendMessage(messageID: id, toAccount: 0, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id)], groupID: group)
-                : SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id)])
+                ? SendMessage(messageID: id, toAccount: 0, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id.bytes)], groupID: group)
+                : SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id.bytes)])
         }
         for message in messages[0..<150] { alice.send(.send(message)) }
         var sent = 150
@@ -220,7 +220,7 @@ import Wire
         let total = 600
         let messages = (0..<total).map { _ -> SendMessage in
             let id = randomID()
-            return SendMessage(messageID: id, toAccount: firstBob.accountID, copies: [MessageCopy(deviceID: firstBob.deviceID, ciphertext: id)])
+            return SendMessage(messageID: id, toAccount: firstBob.accountID, copies: [MessageCopy(deviceID: firstBob.deviceID, ciphertext: id.bytes)])
         }
         let position = Dictionary(uniqueKeysWithValues: messages.enumerated().map { ($1.messageID, $0) })
         var sent = 0
@@ -276,7 +276,7 @@ import Wire
         let total = 900
         let messages = (0..<total).map { _ -> SendMessage in
             let id = randomID()
-            return SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id)])
+            return SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id.bytes)])
         }
         var sent = 0
         var acknowledged = 1

@@ -20,10 +20,10 @@ import Wire
         let total = 1_500
         let messages = (0..<total).map { index -> SendMessage in
             let id = randomID()
-            return SendMessage(messageID: id, toAccount: bobAccount, copies: [MessageCopy(deviceID: bobDevice, ciphertext: id)])
+            return SendMessage(messageID: id, toAccount: bobAccount, copies: [MessageCopy(deviceID: bobDevice, ciphertext: id.bytes)])
         }
-        func acknowledged(_ client: TestClient) -> Set<[UInt8]> {
-            Set(client.recorder.all.compactMap { event -> [UInt8]? in
+        func acknowledged(_ client: TestClient) -> Set<MessageID> {
+            Set(client.recorder.all.compactMap { event -> MessageID? in
                 if case .stanza(.sendResult(let result)) = event, result.code == .ok { return result.messageID }
                 return nil
             })

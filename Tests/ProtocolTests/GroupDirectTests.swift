@@ -16,7 +16,7 @@ import Wire
         }
 
         /// Alice sends a group message after the warm-up; what Bob and Carol get.
-        func send(_ id: [UInt8], _ body: [UInt8]) -> (toBob: Delivery?, toCarol: Delivery?) {
+        func send(_ id: MessageID, _ body: [UInt8]) -> (toBob: Delivery?, toCarol: Delivery?) {
             alice.send(.send(SendMessage(messageID: id, toAccount: 0, copies: copies(body), groupID: group)))
             return (bob.waitForDeliveries(3).last, carol.waitForDeliveries(3).last)
         }

@@ -93,8 +93,8 @@ extension TestClient {
             if index == 25 {
                 alice.send(.updateGroup(requestID: 2, groupID: group, operation: .remove, accountID: bob.accountID, name: ""))
             }
-            alice.send(.send(SendMessage(messageID: id, toAccount: 0, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id),
-                                                                               MessageCopy(deviceID: carol.deviceID, ciphertext: id)],
+            alice.send(.send(SendMessage(messageID: id, toAccount: 0, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id.bytes),
+                                                                               MessageCopy(deviceID: carol.deviceID, ciphertext: id.bytes)],
                                          groupID: group)))
         }
         #expect(alice.recorder.waitUntil(timeout: 20) { $0.sendResultCount >= 60 })
@@ -106,7 +106,7 @@ extension TestClient {
         #expect(accepted == Array(ids.prefix(accepted.count)), "the removal splits the stream in order")
         // Alice resends the refused ones with the corrected list.
         for result in refused {
-            #expect(alice.sendMessage(to: 0, copies: [MessageCopy(deviceID: carol.deviceID, ciphertext: result.messageID)],
+            #expect(alice.sendMessage(to: 0, copies: [MessageCopy(deviceID: carol.deviceID, ciphertext: result.messageID.bytes)],
                                       id: result.messageID, groupID: group)?.code == .ok)
         }
         let carolMessages = carol.waitForDeliveries(60 + 2).filter { $0.kind == .message }

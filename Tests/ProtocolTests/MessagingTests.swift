@@ -10,7 +10,7 @@ extension TestClient {
     var deviceID: UInt64 { welcome!.deviceID }
 
     /// Sends a message and waits for its SendResult.
-    func sendMessage(to account: UInt64, copies: [MessageCopy], id: [UInt8] = randomID(), groupID: UInt64 = 0,
+    func sendMessage(to account: UInt64, copies: [MessageCopy], id: MessageID = randomID(), groupID: UInt64 = 0,
                      timeout: Double = 10) -> SendResult? {
         let before = recorder.all.filter { if case .stanza(.sendResult(let r)) = $0 { return r.messageID == id } else { return false } }.count
         let target = recorder.sendResultCountSnapshot + 1
@@ -46,7 +46,7 @@ extension TestClient {
     }
 
     /// The SendResult for message `id`, if it arrives within `timeout`.
-    func sendResult(for id: [UInt8], timeout: Double) -> SendResult? {
+    func sendResult(for id: MessageID, timeout: Double) -> SendResult? {
         let event = recorder.waitFor(timeout: timeout) { event in
             if case .stanza(.sendResult(let r)) = event { return r.messageID == id }
             return false
@@ -82,7 +82,7 @@ extension TestClient {
     }
 }
 
-func randomID() -> [UInt8] { SecretBytes.random(count: 16).array }
+func randomID() -> MessageID { .random() }
 
 /// A registered account whose only device is offline: what a test needs to send to it and to
 /// bring it back later.
@@ -110,7 +110,7 @@ extension ClientHarness {
         let harness = try ClientHarness()
         let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
         let bob = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "bob"))
-        var ids: [[UInt8]] = []
+        var ids: [MessageID] = []
         for index in 0..<50 {
             let id = randomID()
             ids.append(id)
@@ -212,7 +212,7 @@ extension ClientHarness {
         let (bobCredentials, bobAccount, bobDevice) = (offline.credentials, offline.accountID, offline.deviceID)
         let total = 3_000
         let ids = (0..<total).map { _ in randomID() }
-        alice.sendAll(ids.map { SendMessage(messageID: $0, toAccount: bobAccount, copies: [MessageCopy(deviceID: bobDevice, ciphertext: $0)]) })
+        alice.sendAll(ids.map { SendMessage(messageID: $0, toAccount: bobAccount, copies: [MessageCopy(deviceID: bobDevice, ciphertext: $0.bytes)]) })
         let results = alice.recorder.all.compactMap { if case .stanza(.sendResult(let r)) = $0 { return r } else { return nil } }
         #expect(results.count == total && results.allSatisfy { $0.code == .ok })
         let bob = try harness.connect(port: node.port, credentials: bobCredentials, hello: Hello(mode: .resume))

@@ -67,17 +67,17 @@ import Testing
             KeyBundle(deviceID: 2, identityKey: [6], signedPrekey: nil, oneTimePrekey: nil),
         ]),
         .prekeysLow(remaining: 3),
-        .send(SendMessage(messageID: [UInt8](repeating: 0xAB, count: 16), toAccount: 9,
+        .send(SendMessage(messageID: MessageID(repeating: 0xAB), toAccount: 9,
                           copies: [MessageCopy(deviceID: 1, ciphertext: [1, 2, 3]), MessageCopy(deviceID: 2, ciphertext: [])])),
-        .sendResult(SendResult(messageID: [UInt8](repeating: 1, count: 16), code: .ok, duplicate: true)),
-        .sendResult(SendResult(messageID: [UInt8](repeating: 1, count: 16), code: .deviceListMismatch, message: "m",
+        .sendResult(SendResult(messageID: MessageID(repeating: 1), code: .ok, duplicate: true)),
+        .sendResult(SendResult(messageID: MessageID(repeating: 1), code: .deviceListMismatch, message: "m",
                                devices: [DeviceAddress(accountID: 9, deviceID: 1), DeviceAddress(accountID: 5, deviceID: 2)])),
-        .deliver(Delivery(seq: 300, messageID: [UInt8](repeating: 2, count: 16), fromAccount: 5, fromDevice: 2,
+        .deliver(Delivery(seq: 300, messageID: MessageID(repeating: 2), fromAccount: 5, fromDevice: 2,
                           sentAtMilliseconds: 1_764_400_000_000, ciphertext: [UInt8](repeating: 7, count: 200))),
         .ack(seqs: [1, 2, 300]),
-        .deliver(Delivery(seq: 301, messageID: [UInt8](repeating: 3, count: 16), fromAccount: 9, fromDevice: 1,
+        .deliver(Delivery(seq: 301, messageID: MessageID(repeating: 3), fromAccount: 9, fromDevice: 1,
                           sentAtMilliseconds: 5, ciphertext: [], kind: .read)),
-        .receipt(requestID: 3, toAccount: 5, messageIDs: [[UInt8](repeating: 4, count: 16), [UInt8](repeating: 5, count: 16)]),
+        .receipt(requestID: 3, toAccount: 5, messageIDs: [MessageID(repeating: 4), MessageID(repeating: 5)]),
         .registerPush(requestID: 4, token: "tok-\u{e9}"),
         .presenceAllow(requestID: 5, accountID: 6, allowed: false),
         .presenceSubscribe(requestID: 6, accountID: 7),
@@ -90,15 +90,15 @@ import Testing
         .updateGroup(requestID: 3, groupID: 4, operation: .add, accountID: 9, name: ""),
         .getGroup(requestID: 4, groupID: 4),
         .groupInfo(requestID: 4, groupID: 4, name: "quartet", members: [GroupMember(accountID: 1, admin: true), GroupMember(accountID: 9, admin: false)]),
-        .send(SendMessage(messageID: [UInt8](repeating: 6, count: 16), toAccount: 0, copies: [MessageCopy(deviceID: 3, ciphertext: [1])], groupID: 4)),
-        .deliver(Delivery(seq: 5, messageID: [UInt8](repeating: 6, count: 16), fromAccount: 1, fromDevice: 0, sentAtMilliseconds: 9,
+        .send(SendMessage(messageID: MessageID(repeating: 6), toAccount: 0, copies: [MessageCopy(deviceID: 3, ciphertext: [1])], groupID: 4)),
+        .deliver(Delivery(seq: 5, messageID: MessageID(repeating: 6), fromAccount: 1, fromDevice: 0, sentAtMilliseconds: 9,
                           ciphertext: [], kind: .groupChanged, groupID: 4)),
-        .deliver(Delivery(seq: 6, messageID: [UInt8](repeating: 7, count: 16), fromAccount: 1, fromDevice: 2, sentAtMilliseconds: 9,
+        .deliver(Delivery(seq: 6, messageID: MessageID(repeating: 7), fromAccount: 1, fromDevice: 2, sentAtMilliseconds: 9,
                           ciphertext: [1], groupID: 4, muted: true)),
         .mute(MuteRequest(requestID: 1, chatAccount: 5, untilMilliseconds: 1_764_400_000_000, silent: true)),
         .mute(MuteRequest(requestID: 2, groupID: 4, automatic: true)),
         .mute(MuteRequest(requestID: 3, groupID: 4)),
-        .deliver(Delivery(seq: 7, messageID: [UInt8](repeating: 8, count: 16), fromAccount: 2, fromDevice: 3, sentAtMilliseconds: 9,
+        .deliver(Delivery(seq: 7, messageID: MessageID(repeating: 8), fromAccount: 2, fromDevice: 3, sentAtMilliseconds: 9,
                           ciphertext: [], kind: .delivered, groupID: 4, deliveredCount: 1, deliveredTotal: 1_023)),
     ]
 
@@ -106,7 +106,7 @@ import Testing
     /// the one-, two- and three-byte boundaries, and that every size decodes back.
     @Test func lengthPrefixesAreMinimalAtEverySize() throws {
         for size in [0, 1, 100, 107, 108, 109, 127, 128, 200, 16_300, 16_400, 40_000] {
-            let stanza = Stanza.deliver(Delivery(seq: 1, messageID: [UInt8](repeating: 2, count: 16), fromAccount: 3, fromDevice: 4,
+            let stanza = Stanza.deliver(Delivery(seq: 1, messageID: MessageID(repeating: 2), fromAccount: 3, fromDevice: 4,
                                                  sentAtMilliseconds: 5, ciphertext: [UInt8](repeating: 9, count: size)))
             let bytes = StanzaCodec.encode(stanza)
             var offset = 1  // after the one-byte type
@@ -255,5 +255,36 @@ import Testing
         #expect(throws: FrameError.frameTooShort(15)) {
             try short.withUnsafeMutableBytes { raw in try transport.feed(raw) { _ in .transport } }
         }
+    }
+}
+
+/// Message ids kept inline: every length up to 16 compares, hashes and encodes by its bytes.
+@Suite struct MessageIDTests {
+    @Test func idsOfEveryLengthKeepTheirBytes() throws {
+        var seen: Set<MessageID> = []
+        for length in 0...16 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 1) }
+            let id = MessageID(bytes)
+            #expect(id.bytes == bytes && id.count == length && Array(id) == bytes)
+            #expect(id == MessageID(bytes))
+            if length < 16 { #expect(id != MessageID(bytes + [0])) }
+            seen.insert(id)
+            let result = Stanza.sendResult(SendResult(messageID: id, code: .ok))
+            #expect(try StanzaCodec.decodeAll(StanzaCodec.encode(result)) == [result])
+        }
+        #expect(seen.count == 17, "a shorter id is not equal to a longer one with the same prefix")
+        #expect(MessageID([1, 2, 0]) != MessageID([1, 2]), "trailing zero bytes count")
+        #expect(MessageID.random() != MessageID.random())
+        #expect(MessageID([0xAB, 0x01]).description == "ab01")
+    }
+
+    @Test func aLongerIdOnTheWireIsRefused() {
+        var body: [UInt8] = []
+        FieldWriter.bytes(1, [UInt8](repeating: 1, count: 17), into: &body)
+        var frame: [UInt8] = []
+        Varint.append(Stanza.sendResult(SendResult(messageID: [], code: .ok)).type, to: &frame)
+        Varint.append(UInt64(body.count), to: &frame)
+        frame += body
+        #expect(throws: WireError.self) { try StanzaCodec.decodeAll(frame) }
     }
 }

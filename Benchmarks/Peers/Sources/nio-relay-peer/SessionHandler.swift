@@ -27,7 +27,7 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
     private var deviceID: UInt64 = 0
     private var nextSeq: UInt64 = 1
     /// Copies delivered and not acknowledged, by `seq`: whom to answer when they are.
-    private var unacknowledged: [UInt64: (messageID: [UInt8], sender: Directory.Route?)] = [:]
+    private var unacknowledged: [UInt64: (messageID: MessageID, sender: Directory.Route?)] = [:]
     private var flushScheduled = false
 
     init(directory: Directory, decoder: FrameDecoder) {
@@ -155,7 +155,7 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// The recipient acknowledged one of this session's messages: answer it, and pass on the
     /// delivery receipt (which nobody waits for).
-    func acknowledged(_ messageID: [UInt8], receipt: Delivery) {
+    func acknowledged(_ messageID: MessageID, receipt: Delivery) {
         send(.sendResult(SendResult(messageID: messageID, code: .ok)))
         deliver(receipt, sender: nil)
     }
