@@ -36,7 +36,9 @@ public struct FrameAssembler {
             // Complete the held unit from the new bytes first.
             while true {
                 let need = try unitLength(partial.withUnsafeBytes { $0 })
-                let wanted = (need ?? (headerLength + 1)) - partial.count
+                // Until the length is known take only the bytes that tell it: more could run past
+                // a unit shorter than that (an empty handshake frame is its 3-byte header alone).
+                let wanted = (need ?? lengthKnownAt) - partial.count
                 let take = min(wanted, input.count - offset)
                 if take > 0 {
                     partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[offset..<offset + take]))
@@ -63,9 +65,10 @@ public struct FrameAssembler {
         }
     }
 
-    private var headerLength: Int {
+    /// How many bytes of the current unit tell its full length (its header; the whole preface).
+    private var lengthKnownAt: Int {
         switch mode {
-        case .preface: return WireLimits.preface.count - 1
+        case .preface: return WireLimits.preface.count
         case .handshake: return 3
         case .transport: return 2
         }
