@@ -245,7 +245,9 @@ public final class ServerSession: ConnectionHandler {
             goOnline(on: connection)
         }
         do {
-            try StanzaCodec.forEach(UnsafeRawBufferPointer(plaintext)) { (stanza) throws(WireError) in
+            try StanzaCodec.forEach(UnsafeRawBufferPointer(plaintext), acks: { seqs in
+                self.acknowledge(seqs, on: connection)
+            }) { (stanza) throws(WireError) in
                 self.handle(stanza, on: connection)
             }
         } catch {

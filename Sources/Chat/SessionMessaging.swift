@@ -11,6 +11,35 @@ extension ServerSession {
     /// Sends waiting for the store per connection.
     static let maxOutstandingSends = 256
 
+    /// The device acknowledged deliveries by wire sequence number: direct copies settle their
+    /// senders, stored ones leave the store (one job for all of them).
+    func acknowledge(_ seqs: some Sequence<UInt64>, on connection: any ByteStream) {
+        guard let device else { return }
+        var acknowledged: [UInt64] = []
+        for seq in seqs {
+            switch inFlight.removeValue(forKey: seq) {
+            case .stored(let stored)?:
+                acknowledged.append(stored)
+            case .direct(let copy, _)?:
+                directAcknowledged(copy)
+            case .storing?:
+                inFlight[seq] = .storing(acked: true)  // the store's answer completes it
+            case nil:
+                break
+            }
+        }
+        if !acknowledged.isEmpty {
+            let router = services.router
+            services.messages.acknowledge(device: device.deviceID, account: device.accountID, seqs: acknowledged,
+                                          nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: connection.loop) { receipts in
+                router.wake(receipts)
+            }
+        }
+        // A window that filled past 32 once keeps no storage while idle (~160 B per slot).
+        if inFlight.isEmpty && inFlight.capacity > 32 { inFlight.removeAll() }
+        if pullAgain { pullDeliveries() }
+    }
+
     func handleMessaging(_ stanza: Stanza, on connection: any ByteStream) {
         guard let device else { return }
         let loop = connection.loop
@@ -79,29 +108,7 @@ extension ServerSession {
         case .send(let message):
             accept(message, from: device, on: connection)
         case .ack(let seqs):
-            var acknowledged: [UInt64] = []
-            for seq in seqs {
-                switch inFlight.removeValue(forKey: seq) {
-                case .stored(let stored)?:
-                    acknowledged.append(stored)
-                case .direct(let copy, _)?:
-                    directAcknowledged(copy)
-                case .storing?:
-                    inFlight[seq] = .storing(acked: true)  // the store's answer completes it
-                case nil:
-                    break
-                }
-            }
-            if !acknowledged.isEmpty {
-                let router = services.router
-                services.messages.acknowledge(device: device.deviceID, account: device.accountID, seqs: acknowledged,
-                                              nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { receipts in
-                    router.wake(receipts)
-                }
-            }
-            // A window that filled past 32 once keeps no storage while idle (~160 B per slot).
-            if inFlight.isEmpty && inFlight.capacity > 32 { inFlight.removeAll() }
-            if pullAgain { pullDeliveries() }
+            acknowledge(seqs, on: connection)
         case .createGroup(let requestID, let name, let members):
             guard allowChatty(requestID, "at most 5 group changes a second", on: connection) else { return }
             let router = services.router

@@ -76,6 +76,26 @@ public enum StanzaCodec {
         }
     }
 
+    /// Like `forEach(_:_:)`, but an `Ack` goes to `acks` as its sequence numbers read in place
+    /// (no array), for the receiving side of the delivery path.
+    public static func forEach(_ bytes: UnsafeRawBufferPointer, acks: (AckSeqs) -> Void,
+                               _ body: (Stanza) throws(WireError) -> Void) throws(WireError) {
+        var offset = 0
+        while offset < bytes.count {
+            guard let type = try Varint.read(bytes, at: &offset), let length = try Varint.read(bytes, at: &offset) else {
+                throw .malformed("truncated stanza header")
+            }
+            guard length <= UInt64(bytes.count - offset) else { throw .malformed("stanza runs past its frame") }
+            let stanzaBody = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + Int(length)])
+            offset += Int(length)
+            if type == StanzaType.ack {
+                acks(try AckSeqs(validating: stanzaBody))
+            } else {
+                try body(try decode(type: type, body: stanzaBody))
+            }
+        }
+    }
+
     public static func decodeAll(_ bytes: [UInt8]) throws(WireError) -> [Stanza] {
         let result = bytes.withUnsafeBytes { raw in Result { () throws(WireError) -> [Stanza] in try decodeAll(raw) } }
         return try result.get()

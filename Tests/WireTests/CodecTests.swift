@@ -236,6 +236,20 @@ import Testing
         }
     }
 
+    /// An empty handshake frame whose header arrives in two reads, followed at once by more bytes:
+    /// the assembler once took a byte past the header to learn the length and then spun forever
+    /// (found by the random splits above). Every split point, deterministically.
+    @Test func anEmptyFrameSplitAnywhereIsDelivered() throws {
+        let stream = FrameAssemblerTests.stream()
+        let whole = try FrameAssemblerTests.run(stream, splits: [])
+        let emptyFrame = WireLimits.preface.count + 35  // the second handshake frame: 01 00 00
+        for first in 1...(emptyFrame + 6) {
+            for second in 1...4 {
+                #expect(try FrameAssemblerTests.run(stream, splits: [first, second]) == whole, "splits \(first), \(second)")
+            }
+        }
+    }
+
     @Test func wrongMagicFailsOnTheFirstWrongByte() {
         var assembler = FrameAssembler()
         var bytes: [UInt8] = [0x53, 0x57, 0x58]  // "SWX"
@@ -285,6 +299,34 @@ import Testing
         Varint.append(Stanza.sendResult(SendResult(messageID: [], code: .ok)).type, to: &frame)
         Varint.append(UInt64(body.count), to: &frame)
         frame += body
+        #expect(throws: WireError.self) { try StanzaCodec.decodeAll(frame) }
+    }
+}
+
+/// The delivery path's Ack reading: sequence numbers in place, other stanzas decoded as usual,
+/// in frame order; a malformed Ack fails the frame as a decoded one would.
+@Suite struct AckSeqsTests {
+    @Test func acksAreReadInPlaceAndInOrder() throws {
+        let frame = StanzaCodec.encode(.ping(1), .ack(seqs: [3, 1, 300, 1 << 40]), .ack(seqs: []), .ping(2))
+        var seen: [String] = []
+        try frame.withUnsafeBytes { raw in
+            try StanzaCodec.forEach(raw, acks: { seqs in seen.append("ack \(seqs.count) \(Array(seqs))") }) { stanza in
+                seen.append("\(stanza)")
+            }
+        }
+        #expect(seen == ["ping(1)", "ack 4 [3, 1, 300, 1099511627776]", "ack 0 []", "ping(2)"])
+    }
+
+    @Test func aMalformedAckFailsTheFrame() {
+        var body: [UInt8] = []
+        FieldWriter.varint(1, UInt64.max, into: &body)  // not an id below 2^63
+        var frame: [UInt8] = []
+        Varint.append(Stanza.ack(seqs: []).type, to: &frame)
+        Varint.append(UInt64(body.count), to: &frame)
+        frame += body
+        #expect(throws: WireError.self) {
+            try frame.withUnsafeBytes { raw in try StanzaCodec.forEach(raw, acks: { _ in }) { _ in } }
+        }
         #expect(throws: WireError.self) { try StanzaCodec.decodeAll(frame) }
     }
 }
