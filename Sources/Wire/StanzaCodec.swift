@@ -64,22 +64,26 @@ public enum StanzaCodec {
 
     /// Decodes the stanzas in `bytes` one at a time, without collecting them.
     public static func forEach(_ bytes: UnsafeRawBufferPointer, _ body: (Stanza) throws(WireError) -> Void) throws(WireError) {
-        var offset = 0
-        while offset < bytes.count {
-            guard let type = try Varint.read(bytes, at: &offset), let length = try Varint.read(bytes, at: &offset) else {
-                throw .malformed("truncated stanza header")
-            }
-            guard length <= UInt64(bytes.count - offset) else { throw .malformed("stanza runs past its frame") }
-            let stanzaBody = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + Int(length)])
-            offset += Int(length)
-            try body(try decode(type: type, body: stanzaBody))
-        }
+        try forEachBody(bytes) { (type, stanzaBody) throws(WireError) in try body(try decode(type: type, body: stanzaBody)) }
     }
 
     /// Like `forEach(_:_:)`, but an `Ack` goes to `acks` as its sequence numbers read in place
     /// (no array), for the receiving side of the delivery path.
     public static func forEach(_ bytes: UnsafeRawBufferPointer, acks: (AckSeqs) -> Void,
                                _ body: (Stanza) throws(WireError) -> Void) throws(WireError) {
+        try forEachBody(bytes) { (type, stanzaBody) throws(WireError) in
+            if type == StanzaType.ack {
+                acks(try AckSeqs(validating: stanzaBody))
+            } else {
+                try body(try decode(type: type, body: stanzaBody))
+            }
+        }
+    }
+
+    /// Cuts `bytes` into stanzas (`type varint | length varint | body`), checking each length.
+    private static func forEachBody(
+        _ bytes: UnsafeRawBufferPointer, _ body: (UInt64, UnsafeRawBufferPointer) throws(WireError) -> Void
+    ) throws(WireError) {
         var offset = 0
         while offset < bytes.count {
             guard let type = try Varint.read(bytes, at: &offset), let length = try Varint.read(bytes, at: &offset) else {
@@ -88,11 +92,7 @@ public enum StanzaCodec {
             guard length <= UInt64(bytes.count - offset) else { throw .malformed("stanza runs past its frame") }
             let stanzaBody = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + Int(length)])
             offset += Int(length)
-            if type == StanzaType.ack {
-                acks(try AckSeqs(validating: stanzaBody))
-            } else {
-                try body(try decode(type: type, body: stanzaBody))
-            }
+            try body(type, stanzaBody)
         }
     }
 
