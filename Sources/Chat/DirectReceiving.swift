@@ -35,7 +35,7 @@ extension ServerSession {
             return false
         }
         directTaken += 1
-        if directStoring == 0, !pulling, !pullAgain, inFlight.count < ServerSession.deliveryWindow {
+        if directStoring == 0, !pulling, !pullAgain, deliveryRoom > 0 {
             let seq = deliverOnWire(copy.delivery, on: connection)
             inFlight[seq] = .direct(copy, since: connection.loop.now)
             if !directTimerArmed {

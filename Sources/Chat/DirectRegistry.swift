@@ -24,7 +24,12 @@ struct DirectLedger {
 struct RegistryEntry {
     var loop: Int
     var serial: UInt64
-    var ledger = DirectLedger()
+    /// The registered session's ledger without `kept` (known only once it left): 32 bytes per
+    /// connected device.
+    var offered: UInt64 = 0
+    var returned: UInt64 = 0
+
+    var ledger: DirectLedger { DirectLedger(offered: offered, returned: returned) }
 }
 
 extension LoopRoutes {
@@ -35,7 +40,7 @@ extension LoopRoutes {
         } else if awaitsReturns(device) {
             waitingDirect[device] = [copy]
         } else if storingDirect.isEmpty || storingDirect[device] == nil, let index = registry.index(forKey: device) {
-            registry.values[index].ledger.offered += 1
+            registry.values[index].offered += 1
             let entry = registry.values[index]
             router.send(.directOffer(copy, serial: entry.serial), toLoop: entry.loop)
         } else {
@@ -53,7 +58,7 @@ extension LoopRoutes {
         if waitingDirect.isEmpty || waitingDirect[device] == nil, storingDirect.isEmpty || storingDirect[device] == nil,
             let index = registry.index(forKey: device), registry.values[index].serial == origin.serial, !awaitsReturns(device)
         {
-            registry.values[index].ledger.offered += 1
+            registry.values[index].offered += 1
             let entry = registry.values[index]
             router.send(.directOfferSettling(copy, serial: entry.serial), toLoop: entry.loop)
             return
@@ -71,7 +76,7 @@ extension LoopRoutes {
     func directReturned(_ copy: DirectCopy, from serial: UInt64) {
         storeDirect(copy)
         if registry[copy.device]?.serial == serial {
-            registry[copy.device]!.ledger.returned += 1
+            registry[copy.device]!.returned += 1
         } else {
             directLedgers[copy.device]?[serial]?.returned += 1
         }
@@ -81,7 +86,7 @@ extension LoopRoutes {
     /// A session left or was replaced: copies offered to it may still come back, so its ledger
     /// stays until they are all accounted for (nothing to keep when none was offered).
     func keepLedger(of entry: RegistryEntry, device: UInt64) {
-        guard entry.ledger.offered > 0 else { return }
+        guard entry.offered > 0 else { return }
         directLedgers[device, default: SerialMap()][entry.serial] = entry.ledger
     }
 

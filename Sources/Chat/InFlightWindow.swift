@@ -6,12 +6,26 @@ struct InFlightWindow<Entry> {
     private var slots: [Entry?] = []
     /// The sequence number in `slots[head]`; the ring spans `base ..< base + span`.
     private var base: UInt64 = 0
-    private var head = 0
-    private var span = 0
+    // 32-bit positions keep the window at 28 bytes inside every session (a window is at most
+    // the delivery window's few hundred entries wide).
+    private var head32: UInt32 = 0
+    private var span32: UInt32 = 0
+    private var count32: UInt32 = 0
+    private var head: Int {
+        get { Int(head32) }
+        set { head32 = UInt32(newValue) }
+    }
+    private var span: Int {
+        get { Int(span32) }
+        set { span32 = UInt32(newValue) }
+    }
     /// Entries present.
-    private(set) var count = 0
+    private(set) var count: Int {
+        get { Int(count32) }
+        set { count32 = UInt32(newValue) }
+    }
 
-    var isEmpty: Bool { count == 0 }
+    var isEmpty: Bool { count32 == 0 }
     /// Slots allocated: a window that filled far once gives its storage back when it empties.
     var capacity: Int { slots.count }
 
@@ -23,6 +37,17 @@ struct InFlightWindow<Entry> {
         set {
             if let newValue { insert(newValue, at: seq) } else { remove(seq) }
         }
+    }
+
+    /// How many more entries may be added after `last` (the newest sequence number handed out)
+    /// with at most `entries` present and at most `span` numbers from the oldest to the newest.
+    /// The span bound is what keeps the ring's storage bounded when a peer never acknowledges
+    /// one entry while it acknowledges all the others.
+    func room(entries: Int, span limit: Int, last: UInt64) -> Int {
+        let byCount = entries - count
+        guard count > 0, last >= base else { return max(0, min(byCount, limit)) }
+        let widthAfterLast = Int(clamping: last - base + 1)
+        return max(0, min(byCount, limit - widthAfterLast))
     }
 
     /// Removes the entry for `seq`; returns what it held.

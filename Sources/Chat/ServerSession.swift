@@ -23,7 +23,8 @@ public final class ServerSession: ConnectionHandler {
     var lastDeliveredSeq: UInt64 = 0
     /// The `seq` of this connection's last Deliver (PROTOCOL.md section 20.3).
     var lastWireSeq: UInt64 = 0
-    /// Deliveries not acknowledged yet, by wire `seq`; at most `deliveryWindow`.
+    /// Deliveries not acknowledged yet, by wire `seq`; at most `deliveryWindow`, spanning at most
+    /// `deliverySpan` numbers.
     var inFlight = InFlightWindow<InFlight>()
     /// Store sequence numbers of copies this connection already has (direct copies stored after
     /// their deadline): a pull skips them.

@@ -8,6 +8,13 @@ import Wire
 extension ServerSession {
     /// Deliveries in flight to one device before it must acknowledge.
     static let deliveryWindow = 256
+    /// How far past the oldest unacknowledged delivery the newest may be (PROTOCOL.md 20.3).
+    static let deliverySpan = 1_024
+
+    /// Deliveries this connection may send now.
+    var deliveryRoom: Int {
+        inFlight.room(entries: ServerSession.deliveryWindow, span: ServerSession.deliverySpan, last: lastWireSeq)
+    }
     /// Sends waiting for the store per connection.
     static let maxOutstandingSends = 256
 
@@ -272,7 +279,7 @@ extension ServerSession {
     /// keeps the order (a copy can overtake another on its way through the router).
     func offer(_ delivery: Delivery) {
         guard phase == .established, confirmed, let connection, !pulling, !pullAgain,
-              delivery.seq == lastDeliveredSeq + 1, inFlight.count < ServerSession.deliveryWindow
+              delivery.seq == lastDeliveredSeq + 1, deliveryRoom > 0
         else {
             pullDeliveries()
             return
@@ -306,7 +313,7 @@ extension ServerSession {
             pullAgain = true
             return
         }
-        let room = ServerSession.deliveryWindow - inFlight.count
+        let room = deliveryRoom
         guard room > 0 else {
             pullAgain = true
             return
@@ -357,7 +364,7 @@ extension ServerSession {
             deliveredStoreSeqs = deliveredStoreSeqs.filter { $0 > last }
         }
         if deliveries.count == room { pullAgain = true }  // maybe more: after acks
-        if pullAgain && inFlight.count < ServerSession.deliveryWindow { pullDeliveries() }
+        if pullAgain && deliveryRoom > 0 { pullDeliveries() }
     }
 
     /// Answers request `requestID` with a Result stanza.

@@ -58,6 +58,22 @@ import Wire
         #expect(window[0] == nil)
     }
 
+    @Test func roomIsBoundedByEntriesAndBySpan() {
+        var window = InFlightWindow<Int>()
+        #expect(window.room(entries: 256, span: 1_024, last: 0) == 256)
+        window[1] = 1  // never acknowledged
+        for seq in UInt64(2)...1_000 {
+            window[seq] = Int(seq)
+            window.removeValue(forKey: seq)
+        }
+        #expect(window.count == 1 && window.room(entries: 256, span: 1_024, last: 1_000) == 24)
+        for seq in UInt64(1_001)...1_024 { window[seq] = 0 }
+        #expect(window.room(entries: 256, span: 1_024, last: 1_024) == 0, "1,024 numbers from the oldest")
+        #expect(window.capacity <= 2_048, "storage follows the span, and the span is bounded")
+        window.removeValue(forKey: 1)
+        #expect(window.room(entries: 256, span: 1_024, last: 1_024) == 256 - 24)
+    }
+
     @Test func anEmptiedWindowStartsAgainWhereverTheNextNumberIs() {
         var window = InFlightWindow<Int>()
         for seq in UInt64(1)...100 { window[seq] = Int(seq) }

@@ -232,6 +232,39 @@ extension ClientHarness {
         #expect(firstDifference == nil, "the whole backlog, in order, once")
     }
 
+    /// A device that never acknowledges one delivery but acknowledges all the others stops
+    /// receiving 1,024 numbers after it (the node's window storage stays bounded), and gets the
+    /// rest once it acknowledges that one.
+    @Test func oneDeliveryLeftUnacknowledgedStopsTheConnectionAfterTheSpan() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let alice = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "alice"))
+        let offline = try harness.registerOffline(port: node.port, name: "bob")
+        let total = 1_300
+        let ids = (0..<total).map { _ in randomID() }
+        alice.sendAll(ids.map { SendMessage(messageID: $0, toAccount: offline.accountID, copies: [MessageCopy(deviceID: offline.deviceID, ciphertext: [1])]) })
+        let bob = try harness.connect(port: node.port, credentials: offline.credentials, hello: Hello(mode: .resume))
+        var received = bob.waitForDeliveries(256)
+        var acknowledged = 1  // seq 1 is never acknowledged here
+        while true {
+            bob.send(.ack(seqs: received[acknowledged...].map(\.seq)))
+            acknowledged = received.count
+            let before = received.count
+            received = bob.waitForDeliveries(min(total, before + 1), timeout: 1)
+            if received.count == before { break }
+        }
+        #expect(received.count == 1_024, "seq 1 unacknowledged: nothing past seq 1,024")
+        #expect(received.map(\.seq) == Array(1...1_024))
+        bob.send(.ack(seqs: [1]))
+        while received.count < total {
+            let before = received.count
+            received = bob.waitForDeliveries(min(total, before + 1))
+            if received.count == before { break }
+            bob.send(.ack(seqs: received[before...].map(\.seq)))
+        }
+        #expect(received.map(\.messageID) == ids, "the rest, in order, once the first is acknowledged")
+    }
+
     @Test func keyDirectoryHandsOutEachOneTimePrekeyOnce() throws {
         let node = try NodeProcess.serve()
         let harness = try ClientHarness()
