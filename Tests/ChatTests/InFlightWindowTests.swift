@@ -94,6 +94,48 @@ import Wire
         return MessageID((0..<16).map { _ in UInt8(random.next(256)) })
     }
 
+    /// Against a plain list of the last 64 ids, with records, updates and forgets at random, and
+    /// ids drawn from a small pool whose folded words share index slots (long probe runs).
+    @Test func behavesLikeAListOfTheLastSixtyFourUnderRandomUse() {
+        var recent = RecentSends()
+        var model: [(id: MessageID, path: RecentSends.Path)?] = []  // oldest first; nil = forgotten
+        var random = InFlightWindowTests.Generator(state: 7)
+        // The folded word's low 7 bits pick the slot: vary only bits above them (the second
+        // word from its second byte on), so all ids share three home slots.
+        let pool = (0..<300).map { n -> MessageID in
+            var bytes = [UInt8](repeating: 0, count: 16)
+            bytes[0] = UInt8(n % 3)
+            bytes[9] = UInt8(truncatingIfNeeded: n)
+            bytes[10] = UInt8(truncatingIfNeeded: n >> 8)
+            return MessageID(bytes)
+        }
+        func modelPath(_ id: MessageID) -> RecentSends.Path? {
+            model.last { $0?.id == id }??.path
+        }
+        for step in 0..<20_000 {
+            let id = pool[random.next(pool.count)]
+            switch random.next(4) {
+            case 0, 1:
+                let path = RecentSends.Path.directPending(account: UInt64(step))
+                let known = modelPath(id) != nil
+                recent.record(id, path, absent: !known)
+                if let at = model.lastIndex(where: { $0?.id == id }) {
+                    model[at] = (id, path)
+                } else {
+                    model.append((id, path))
+                    if model.count > RecentSends.capacity { model.removeFirst() }
+                }
+            case 2:
+                recent.forget(id)
+                if let at = model.lastIndex(where: { $0?.id == id }) { model[at] = nil }
+            default:
+                break
+            }
+            #expect(recent.path(of: id) == modelPath(id), "step \(step)")
+        }
+        for id in pool { #expect(recent.path(of: id) == modelPath(id)) }
+    }
+
     @Test func remembersTheLastSixtyFourIdsAndForgetsOlderOnes() {
         var recent = RecentSends()
         for n in 0..<(RecentSends.capacity + 13) {
