@@ -24,6 +24,30 @@ extension ServerSession {
         var failure: DirectOutcome?
         /// Copies that count toward the receipts.
         var total: Int { sent - dropped }
+
+        /// Counts one settled copy; returns who acknowledged it when that makes the first
+        /// aggregated receipt due now.
+        mutating func count(_ outcome: DirectOutcome) -> (account: UInt64, device: UInt64)? {
+            remaining -= 1
+            switch outcome {
+            case .delivered(let account, let by):
+                delivered += 1
+                lastAcknowledgedBy = (account, by)
+                let completes = remaining == 0 && stored.isEmpty
+                if !firstReceiptSent && !(completes && delivered == total) {
+                    firstReceiptSent = true
+                    return (account, by)
+                }
+            case .stored(let at, let seq):
+                if seq != 0 { stored.append((at, seq)) } else { dropped += 1 }  // 0: its device was removed
+            case .duplicate:
+                delivered += 1
+            case .refused, .failed:
+                dropped += 1
+                if failure == nil { failure = outcome }
+            }
+            return nil
+        }
     }
 
     func sendGroupDirectly(_ message: SendMessage, to devices: [UInt64], from device: DeviceRecord, on connection: any ByteStream) {
@@ -46,31 +70,16 @@ extension ServerSession {
 
     /// One copy of a directly sent group message settled.
     func groupCopySettled(messageID: MessageID, group: UInt64, outcome: DirectOutcome) {
-        // Removed while it changes, so that appending to `stored` does not copy the array.
-        guard let device, var state = sendState.groupSends.removeValue(forKey: messageID) else { return }
-        state.remaining -= 1
+        // Counted in place through one lookup (the entry's `stored` list is not copied).
+        let sending = sendState
+        guard let device, let index = sending.groupSends.index(forKey: messageID) else { return }
         count(outcome)
-        switch outcome {
-        case .delivered(let account, let by):
-            state.delivered += 1
-            state.lastAcknowledgedBy = (account, by)
-            let completes = state.remaining == 0 && state.stored.isEmpty
-            if !state.firstReceiptSent && !(completes && state.delivered == state.total) {
-                state.firstReceiptSent = true
-                receipt(messageID, group: state.group, count: 1, total: state.total, from: (account, by), to: device)
-            }
-        case .stored(let at, let seq):
-            if seq != 0 { state.stored.append((at, seq)) } else { state.dropped += 1 }  // 0: its device was removed
-        case .duplicate:
-            state.delivered += 1
-        case .refused, .failed:
-            state.dropped += 1
-            if state.failure == nil { state.failure = outcome }
+        if let by = sending.groupSends.values[index].count(outcome) {
+            let counted = sending.groupSends.values[index]
+            receipt(messageID, group: counted.group, count: 1, total: counted.total, from: by, to: device)
         }
-        guard state.remaining == 0 else {
-            sendState.groupSends[messageID] = state
-            return
-        }
+        guard sending.groupSends.values[index].remaining == 0 else { return }
+        let state = sending.groupSends.remove(at: index).value
         if sendState.groupSends.isEmpty && sendState.groupSends.capacity > 8 { sendState.groupSends = [:] }
         outstandingSends -= 1
         sendState.directTotal -= 1
