@@ -49,6 +49,8 @@ extension ServerSession {
 
     func handleMessaging(_ stanza: Stanza, on connection: any ByteStream) {
         guard let device else { return }
+        // The hot one first: a Send needs none of the completion plumbing below.
+        if case .send(let message) = stanza { return accept(message, from: device, on: connection) }
         let loop = connection.loop
         let bound = LoopBound((self, connection), on: loop)
         let services = self.services
@@ -112,8 +114,8 @@ extension ServerSession {
                     session.answer(requestID, .internalError, on: connection)
                 }
             }
-        case .send(let message):
-            accept(message, from: device, on: connection)
+        case .send:
+            break  // handled above
         case .ack(let seqs):
             acknowledge(seqs, on: connection)
         case .createGroup(let requestID, let name, let members):
