@@ -35,17 +35,31 @@ struct RegistryEntry {
 extension LoopRoutes {
     func routeDirect(_ copy: DirectCopy) {
         let device = copy.device
-        if !waitingDirect.isEmpty, waitingDirect[device] != nil {
+        if let index = offerTarget(device) {
+            offer(.directOffer(copy, serial: registry.values[index].serial), at: index)
+        } else if !waitingDirect.isEmpty, waitingDirect[device] != nil {
             waitingDirect[device]!.append(copy)
         } else if awaitsReturns(device) {
             waitingDirect[device] = [copy]
-        } else if storingDirect.isEmpty || storingDirect[device] == nil, let index = registry.index(forKey: device) {
-            registry.values[index].offered += 1
-            let entry = registry.values[index]
-            router.send(.directOffer(copy, serial: entry.serial), toLoop: entry.loop)
         } else {
             storeDirect(copy)
         }
+    }
+
+    /// The registry entry of `device` when a copy may go to its session now: the device is
+    /// connected, no earlier copies wait here or are on their way to the store, and no session
+    /// that left may still give copies back. In the steady state, one lookup.
+    private func offerTarget(_ device: UInt64) -> Dictionary<UInt64, RegistryEntry>.Index? {
+        guard waitingDirect.isEmpty || waitingDirect[device] == nil, storingDirect.isEmpty || storingDirect[device] == nil,
+            let index = registry.index(forKey: device), !awaitsReturns(device)
+        else { return nil }
+        return index
+    }
+
+    /// Sends an offer to the session of the entry at `index`, counting it in its ledger.
+    private func offer(_ message: DeliveryRouter.Message, at index: Dictionary<UInt64, RegistryEntry>.Index) {
+        registry.values[index].offered += 1
+        router.send(message, toLoop: registry.values[index].loop)
     }
 
     /// A delivery receipt that also settles its message (`copy.origin`). When the message's
@@ -54,13 +68,8 @@ extension LoopRoutes {
     /// receipt is routed like any copy.
     func routeSettlingReceipt(_ copy: DirectCopy) {
         guard let origin = copy.origin else { return routeDirect(copy) }
-        let device = copy.device
-        if waitingDirect.isEmpty || waitingDirect[device] == nil, storingDirect.isEmpty || storingDirect[device] == nil,
-            let index = registry.index(forKey: device), registry.values[index].serial == origin.serial, !awaitsReturns(device)
-        {
-            registry.values[index].offered += 1
-            let entry = registry.values[index]
-            router.send(.directOfferSettling(copy, serial: entry.serial), toLoop: entry.loop)
+        if let index = offerTarget(copy.device), registry.values[index].serial == origin.serial {
+            offer(.directOfferSettling(copy, serial: origin.serial), at: index)
             return
         }
         var receipt = copy
