@@ -135,7 +135,7 @@ public final class DeliveryRouter: Sendable {
     /// is not connected or copies for it are on their way to the store (section 20.8).
     func direct(_ copy: DirectCopy) { send(.direct(copy), toLoop: registryLoop(copy.device)) }
 
-    /// A delivery receipt that also settles its message (`copy.origin`) as delivered.
+    /// A delivery receipt that also settles its message (`copy.origin`, if set) as delivered.
     func receiptSettling(_ copy: DirectCopy) { send(.receiptSettling(copy), toLoop: registryLoop(copy.device)) }
 
     /// Tells the sending session of `copy` (if it has one) how the copy ended.

@@ -61,13 +61,13 @@ extension ServerSession {
             router.settle(copy, .delivered(account: device.accountID, device: device.deviceID))
             return
         }
-        // The receipt carries the message's origin: its registry settles the message with it.
-        let receipt = DirectCopy(
+        // The receipt carries the message's origin (if it has one): its registry settles the
+        // message with it.
+        router.receiptSettling(DirectCopy(
             device: copy.delivery.fromDevice,
             delivery: Delivery(seq: 0, messageID: copy.delivery.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
                                sentAtMilliseconds: Authenticator.unixMilliseconds(), ciphertext: [], kind: .delivered),
-            origin: copy.origin)
-        if receipt.origin != nil { router.receiptSettling(receipt) } else { router.direct(receipt) }
+            origin: copy.origin))
     }
 
     /// Stores a direct copy: one this connection could not take yet (`deliveredAs` nil; it comes

@@ -72,13 +72,9 @@ extension LoopRoutes {
             offer(.directOfferSettling(copy, serial: origin.serial), at: index)
             return
         }
+        router.settle(copy, .delivered(account: copy.delivery.fromAccount, device: copy.delivery.fromDevice))
         var receipt = copy
         receipt.origin = nil
-        var header = copy.delivery
-        header.ciphertext = []
-        router.send(.directSettled(serial: origin.serial, copy: header, toAccount: origin.toAccount,
-                                   outcome: .delivered(account: copy.delivery.fromAccount, device: copy.delivery.fromDevice)),
-                    toLoop: origin.loop)
         routeDirect(receipt)
     }
 

@@ -35,7 +35,7 @@ struct InFlightWindow<Entry> {
             return slots[slot(Int(seq - base))]
         }
         set {
-            if let newValue { insert(newValue, at: seq) } else { remove(seq) }
+            if let newValue { insert(newValue, at: seq) } else { removeValue(forKey: seq) }
         }
     }
 
@@ -96,15 +96,6 @@ struct InFlightWindow<Entry> {
         let index = slot(Int(seq - base))
         if slots[index] == nil { count += 1 }
         slots[index] = entry
-    }
-
-    private mutating func remove(_ seq: UInt64) {
-        guard seq >= base, seq - base < UInt64(span) else { return }
-        let index = slot(Int(seq - base))
-        guard slots[index] != nil else { return }
-        slots[index] = nil
-        count -= 1
-        trim()
     }
 
     /// Advances past acknowledged entries at either end.

@@ -15,9 +15,7 @@ public enum FieldWriter {
     }
 
     public static func messageID(_ field: UInt64, _ value: MessageID, into out: inout [UInt8]) {
-        Varint.append(field << 1 | 1, to: &out)
-        Varint.append(UInt64(value.count), to: &out)
-        value.withUnsafeBytes { out.append(contentsOf: $0) }
+        value.withUnsafeBytes { bytes(field, $0, into: &out) }  // copied at once, not byte by byte
     }
 
     public static func string(_ field: UInt64, _ value: String, into out: inout [UInt8]) {

@@ -25,7 +25,8 @@ public struct MessageID: Hashable, Sendable, RandomAccessCollection, Expressible
     /// An id of up to 16 bytes copied from `raw`.
     public init(copying raw: UnsafeRawBufferPointer) {
         let count = Swift.min(raw.count, MessageID.maxLength)
-        withUnsafeMutableBytes(of: &words) { $0.baseAddress!.copyMemory(from: raw.baseAddress!, byteCount: count) }
+        guard count > 0, let source = raw.baseAddress else { return }
+        withUnsafeMutableBytes(of: &words) { $0.baseAddress!.copyMemory(from: source, byteCount: count) }
         length = UInt8(count)
     }
 
@@ -72,6 +73,6 @@ public struct MessageID: Hashable, Sendable, RandomAccessCollection, Expressible
     }
 
     public var description: String {
-        withUnsafeBytes { $0.map { byte in String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }.joined() }
+        withUnsafeBytes { $0.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
     }
 }
