@@ -207,11 +207,18 @@ public final class ServerSession: ConnectionHandler {
             // router does not know it) and the handshake deadline keeps running.
             confirmed = false
         } else {
-            connection.clearDeadline()
-            goOnline(on: connection)
+            finishOpening(connection)
         }
         services.log?(.loggedIn(accountID: device.accountID, deviceID: device.deviceID, pattern: pattern.rawValue, mode: mode))
         replayHeld(on: connection)
+    }
+
+    /// The login is confirmed: the handshake deadline ends, the connection stops counting
+    /// against the loop's opening connections, and the device goes online.
+    private func finishOpening(_ connection: any ByteStream) {
+        connection.clearDeadline()
+        connection.finishedOpening()
+        goOnline(on: connection)
     }
 
     private func replayHeld(on connection: any ByteStream) {
@@ -242,8 +249,7 @@ public final class ServerSession: ConnectionHandler {
         metrics.bump(.framesIn)
         if !confirmed {
             confirmed = true
-            connection.clearDeadline()
-            goOnline(on: connection)
+            finishOpening(connection)
         }
         do {
             try StanzaCodec.forEach(UnsafeRawBufferPointer(plaintext), acks: { seqs in

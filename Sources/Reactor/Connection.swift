@@ -56,9 +56,14 @@ public protocol ByteStream: AnyObject {
     /// Closes with `.deadline` unless `clearDeadline()` comes first.
     func setDeadline(milliseconds: Int)
     func clearDeadline()
+    /// The protocol has finished opening the stream (handshake, login): it no longer counts
+    /// against its loop's `maxOpeningConnections`. Idempotent; closing has the same effect.
+    func finishedOpening()
 }
 
 extension ByteStream {
+    /// Streams carried inside another protocol are admitted by their carrier.
+    public func finishedOpening() {}
     public func write(_ bytes: UnsafeMutableRawBufferPointer) { write(UnsafeRawBufferPointer(bytes)) }
     public func write(_ bytes: [UInt8]) { bytes.withUnsafeBytes { write($0) } }
     public func closeWhenFlushed() { closeWhenFlushed(.local) }
@@ -130,6 +135,8 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
     private var deadlineTimer = TimerHandle.none
     private var lastActivity: UInt64
     private let holdsLimitSlot: Bool
+    /// Accepted by an admitting listener and not yet `finishedOpening()`.
+    private var opening = false
     var inFlushList = false
     private var flushing = false
     var inReadyList = false
@@ -153,10 +160,14 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
 
     /// Registers an accepted descriptor with its loop and tells the handler.
     static func adopt(
-        fd: Int32, on loop: EventLoop, handler: ConnectionHandler, holdsLimitSlot: Bool
+        fd: Int32, on loop: EventLoop, handler: ConnectionHandler, holdsLimitSlot: Bool, opening: Bool
     ) throws(SystemError) -> Connection {
         let connection = Connection(loop: loop, fd: fd, handler: handler, connecting: false, holdsLimitSlot: holdsLimitSlot)
         try connection.start()
+        if opening {
+            connection.opening = true
+            loop.connectionStartedOpening()
+        }
         handler.connectionDidOpen(connection)
         return connection
     }
@@ -489,6 +500,7 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
         loop.forget(self)
         loop.counters.bump(loop.counters.closed)
         if holdsLimitSlot { loop.group?.releaseConnectionSlot() }
+        finishedOpening()
         handler.connectionDidClose(self, reason: reason)
         context = nil
     }
@@ -506,6 +518,12 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
         guard state == .open || state == .connecting else { return }
         loop.cancelTimer(deadlineTimer)
         deadlineTimer = .none
+    }
+
+    public func finishedOpening() {
+        guard opening else { return }
+        opening = false
+        loop.connectionFinishedOpening()
     }
 
     public func timerFired(tag: Int) {

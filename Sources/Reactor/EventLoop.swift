@@ -37,6 +37,11 @@ public struct LoopConfiguration: Sendable {
     public var mailboxBatch: Int = 4096
     /// Outbound chunks a loop keeps for reuse.
     public var cachedChunks: Int = 1024
+    /// Connections accepted by an admitting listener (`Listener(admitting: true)`) that have not
+    /// finished opening (`ByteStream.finishedOpening()`: the protocol's handshake and login) a
+    /// loop holds at once; its admitting listeners stop accepting at this many, and the kernel's
+    /// backlog holds the rest. Bounds the memory a burst of handshakes takes (0: no limit).
+    public var maxOpeningConnections: Int = 256
 
     public init() {}
 }
@@ -47,6 +52,8 @@ public final class LoopCounters: Sendable {
     public let closed = Atomic<Int>(0)
     public let rejectedOverLimit = Atomic<Int>(0)
     public let acceptDescriptorExhausted = Atomic<Int>(0)
+    /// Times an admitting listener stopped accepting because `maxOpeningConnections` were opening.
+    public let admissionPauses = Atomic<Int>(0)
     public let bytesRead = Atomic<Int>(0)
     public let bytesWritten = Atomic<Int>(0)
     public let readPauses = Atomic<Int>(0)
@@ -452,6 +459,31 @@ public final class EventLoop: @unchecked Sendable {
     func forget(_ connection: Connection) {
         connections.removeValue(forKey: ObjectIdentifier(connection))
         connectionCount -= 1
+    }
+
+    // MARK: Admission
+
+    /// Connections accepted by admitting listeners that have not finished opening.
+    public private(set) var openingConnections = 0
+    private var waitingForAdmission: [Listener] = []
+
+    var admitsConnections: Bool {
+        configuration.maxOpeningConnections == 0 || openingConnections < configuration.maxOpeningConnections
+    }
+
+    func connectionStartedOpening() { openingConnections += 1 }
+
+    func connectionFinishedOpening() {
+        openingConnections -= 1
+        guard !waitingForAdmission.isEmpty, admitsConnections else { return }
+        let waiting = waitingForAdmission
+        waitingForAdmission.removeAll()
+        for listener in waiting { listener.admissionReopened() }
+    }
+
+    func waitForAdmission(_ listener: Listener) {
+        counters.bump(counters.admissionPauses)
+        waitingForAdmission.append(listener)
     }
 
     /// Every live connection of this loop (a snapshot; for draining and tests).

@@ -3,13 +3,20 @@ import Glibc
 
 /// One listening socket on one loop (`SO_REUSEPORT`: every loop has its own socket on the same
 /// address and the kernel spreads connections over them). Accepts in bursts; survives running
-/// out of descriptors without spinning and without dropping the listener.
+/// out of descriptors without spinning and without dropping the listener. An admitting listener
+/// also stops accepting while its loop holds `maxOpeningConnections` connections that have not
+/// finished opening, so a burst of connections waits in the kernel's backlog rather than in
+/// half-done handshakes in the node's memory.
 public final class Listener: Selectable {
     public unowned let loop: EventLoop
     public let address: SocketAddress
     private var fd: Int32
     private let makeHandler: (EventLoop) -> ConnectionHandler
+    private let admitting: Bool
+    /// Not accepting for a moment: out of descriptors...
     private var paused = false
+    /// ...or waiting for opening connections to finish (admitting listeners).
+    private var waitingForAdmission = false
     /// Runs on the loop each time accepting stops for lack of descriptors (for logging).
     public var onDescriptorsExhausted: ((Int32) -> Void)?
     /// A descriptor held in reserve: closed to accept-and-close a connection when the process
@@ -21,14 +28,18 @@ public final class Listener: Selectable {
     /// Opens, binds and registers a listening socket on `loop`. Loop thread only.
     /// - Parameters:
     ///   - address: where to listen; port 0 picks a free port (read `address.port` after).
+    ///   - admitting: count accepted connections as opening until their protocol calls
+    ///     `finishedOpening()`, and accept only while the loop admits more (see
+    ///     `LoopConfiguration.maxOpeningConnections`).
     ///   - makeHandler: the handler for each accepted connection.
     /// - Throws: `SystemError` naming the failed call (`bind` for an address in use, ...).
     public init(
-        address: SocketAddress, on loop: EventLoop, backlog: Int32 = 4096,
+        address: SocketAddress, on loop: EventLoop, backlog: Int32 = 4096, admitting: Bool = false,
         makeHandler: @escaping (EventLoop) -> ConnectionHandler
     ) throws(SystemError) {
         loop.assertInEventLoop()
         self.loop = loop
+        self.admitting = admitting
         self.makeHandler = makeHandler
         let fd = try blockingCall("socket") { sb_socket_stream(address.posixFamily) }
         var bound = address
@@ -69,10 +80,14 @@ public final class Listener: Selectable {
     }
 
     public func handleEvent(_ mask: UInt32) {
-        guard fd >= 0, !paused else { return }
+        guard fd >= 0, !paused, !waitingForAdmission else { return }
         for _ in 0..<Listener.acceptBurst {
             // A handler may close the listener during the burst.
             guard fd >= 0, !paused else { return }
+            if admitting && !loop.admitsConnections {
+                waitForAdmission()
+                return
+            }
             let client = sb_accept4(fd)
             if client >= 0 {
                 accepted(client)
@@ -102,7 +117,8 @@ public final class Listener: Selectable {
         }
         _ = sb_set_nodelay(client)
         do {
-            _ = try Connection.adopt(fd: client, on: loop, handler: makeHandler(loop), holdsLimitSlot: loop.group != nil)
+            _ = try Connection.adopt(
+                fd: client, on: loop, handler: makeHandler(loop), holdsLimitSlot: loop.group != nil, opening: admitting)
             counters.bump(counters.accepted)
         } catch {
             loop.group?.releaseConnectionSlot()
@@ -131,8 +147,31 @@ public final class Listener: Selectable {
         loop.scheduleTimer(in: Listener.exhaustedPauseMilliseconds) { [weak self] in
             guard let self, self.fd >= 0 else { return }
             self.paused = false
-            _ = try? self.loop.modify(self.fd, events: SB_EPOLLIN)
+            self.listenAgain()
             if self.spareFD < 0 { self.spareFD = open("/dev/null", O_RDONLY | O_CLOEXEC) }
         }
+    }
+
+    /// Stops listening until the loop has room for another opening connection.
+    private func waitForAdmission() {
+        do {
+            try loop.modify(fd, events: 0)
+        } catch {
+            return  // still registered: the next wake-up tries again
+        }
+        waitingForAdmission = true
+        loop.waitForAdmission(self)
+    }
+
+    /// The loop admits connections again (called by the loop).
+    func admissionReopened() {
+        waitingForAdmission = false
+        listenAgain()
+    }
+
+    private func listenAgain() {
+        guard fd >= 0, !paused, !waitingForAdmission else { return }
+        // Level-triggered: a backlog that filled meanwhile reports at the next wait.
+        _ = try? loop.modify(fd, events: SB_EPOLLIN)
     }
 }

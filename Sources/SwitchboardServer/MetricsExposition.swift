@@ -50,6 +50,9 @@ struct MetricsExposition {
         labelled("switchboard_connections_opened_total", "transport=\"native\"", session(.connectionsOpened) - web(.streamsOpened))
         labelled("switchboard_connections_opened_total", "transport=\"http\"", web(.plainOpened))
         labelled("switchboard_connections_opened_total", "transport=\"https\"", web(.tlsOpened))
+        family("switchboard_admission_pauses_total", "counter",
+               "Times a native listener stopped accepting because its loop held --max-opening connections in their handshake.")
+        sample("switchboard_admission_pauses_total", loops.reduce(0) { $0 + $1.counters.admissionPauses.load(ordering: .relaxed) })
         family("switchboard_fallback_streams", "gauge", "Sessions carried by the HTTP fallback (POST /v1/stream).")
         sample("switchboard_fallback_streams", streamsOpen)
 

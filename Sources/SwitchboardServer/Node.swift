@@ -128,7 +128,9 @@ public final class Node: @unchecked Sendable {
         for loop in group.loops {
             var mine: [Listener] = []
             do {
-                mine += try bind(&bound, on: loop) { loop in ServerSession(services: services, metrics: metrics[loop.id]) }
+                mine += try bind(&bound, on: loop, admitting: true) { loop in
+                    ServerSession(services: services, metrics: metrics[loop.id])
+                }
                 mine += try bind(&boundHTTP, on: loop) { loop in
                     HTTPServerConnection(routes: routes, configuration: configuration, metrics: httpMetrics[loop.id], isDraining: isDraining)
                 }
@@ -181,12 +183,14 @@ public final class Node: @unchecked Sendable {
 
     /// Opens one listener per address on `loop`; the first loop resolves port 0 and later loops
     /// reuse the port it got (SO_REUSEPORT).
-    private func bind(_ addresses: inout [SocketAddress], on loop: EventLoop,
+    /// Native listeners are admitting (`--max-opening`): a session tells its connection when its
+    /// login is done.
+    private func bind(_ addresses: inout [SocketAddress], on loop: EventLoop, admitting: Bool = false,
                       _ makeHandler: @escaping (EventLoop) -> ConnectionHandler) throws(StartError) -> [Listener] {
         var opened: [Listener] = []
         for (index, address) in addresses.enumerated() {
             do {
-                let listener = try Listener(address: address, on: loop, makeHandler: makeHandler)
+                let listener = try Listener(address: address, on: loop, admitting: admitting, makeHandler: makeHandler)
                 var lastWarning: UInt64 = 0
                 listener.onDescriptorsExhausted = { [logger] code in
                     // At most one line per second per loop: the condition can last.

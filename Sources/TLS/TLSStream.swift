@@ -261,4 +261,5 @@ public final class TLSStream: ConnectionHandler, ByteStream {
     public func close(_ reason: CloseReason) { closeLower(reason) }
     public func setDeadline(milliseconds: Int) { lower?.setDeadline(milliseconds: milliseconds) }
     public func clearDeadline() { lower?.clearDeadline() }
+    public func finishedOpening() { lower?.finishedOpening() }
 }

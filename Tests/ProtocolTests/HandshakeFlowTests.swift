@@ -44,6 +44,29 @@ import Wire
         #expect(login.pattern == .ik)
     }
 
+    /// With `--max-opening 1` a connection that never finishes its handshake keeps the next one
+    /// in the backlog until its deadline; sessions that log in (XX, then IK confirmed by a frame)
+    /// free their slot, so any number of them pass one after another.
+    @Test func handshakesWaitForAnOpeningSlot() throws {
+        let node = try NodeProcess.serve(["--threads", "1", "--max-opening", "1", "--handshake-seconds", "1"])
+        let harness = try ClientHarness()
+        let silent = try BlockingSocket(port: node.port)  // holds the one slot until its deadline
+        let start = Date()
+        let first = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "slots"))
+        #expect(first.welcome != nil, "error: \(String(describing: first.error))")
+        #expect(Date().timeIntervalSince(start) >= 0.9, "admitted only once the silent connection's deadline passed")
+        #expect(silent.waitForClose())
+        let credentials = first.credentials
+        for round in 0..<3 {
+            let xx = try harness.connect(port: node.port, credentials: ClientCredentials(),
+                                         hello: Hello(mode: .register, accountName: "slots\(round)"), timeout: 5)
+            #expect(xx.welcome != nil && xx.pattern == .xx, "round \(round): \(String(describing: xx.error))")
+            let ik = try harness.connect(port: node.port, credentials: credentials, hello: Hello(mode: .login), timeout: 5)
+            #expect(ik.welcome != nil && ik.pattern == .ik, "round \(round): \(String(describing: ik.error))")
+            #expect(ik.ping(UInt64(round)))  // confirms the IK login: its slot is free from here
+        }
+    }
+
     @Test func staleServerKeyFallsBackToXXfallback() throws {
         let node = try NodeProcess.serve()
         let harness = try ClientHarness()

@@ -219,6 +219,78 @@ import TestSupport
     }
 }
 
+@Suite struct AdmissionTests {
+    /// Echoes; a read of "ok" first marks the connection opened.
+    final class Opener: ConnectionHandler, @unchecked Sendable {
+        // `@unchecked Sendable`: touched only on the loop (read through `onLoop`).
+        var opened = 0
+        func connectionDidOpen(_ connection: any ByteStream) { opened += 1 }
+        func connection(_ connection: any ByteStream, didRead bytes: UnsafeMutableRawBufferPointer) {
+            if Array(bytes) == Array("ok".utf8) { connection.finishedOpening() }
+            connection.write(bytes)
+        }
+    }
+
+    /// At `maxOpeningConnections` an admitting listener leaves new connections in the backlog;
+    /// a connection that finishes opening, or one that closes before it did, lets the next in.
+    @Test(arguments: ConnectionTests.modes)
+    func listenerWaitsWhileTheLoopHoldsTooManyOpeningConnections(mode: TriggerMode) throws {
+        var configuration = LoopConfiguration()
+        configuration.trigger = mode
+        configuration.maxOpeningConnections = 2
+        let harness = try LoopHarness(configuration: configuration)
+        let loop = harness.group.loops[0]
+        let handler = Opener()
+        let port = try harness.onLoop(loop) {
+            let listener = try Listener(address: try SocketAddress(parsing: "127.0.0.1:0"), on: loop, admitting: true) { _ in handler }
+            return Int(listener.address.port)
+        }
+        let opened = { (try? harness.onLoop(loop) { handler.opened }) ?? -1 }
+        let pauses = { loop.counters.admissionPauses.load(ordering: .relaxed) }
+        let a = try BlockingSocket(port: port)
+        let b = try BlockingSocket(port: port)
+        #expect(waitUntil { opened() == 2 && pauses() >= 1 })
+        // The kernel completes c's connect and queues its bytes; the node must not take it.
+        let c = try BlockingSocket(port: port)
+        try c.send("ok")
+        sleepMilliseconds(100)
+        #expect(opened() == 2)
+        #expect(try harness.onLoop(loop) { loop.openingConnections } == 2)
+
+        try a.send("ok")
+        #expect(try a.receive(exactly: 2) == Array("ok".utf8))
+        #expect(try c.receive(exactly: 2) == Array("ok".utf8))  // admitted, and opened at once
+        #expect(opened() == 3)
+
+        // b (still opening) and d fill the loop again; e waits until b closes.
+        let d = try BlockingSocket(port: port)
+        #expect(waitUntil { opened() == 4 && (try? harness.onLoop(loop) { loop.openingConnections }) == 2 })
+        let e = try BlockingSocket(port: port)
+        try e.send("ok")
+        sleepMilliseconds(100)
+        #expect(opened() == 4)
+        b.close()
+        #expect(try e.receive(exactly: 2) == Array("ok".utf8))
+        #expect(try harness.onLoop(loop) { loop.openingConnections } == 1)  // d
+        _ = d
+    }
+
+    /// A listener that does not admit counts nothing.
+    @Test func plainListenerIgnoresTheLimit() throws {
+        var configuration = LoopConfiguration()
+        configuration.maxOpeningConnections = 1
+        let harness = try LoopHarness(configuration: configuration)
+        let port = try startEcho(harness, handler: EchoForTests())
+        let clients = try (0..<3).map { _ in try BlockingSocket(port: port) }
+        for client in clients {
+            try client.send("x")
+            #expect(try client.receive(exactly: 1) == [UInt8(ascii: "x")])
+        }
+        let loop = harness.group.loops[0]
+        #expect(try harness.onLoop(loop) { loop.openingConnections } == 0)
+    }
+}
+
 /// Runs `body` on a detached thread.
 func runThreadsDetached(_ body: @escaping @Sendable () -> Void) {
     final class Box: @unchecked Sendable {
