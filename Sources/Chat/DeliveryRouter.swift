@@ -103,7 +103,7 @@ public final class DeliveryRouter: Sendable {
 
     /// A session may now receive: it joins this loop's tables, the device registry and its
     /// account's presence.
-    func sessionOnline(_ session: ServerSession, device: DeviceRecord, serial: UInt64, loop: EventLoop) {
+    func sessionOnline(_ session: ServerSession, device: DeviceIdentity, serial: UInt64, loop: EventLoop) {
         let routes = routes(on: loop)
         routes.sessions[device.deviceID, default: SerialMap()][serial] = session
         routes.bySerial[serial] = session
@@ -113,7 +113,7 @@ public final class DeliveryRouter: Sendable {
 
     /// The reverse of `sessionOnline`, and the end of the session's presence subscriptions.
     /// - Parameter keptDirect: direct copies the session took and will not give back.
-    func sessionOffline(device: DeviceRecord, serial: UInt64, subscriptions: Set<UInt64>, keptDirect: UInt64, loop: EventLoop) {
+    func sessionOffline(device: DeviceIdentity, serial: UInt64, subscriptions: Set<UInt64>, keptDirect: UInt64, loop: EventLoop) {
         let routes = routes(on: loop)
         routes.sessions[device.deviceID]?.removeValue(forKey: serial)
         if routes.sessions[device.deviceID]?.isEmpty == true { routes.sessions.removeValue(forKey: device.deviceID) }

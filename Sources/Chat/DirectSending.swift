@@ -22,7 +22,7 @@ extension ServerSession {
     /// same devices is on its way to the store — and goes directly once that is answered, so a
     /// steady stream returns to the direct path. Once one waits, the ones after it to the same
     /// account (after a group message: all) wait too.
-    func route(_ message: SendMessage, from device: DeviceRecord, on connection: any ByteStream) {
+    func route(_ message: SendMessage, from device: DeviceIdentity, on connection: any ByteStream) {
         let account = message.toAccount  // 0 for a group message
         let earlier = sendState.recentSends.path(of: message.messageID)
         if earlier == .directDone {
@@ -139,7 +139,7 @@ extension ServerSession {
 
     /// Routes everything held again, in order, once something settled (`route` holds again
     /// whatever must still wait).
-    func releaseHeld(from device: DeviceRecord, on connection: any ByteStream) {
+    func releaseHeld(from device: DeviceIdentity, on connection: any ByteStream) {
         guard !sendState.heldSends.isEmpty else { return }
         let released = sendState.heldSends
         sendState.heldSends = []

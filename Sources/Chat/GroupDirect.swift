@@ -50,7 +50,7 @@ extension ServerSession {
         }
     }
 
-    func sendGroupDirectly(_ message: SendMessage, to devices: [UInt64], from device: DeviceRecord, on connection: any ByteStream) {
+    func sendGroupDirectly(_ message: SendMessage, to devices: [UInt64], from device: DeviceIdentity, on connection: any ByteStream) {
         sendState.directTotal += 1
         sendState.groupDirect += 1
         metrics.bump(.messagesAccepted)
@@ -109,7 +109,7 @@ extension ServerSession {
         sending.groupSends = [:]
     }
 
-    private func leaveTally(_ messageID: MessageID, _ state: GroupSend, unsettled: Int, from device: DeviceRecord, on loop: EventLoop) {
+    private func leaveTally(_ messageID: MessageID, _ state: GroupSend, unsettled: Int, from device: DeviceIdentity, on loop: EventLoop) {
         let router = services.router
         services.messages.settleGroupTally(
             messageID: messageID, group: state.group, senderAccount: device.accountID, senderDevice: device.deviceID,
@@ -122,7 +122,7 @@ extension ServerSession {
 
     /// An aggregated delivery receipt for this device, sent the direct way.
     private func receipt(_ messageID: MessageID, group: UInt64, count: Int, total: Int, from: (account: UInt64, device: UInt64),
-                         to device: DeviceRecord) {
+                         to device: DeviceIdentity) {
         services.router.direct(DirectCopy(
             device: device.deviceID,
             delivery: Delivery(seq: 0, messageID: messageID, fromAccount: from.account, fromDevice: from.device,

@@ -4,36 +4,35 @@ import Reactor
 import Store
 import Wire
 
+/// The account and device a session logged in as.
+public struct DeviceIdentity: Sendable, Equatable {
+    public let accountID: UInt64
+    public let deviceID: UInt64
+}
+
 /// One client connection on the node: preface, Noise Pipes handshake, authentication, then
 /// encrypted stanzas. Runs on its connection's loop; holds no buffer while idle.
 public final class ServerSession: ConnectionHandler {
     enum Phase { case handshaking, authenticating, established, closing }
 
+    // Stored properties are declared widest first and the flags last, so that they pack without
+    // padding (Swift lays a class out in declaration order): an idle connection is what a node
+    // holds most of, and this object is the largest part of one.
     let services: SessionServices
     let metrics: SessionMetrics
-    var phase = Phase.handshaking
     /// The connection while it is open (cleared on close, which breaks the reference cycle).
     var connection: (any ByteStream)?
     /// Tells this session apart from other sessions of the same device (router entries).
     let serial: UInt64
-    var online = false
-    /// Sends answered by nobody yet (stored, direct or held), at most `maxOutstandingSends`.
-    var outstandingSends = 0
     /// The store sequence number of the last stored copy this connection was sent.
     var lastDeliveredSeq: UInt64 = 0
     /// The `seq` of this connection's last Deliver (PROTOCOL.md section 20.3).
     var lastWireSeq: UInt64 = 0
-    /// Deliveries not acknowledged yet, by wire `seq`; at most `deliveryWindow`, spanning at most
-    /// `deliverySpan` numbers.
-    var inFlight = InFlightWindow<InFlight>()
+    /// Direct copies this session took (the registry loop balances its books with it).
+    var directTaken: UInt64 = 0
     /// Store sequence numbers of copies this connection already has (direct copies stored after
     /// their deadline): a pull skips them.
     var deliveredStoreSeqs: Set<UInt64> = []
-    /// Direct copies this session sent to the store instead of delivering; later ones follow.
-    var directStoring = 0
-    /// Direct copies this session took (the registry loop balances its books with it).
-    var directTaken: UInt64 = 0
-    var directTimerArmed = false
     /// Section 20.8, sending side, allocated at the first Send (most connections only receive).
     var sending: SendingState?
     var sendState: SendingState {
@@ -42,10 +41,6 @@ public final class ServerSession: ConnectionHandler {
         sending = state
         return state
     }
-    var pulling = false
-    var pullAgain = false
-    /// The connection's first pull (with the pre-key stock) has been answered.
-    var loginPulled = false
     /// Accounts whose presence this session watches.
     var presenceSubscriptions: Set<UInt64> = []
     /// Typing indicators and read receipts allowed per second.
@@ -63,7 +58,23 @@ public final class ServerSession: ConnectionHandler {
     /// Transport frames that arrived while the hello was being checked (XX and XXfallback
     /// clients may send right after their last handshake message), replayed once welcomed.
     private var held: [UInt8] = []
-    public private(set) var device: DeviceRecord?
+    /// Deliveries not acknowledged yet, by wire `seq`; at most `deliveryWindow`, spanning at most
+    /// `deliverySpan` numbers.
+    var inFlight = InFlightWindow<InFlight>()
+    /// The logged-in device (its names stay in the store: the session needs only its ids).
+    public private(set) var device: DeviceIdentity?
+    /// Sends answered by nobody yet (stored, direct or held), at most `maxOutstandingSends`.
+    var outstandingSends: Int32 = 0
+    /// Direct copies this session sent to the store instead of delivering; later ones follow.
+    var directStoring: Int32 = 0
+    private var nonFatalErrors: Int32 = 0
+    var phase = Phase.handshaking
+    var online = false
+    var directTimerArmed = false
+    var pulling = false
+    var pullAgain = false
+    /// The connection's first pull (with the pre-key stock) has been answered.
+    var loginPulled = false
     /// False after an IK login until the client's first valid transport frame: routing must not
     /// treat an unconfirmed session as the device's live connection.
     public internal(set) var confirmed = true
@@ -73,8 +84,7 @@ public final class ServerSession: ConnectionHandler {
     /// Non-fatal error replies (unsupported or misplaced stanzas) a connection may cause; a peer
     /// that keeps sending them is closed rather than answered, so it cannot make the node write
     /// more than it reads.
-    static let maxNonFatalErrors = 64
-    private var nonFatalErrors = 0
+    static let maxNonFatalErrors: Int32 = 64
 
     public init(services: SessionServices, metrics: SessionMetrics) {
         self.services = services
@@ -199,7 +209,7 @@ public final class ServerSession: ConnectionHandler {
             return
         }
         metrics.countHandshake(pattern)
-        self.device = device
+        self.device = DeviceIdentity(accountID: device.accountID, deviceID: device.deviceID)
         phase = .established
         if pattern == .ik {
             // IK message 1 can be replayed by anyone who recorded it; only the real client can

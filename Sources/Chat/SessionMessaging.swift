@@ -227,7 +227,7 @@ extension ServerSession {
         }
     }
 
-    private func accept(_ message: SendMessage, from device: DeviceRecord, on connection: any ByteStream) {
+    private func accept(_ message: SendMessage, from device: DeviceIdentity, on connection: any ByteStream) {
         guard outstandingSends < ServerSession.maxOutstandingSends else {
             send(.sendResult(SendResult(messageID: message.messageID, code: .overLimit, message: "too many sends waiting")), on: connection)
             return
@@ -238,7 +238,7 @@ extension ServerSession {
 
     /// The stored path (sections 20.1-20.2): checked and committed by the store, answered once
     /// durable.
-    func store(_ message: SendMessage, from device: DeviceRecord, on connection: any ByteStream) {
+    func store(_ message: SendMessage, from device: DeviceIdentity, on connection: any ByteStream) {
         let bound = LoopBound((self, connection), on: connection.loop)
         let router = services.router
         services.messages.accept(message, fromAccount: device.accountID, fromDevice: device.deviceID,

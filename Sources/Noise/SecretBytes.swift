@@ -1,22 +1,30 @@
 internal import CSodium
 
 /// Fixed-size secret material (keys, chaining keys) in memory that is wiped when freed.
-/// Reference type so copies of a `CipherState` share one wiped allocation instead of spreading
-/// unwiped copies of the key around.
-public final class SecretBytes: @unchecked Sendable {
-    // `@unchecked Sendable`: written only at creation (and by `overwrite`, which its owner calls
-    // from its own thread); handshake and transport states are owned by one loop.
-    /// The secret's storage, for C crypto calls; valid while this object lives.
-    public let pointer: UnsafeMutableRawPointer
-    public let count: Int
+/// Copies share one wiped allocation (the storage is a reference) instead of spreading unwiped
+/// copies of the key around. The bytes live inside that one object, so a secret costs one heap
+/// allocation: an established connection holds two, and idle connections are what a node holds
+/// most of.
+public struct SecretBytes: @unchecked Sendable {
+    // `@unchecked Sendable`: the storage is written only at creation (and by `overwrite`, which
+    // its owner calls from its own thread); handshake and transport states are owned by one loop.
+    // (`ManagedBuffer`, which gives the inline storage, cannot itself be declared Sendable.)
+    private let storage: Storage
 
+    private final class Storage: ManagedBuffer<Int, UInt8> {
+        deinit {
+            withUnsafeMutablePointers { count, bytes in sodium_memzero(bytes, count.pointee) }
+        }
+    }
+
+    /// `count` zero bytes.
     public init(count: Int) {
-        self.count = count
-        pointer = .allocate(byteCount: max(count, 1), alignment: 16)
+        storage = unsafeDowncast(Storage.create(minimumCapacity: max(count, 1)) { _ in count }, to: Storage.self)
         pointer.initializeMemory(as: UInt8.self, repeating: 0, count: count)
     }
 
-    public convenience init(_ bytes: some Collection<UInt8>) {
+    /// A copy of `bytes`.
+    public init(_ bytes: some Collection<UInt8>) {
         self.init(count: bytes.count)
         var offset = 0
         for byte in bytes {
@@ -32,9 +40,12 @@ public final class SecretBytes: @unchecked Sendable {
         return secret
     }
 
-    deinit {
-        sodium_memzero(pointer, count)
-        pointer.deallocate()
+    public var count: Int { storage.header }
+
+    /// The secret's storage, for C crypto calls; valid while this value (or a copy) lives: the
+    /// bytes are part of the storage object and never move.
+    public var pointer: UnsafeMutableRawPointer {
+        storage.withUnsafeMutablePointerToElements { UnsafeMutableRawPointer($0) }
     }
 
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: pointer, count: count) }

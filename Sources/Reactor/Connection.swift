@@ -114,26 +114,24 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
     /// How long `closeWhenFlushed` waits for the queue to drain to a peer that does not read.
     static let closingFlushMilliseconds = 5_000
 
+    // Stored properties are declared widest first and the flags last, so that they pack without
+    // padding (a class is laid out in declaration order): a node holds many idle connections.
+
     /// `unowned(unsafe)`: a loop outlives every connection it holds (loops live until the process
     /// ends), and a checked reference costs an atomic retain and release on every use.
     public unowned(unsafe) let loop: EventLoop
-    public let fd: Int32
     public var handler: ConnectionHandler
-    /// The protocol layer's per-connection state.
-    public var context: AnyObject?
-    /// Loop time (ms) at which the connection opened.
-    public let openedAt: UInt64
-
-    private var state: State
     private var outbound = OutboundQueue()
-    private var readPaused = false
-    private var readShut = false
-    private var wantWritable = false
-    private var registeredMask: UInt32 = 0
-    private var closingReason = CloseReason.local
     private var idleTimer = TimerHandle.none
     private var deadlineTimer = TimerHandle.none
     private var lastActivity: UInt64
+    private var closingReason = CloseReason.local
+    public let fd: Int32
+    private var registeredMask: UInt32 = 0
+    private var state: State
+    private var readPaused = false
+    private var readShut = false
+    private var wantWritable = false
     private let holdsLimitSlot: Bool
     /// Accepted by an admitting listener and not yet `finishedOpening()`.
     private var opening = false
@@ -153,7 +151,6 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
         self.fd = fd
         self.handler = handler
         self.state = connecting ? .connecting : .open
-        self.openedAt = loop.now
         self.lastActivity = loop.now
         self.holdsLimitSlot = holdsLimitSlot
     }
@@ -502,7 +499,6 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
         if holdsLimitSlot { loop.group?.releaseConnectionSlot() }
         finishedOpening()
         handler.connectionDidClose(self, reason: reason)
-        context = nil
     }
 
     // MARK: Deadlines

@@ -124,9 +124,8 @@ public final class EventLoop: @unchecked Sendable {
     static let iovecCapacity = 64
     let iovecs: UnsafeMutablePointer<IOSlice>
     let chunks: ChunkPool
-    /// Live connections owned by this loop.
+    /// Live connections owned by this loop (the registrations table holds them).
     public private(set) var connectionCount = 0
-    var connections: [ObjectIdentifier: Connection] = [:]
 
     private struct Registration {
         var generation: UInt32 = 0
@@ -451,15 +450,9 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: Connection bookkeeping
 
-    func adopt(_ connection: Connection) {
-        connections[ObjectIdentifier(connection)] = connection
-        connectionCount += 1
-    }
+    func adopt(_ connection: Connection) { connectionCount += 1 }
 
-    func forget(_ connection: Connection) {
-        connections.removeValue(forKey: ObjectIdentifier(connection))
-        connectionCount -= 1
-    }
+    func forget(_ connection: Connection) { connectionCount -= 1 }
 
     // MARK: Admission
 
@@ -487,9 +480,10 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Every live connection of this loop (a snapshot; for draining and tests).
+    /// Walks the registrations table: no per-connection index is kept for this.
     public var liveConnections: [Connection] {
         assertInEventLoop()
-        return Array(connections.values)
+        return registrations.compactMap { $0.handler as? Connection }
     }
 }
 
