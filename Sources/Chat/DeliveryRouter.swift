@@ -22,13 +22,14 @@ public final class DeliveryRouter: Sendable {
         case unsubscribe(owner: UInt64, serial: UInt64)
         case typing(to: UInt64, from: UInt64, device: UInt64, active: Bool)
         case sessionStanza(serial: UInt64, stanza: Stanza)
-        // To the session's loop:
-        case pull(device: UInt64)
+        // To the session's loop, for the session `serial` (the device's registered one, which the
+        // registry loop knows; a session is found by its serial alone):
+        case pull(serial: UInt64)
         /// A copy just committed for the device: delivered at once if it is next in line.
-        case offer(device: UInt64, delivery: Delivery)
-        case replaced(device: UInt64, serial: UInt64)
-        case kill(device: UInt64)
-        case stanza(device: UInt64, stanza: Stanza)
+        case offer(serial: UInt64, delivery: Delivery)
+        case replaced(serial: UInt64)
+        case kill(serial: UInt64)
+        case stanza(serial: UInt64, stanza: Stanza)
         // Direct delivery (PROTOCOL.md section 20.8):
         /// To the device's registry loop: hand the copy to its session, or store it.
         case direct(DirectCopy)
@@ -105,7 +106,6 @@ public final class DeliveryRouter: Sendable {
     /// account's presence.
     func sessionOnline(_ session: ServerSession, device: DeviceIdentity, serial: UInt64, loop: EventLoop) {
         let routes = routes(on: loop)
-        routes.sessions[device.deviceID, default: SerialMap()][serial] = session
         routes.bySerial[serial] = session
         send(.register(device: device.deviceID, loop: loop.id, serial: serial), toLoop: registryLoop(device.deviceID))
         send(.accountOnline(account: device.accountID, serial: serial, loop: loop.id), toLoop: accountLoop(device.accountID))
@@ -115,8 +115,6 @@ public final class DeliveryRouter: Sendable {
     /// - Parameter keptDirect: direct copies the session took and will not give back.
     func sessionOffline(device: DeviceIdentity, serial: UInt64, subscriptions: Set<UInt64>, keptDirect: UInt64, loop: EventLoop) {
         let routes = routes(on: loop)
-        routes.sessions[device.deviceID]?.removeValue(forKey: serial)
-        if routes.sessions[device.deviceID]?.isEmpty == true { routes.sessions.removeValue(forKey: device.deviceID) }
         routes.bySerial.removeValue(forKey: serial)
         send(.unregister(device: device.deviceID, serial: serial, keptDirect: keptDirect), toLoop: registryLoop(device.deviceID))
         send(.accountOffline(account: device.accountID, serial: serial, atMilliseconds: Authenticator.unixMilliseconds()),
@@ -196,10 +194,11 @@ final class LoopRoutes {
     /// path — 10% of the node's time when relaying.
     var router: DeliveryRouter!
     let push: PushGateway?
-    var sessions: [UInt64: SerialMap<ServerSession>] = [:]  // device -> serial -> session
     /// The registered session of each device this loop is the registry of, with the direct
     /// copies offered to it (`DirectRegistry.swift`).
     var registry: [UInt64: RegistryEntry] = [:]
+    /// This loop's online sessions by serial. Messages for a device's session name its serial
+    /// (the registry entry knows it), so no index by device is kept here.
     var bySerial: [UInt64: ServerSession] = [:]
     /// Devices removed while this node runs: a session of theirs that registers later (it was
     /// still logging in at the removal) is closed at once.
@@ -231,22 +230,22 @@ final class LoopRoutes {
         switch message {
         case .register(let device, let loop, let serial):
             if revoked.contains(device) {
-                router.send(.kill(device: device), toLoop: loop)  // removed while it was logging in
+                router.send(.kill(serial: serial), toLoop: loop)  // removed while it was logging in
                 return
             }
             if let old = registry[device], old.serial != serial {
                 // A device connects again: the newer session (higher serial) wins, whichever
                 // registration arrives first; the older one is closed.
                 if old.serial > serial {
-                    router.send(.replaced(device: device, serial: serial), toLoop: loop)
+                    router.send(.replaced(serial: serial), toLoop: loop)
                     return
                 }
-                router.send(.replaced(device: device, serial: old.serial), toLoop: old.loop)
+                router.send(.replaced(serial: old.serial), toLoop: old.loop)
                 keepLedger(of: old, device: device)
             }
             registry[device] = RegistryEntry(loop: loop, serial: serial)
             // A wake may have found no entry just before this: let the session look again.
-            router.send(.pull(device: device), toLoop: loop)
+            router.send(.pull(serial: serial), toLoop: loop)
         case .unregister(let device, let serial, let kept):
             if let entry = registry[device], entry.serial == serial {
                 registry.removeValue(forKey: device)
@@ -255,28 +254,28 @@ final class LoopRoutes {
             directSessionLeft(device: device, serial: serial, kept: kept)
         case .wake(let device, let sender, let silent, let delivery):
             if let entry = registry[device] {
-                router.send(delivery.map { .offer(device: device, delivery: $0) } ?? .pull(device: device), toLoop: entry.loop)
+                router.send(delivery.map { .offer(serial: entry.serial, delivery: $0) } ?? .pull(serial: entry.serial), toLoop: entry.loop)
             } else if let sender {
                 push?.notify(device: device, sender: sender, silent: silent)
             }
         case .revoke(let device):
             revoked.insert(device)
             if let entry = registry.removeValue(forKey: device) {
-                router.send(.kill(device: device), toLoop: entry.loop)
+                router.send(.kill(serial: entry.serial), toLoop: entry.loop)
                 keepLedger(of: entry, device: device)
             }
         case .notify(let device, let stanza):
-            if let entry = registry[device] { router.send(.stanza(device: device, stanza: stanza), toLoop: entry.loop) }
-        case .pull(let device):
-            sessions[device]?.forEach { _, session in session.pullDeliveries() }
-        case .offer(let device, let delivery):
-            sessions[device]?.forEach { _, session in session.offer(delivery) }
-        case .replaced(let device, let serial):
-            sessions[device]?[serial]?.replacedByNewerSession()
-        case .kill(let device):
-            sessions[device]?.forEach { _, session in session.revoked() }
-        case .stanza(let device, let stanza):
-            sessions[device]?.forEach { _, session in session.push(stanza) }
+            if let entry = registry[device] { router.send(.stanza(serial: entry.serial, stanza: stanza), toLoop: entry.loop) }
+        case .pull(let serial):
+            bySerial[serial]?.pullDeliveries()
+        case .offer(let serial, let delivery):
+            bySerial[serial]?.offer(delivery)
+        case .replaced(let serial):
+            bySerial[serial]?.replacedByNewerSession()
+        case .kill(let serial):
+            bySerial[serial]?.revoked()
+        case .stanza(let serial, let stanza):
+            bySerial[serial]?.push(stanza)
         case .accountOnline(let account, let serial, let loop):
             let wasOnline = !(accounts[account]?.sessions.isEmpty ?? true)
             accounts[account, default: AccountPresence()].sessions[serial] = loop
@@ -304,14 +303,14 @@ final class LoopRoutes {
         case .direct(let copy):
             routeDirect(copy)
         case .directOffer(let copy, let serial):
-            if let session = sessions[copy.device]?[serial], session.takeDirect(copy) { return }
+            if let session = bySerial[serial], session.takeDirect(copy) { return }
             router.returnDirect(copy, from: serial)
         case .directReturned(let copy, let serial):
             directReturned(copy, from: serial)
         case .receiptSettling(let copy):
             routeSettlingReceipt(copy)
         case .directOfferSettling(var copy, let serial):
-            let session = sessions[copy.device]?[serial]
+            let session = bySerial[serial]
             if let session, let origin = copy.origin {
                 session.directSettled(messageID: copy.delivery.messageID, toAccount: origin.toAccount,
                                       outcome: .delivered(account: copy.delivery.fromAccount, device: copy.delivery.fromDevice))

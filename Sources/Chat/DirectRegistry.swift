@@ -129,7 +129,7 @@ extension LoopRoutes {
         if storedByLeaver, let entry = registry[device] {
             // A session that left may have stored copies itself after the current one's first
             // pull: let the current one look again before later copies reach it.
-            router.send(.pull(device: device), toLoop: entry.loop)
+            router.send(.pull(serial: entry.serial), toLoop: entry.loop)
         }
         guard !awaitsReturns(device), let waiting = waitingDirect.removeValue(forKey: device) else { return }
         for copy in waiting { routeDirect(copy) }
