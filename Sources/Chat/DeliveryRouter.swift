@@ -215,8 +215,9 @@ final class LoopRoutes {
     /// accounts have no watcher and every connected account has an entry above.
     var watchers: [UInt64: SerialMap<Int>] = [:]
 
+    /// 32 bytes (loops as Int32 keep the map's inline entry at 24): one per connected account.
     struct AccountPresence {
-        var sessions = SerialMap<Int>()  // serial -> loop
+        var sessions = SerialMap<Int32>()  // serial -> loop
         var lastSeen: UInt64 = 0
     }
 
@@ -278,7 +279,7 @@ final class LoopRoutes {
             bySerial[serial]?.push(stanza)
         case .accountOnline(let account, let serial, let loop):
             let wasOnline = !(accounts[account]?.sessions.isEmpty ?? true)
-            accounts[account, default: AccountPresence()].sessions[serial] = loop
+            accounts[account, default: AccountPresence()].sessions[serial] = Int32(loop)
             if !wasOnline { announce(account) }
         case .accountOffline(let account, let serial, let at):
             guard accounts[account]?.sessions.removeValue(forKey: serial) != nil else { return }
@@ -296,7 +297,7 @@ final class LoopRoutes {
             if watchers[owner]?.isEmpty == true { watchers.removeValue(forKey: owner) }
         case .typing(let to, let from, let device, let active):
             accounts[to]?.sessions.forEach { serial, loop in
-                router.send(.sessionStanza(serial: serial, stanza: .typing(accountID: from, deviceID: device, active: active)), toLoop: loop)
+                router.send(.sessionStanza(serial: serial, stanza: .typing(accountID: from, deviceID: device, active: active)), toLoop: Int(loop))
             }
         case .sessionStanza(let serial, let stanza):
             bySerial[serial]?.push(stanza)

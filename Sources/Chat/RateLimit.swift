@@ -1,19 +1,20 @@
 /// A token bucket on loop time: `perSecond` tokens a second, bursts up to `perSecond`.
 /// Loop thread only (a value inside a session).
 struct RateLimit {
-    let perSecond: Int
-    private var tokens: Double
+    // 16 bytes: a value inside every session.
     private var last: UInt64 = 0
+    private var tokens: Float
+    let perSecond: Int32
 
-    init(perSecond: Int) {
+    init(perSecond: Int32) {
         self.perSecond = perSecond
-        tokens = Double(perSecond)
+        tokens = Float(perSecond)
     }
 
     /// Takes a token if one is left at `now` (milliseconds).
     mutating func allow(now: UInt64) -> Bool {
         if now > last {
-            tokens = min(Double(perSecond), tokens + Double(now - last) * Double(perSecond) / 1000)
+            tokens = min(Float(perSecond), tokens + Float(min(now - last, 60_000)) * Float(perSecond) / 1000)
             last = now
         }
         guard tokens >= 1 else { return false }

@@ -38,8 +38,9 @@ public struct SecureTransport: Sendable {
 /// between flushes unless it grew past `retainedCapacity`.
 public struct OutboundFrames {
     private var buffer: [UInt8] = []
-    private var frameStart = 0  // offset of the current (unsealed, last) frame's header
+    /// Offsets of the pending frames' headers; the last is the frame being filled.
     private var frameStarts: [Int] = []
+    private var frameStart: Int { frameStarts.last ?? 0 }
     private let pool: FrameBufferPool?
     public static let retainedCapacity = 16 * 1024
 
@@ -84,8 +85,7 @@ public struct OutboundFrames {
     private mutating func startFrame() {
         if buffer.capacity == 0, let pool { (buffer, frameStarts) = pool.take() }
         if !buffer.isEmpty { buffer.append(contentsOf: repeatElement(0, count: WireLimits.tagLength)) }
-        frameStart = buffer.count
-        frameStarts.append(frameStart)
+        frameStarts.append(buffer.count)
         buffer.append(0)
         buffer.append(0)
     }
@@ -119,7 +119,6 @@ public struct OutboundFrames {
             buffer.removeAll(keepingCapacity: true)
             frameStarts.removeAll(keepingCapacity: true)
         }
-        frameStart = 0
         try outcome.get()
     }
 }

@@ -1,5 +1,5 @@
 /// An object that receives timer expirations. One object can own many timers and tell them
-/// apart by `tag`, so a connection's deadlines cost no closure allocation.
+/// apart by `tag` (a 32-bit value), so a connection's deadlines cost no closure allocation.
 public protocol TimerTarget: AnyObject {
     func timerFired(tag: Int)
 }
@@ -21,14 +21,16 @@ public struct TimerHandle: Hashable, Sendable {
 /// Nodes live in one array (a slab) linked into per-slot doubly-linked lists by index, so
 /// scheduling allocates nothing once the slab has grown to the peak number of live timers.
 final class TimerWheel {
+    /// 48 bytes: every connection keeps an idle timer, so the slab holds one node per connection.
     private struct Node {
         var deadline: UInt64 = 0
-        var sequence: UInt64 = 0
+        /// Scheduling order (wrapping), to fire timers with equal deadlines first come first.
+        var sequence: UInt32 = 0
         var prev: Int32 = -1
         var next: Int32 = -1
         var generation: UInt32 = 0
+        var tag: Int32 = 0
         var state: State = .free
-        var tag: Int = 0
         var target: TimerTarget?
     }
 
@@ -39,8 +41,8 @@ final class TimerWheel {
     private var tails: [Int32]
     private var nodes: [Node] = []
     private var freeHead: Int32 = -1
-    private var sequence: UInt64 = 0
-    private var expired: [(handle: TimerHandle, deadline: UInt64, sequence: UInt64)] = []
+    private var sequence: UInt32 = 0
+    private var expired: [(handle: TimerHandle, deadline: UInt64, sequence: UInt32)] = []
     private(set) var currentTick: UInt64
     /// Timers scheduled and not yet fired or cancelled.
     private(set) var count = 0
@@ -61,7 +63,7 @@ final class TimerWheel {
         nodes[Int(index)].deadline = deadline
         nodes[Int(index)].sequence = sequence
         nodes[Int(index)].state = .scheduled
-        nodes[Int(index)].tag = tag
+        nodes[Int(index)].tag = Int32(tag)
         nodes[Int(index)].target = target
         link(index, slot: Int(deadline & mask))
         count += 1
@@ -108,7 +110,9 @@ final class TimerWheel {
         currentTick = tick
         guard !expired.isEmpty else { return }
         if expired.count > 1 {
-            expired.sort { ($0.deadline, $0.sequence) < ($1.deadline, $1.sequence) }
+            expired.sort {
+                $0.deadline != $1.deadline ? $0.deadline < $1.deadline : Int32(bitPattern: $0.sequence &- $1.sequence) < 0
+            }
         }
         var position = 0
         while position < expired.count {
@@ -118,7 +122,7 @@ final class TimerWheel {
             // Cancelled by an earlier callback of this batch?
             guard node.generation == handle.generation, node.state == .expired, let target = node.target
             else { continue }
-            let tag = node.tag
+            let tag = Int(node.tag)
             release(handle.index)
             count -= 1
             target.timerFired(tag: tag)
