@@ -312,17 +312,15 @@ public final class ServerSession: ConnectionHandler {
     }
 
     public func connectionWillFlush(_ connection: any ByteStream) {
-        // Seal with a copy of the transport: `write` may close the connection (hard limit),
-        // whose close handler drops `transport`, and that must not overlap this access.
-        guard !outbound.isEmpty, var sealing = transport else { return }
+        // `write` may close the connection (hard limit), whose close handler drops `transport`:
+        // the local reference keeps the state alive until sealing ends.
+        guard !outbound.isEmpty, let transport else { return }
         do {
-            try outbound.seal(with: &sealing) { bytes in connection.write(bytes) }
+            try outbound.seal(with: transport) { bytes in connection.write(bytes) }
             metrics.bump(.framesOut)
         } catch {
             connection.close(.local)  // nonce exhaustion: the session must end
-            return
         }
-        if transport != nil { transport = sealing }
     }
 
     /// Sends the error where the client will read it — encrypted once keys exist, as a

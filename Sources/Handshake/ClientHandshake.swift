@@ -3,8 +3,8 @@ import Wire
 
 /// The client's side of the Noise Pipes handshake: XX on first contact, IK when the server's
 /// static key is cached, XXfallback when the server answers an IK attempt with a switch.
-public struct ClientHandshake: Sendable {
-    public struct Established: Sendable {
+public struct ClientHandshake {
+    public struct Established {
         public var transport: SecureTransport
         /// The server's static key as authenticated by this handshake (cache it for IK).
         public var serverKey: [UInt8]
@@ -17,14 +17,14 @@ public struct ClientHandshake: Sendable {
         public var serverRootKey: [UInt8]?
     }
 
-    public enum Step: Sendable {
+    public enum Step {
         /// Send `bytes`; if `established` is set the handshake is complete.
         case send([UInt8], established: Established?)
         case established(Established)
         case failed(ErrorCode, String)
     }
 
-    private enum State: Sendable {
+    private enum State {
         case idle
         case xxAwaitingSecond(HandshakeState<SHA256>)
         case ikAwaitingSecond(HandshakeState<SHA256>, ephemeral: KeyPair)

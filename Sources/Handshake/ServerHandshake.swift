@@ -5,7 +5,7 @@ import Wire
 /// state machine: handshake frames in, steps out. It does no I/O and knows nothing of accounts:
 /// when the client's hello is readable it asks the session to authenticate it, and the session
 /// answers with `finish(with:)`.
-public struct ServerHandshake: Sendable {
+public struct ServerHandshake {
     public struct Configuration: Sendable {
         public var staticKey: KeyPair
         public var serverHello: ServerHello
@@ -31,7 +31,7 @@ public struct ServerHandshake: Sendable {
     /// Which Noise pattern completed (for metrics and tests).
     public enum Pattern: String, Sendable { case xx = "XX", ik = "IK", xxFallback = "XXfallback" }
 
-    private enum State: Sendable {
+    private enum State {
         case awaitingFirst
         case xxAwaitingThird(HandshakeState<SHA256>)
         case fallbackAwaitingSecond(HandshakeState<SHA256>)

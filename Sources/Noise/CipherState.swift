@@ -38,17 +38,7 @@ public struct CipherState: Sendable {
         inPlace buffer: UnsafeMutableRawPointer, count: Int, ad: UnsafeRawBufferPointer
     ) throws(NoiseError) -> Int {
         guard let key else { return count }
-        guard nonce < CipherState.maxNonce else { throw .nonceExhausted }
-        var written: UInt64 = 0
-        let bytes = buffer.assumingMemoryBound(to: UInt8.self)
-        CipherState.withNonce(nonce) { nonceBytes in
-            _ = crypto_aead_chacha20poly1305_ietf_encrypt(
-                bytes, &written, bytes, UInt64(count),
-                ad.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(ad.count),
-                nil, nonceBytes, key.pointer.assumingMemoryBound(to: UInt8.self))
-        }
-        nonce += 1
-        return Int(written)
+        return try CipherState.encrypt(key: key.pointer, nonce: &nonce, inPlace: buffer, count: count, ad: ad)
     }
 
     /// Decrypts `count` ciphertext bytes (tag included) at `buffer` in place; returns the
@@ -57,6 +47,37 @@ public struct CipherState: Sendable {
         inPlace buffer: UnsafeMutableRawPointer, count: Int, ad: UnsafeRawBufferPointer
     ) throws(NoiseError) -> Int {
         guard let key else { return count }
+        return try CipherState.decrypt(key: key.pointer, nonce: &nonce, inPlace: buffer, count: count, ad: ad)
+    }
+
+    /// The key's 32 bytes, or nil before `InitializeKey` (for a transport that keeps keys in
+    /// storage of its own).
+    package var keyBytes: UnsafeRawBufferPointer? { key?.bytes }
+
+    /// `EncryptWithAd` with the 32-byte key at `key` and nonce `nonce`, which it advances
+    /// (checked first: section 5.1 reserves 2^64-1).
+    package static func encrypt(
+        key: UnsafeRawPointer, nonce: inout UInt64, inPlace buffer: UnsafeMutableRawPointer, count: Int,
+        ad: UnsafeRawBufferPointer
+    ) throws(NoiseError) -> Int {
+        guard nonce < CipherState.maxNonce else { throw .nonceExhausted }
+        var written: UInt64 = 0
+        let bytes = buffer.assumingMemoryBound(to: UInt8.self)
+        CipherState.withNonce(nonce) { nonceBytes in
+            _ = crypto_aead_chacha20poly1305_ietf_encrypt(
+                bytes, &written, bytes, UInt64(count),
+                ad.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(ad.count),
+                nil, nonceBytes, key.assumingMemoryBound(to: UInt8.self))
+        }
+        nonce += 1
+        return Int(written)
+    }
+
+    /// `DecryptWithAd` with the key at `key`; advances `nonce` only when the tag verifies.
+    package static func decrypt(
+        key: UnsafeRawPointer, nonce: inout UInt64, inPlace buffer: UnsafeMutableRawPointer, count: Int,
+        ad: UnsafeRawBufferPointer
+    ) throws(NoiseError) -> Int {
         guard nonce < CipherState.maxNonce else { throw .nonceExhausted }
         guard count >= CipherState.tagLength else { throw .decryptFailed }
         var written: UInt64 = 0
@@ -65,7 +86,7 @@ public struct CipherState: Sendable {
             crypto_aead_chacha20poly1305_ietf_decrypt(
                 bytes, &written, nil, bytes, UInt64(count),
                 ad.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(ad.count),
-                nonceBytes, key.pointer.assumingMemoryBound(to: UInt8.self))
+                nonceBytes, key.assumingMemoryBound(to: UInt8.self))
         }
         guard result == 0 else { throw .decryptFailed }
         nonce += 1

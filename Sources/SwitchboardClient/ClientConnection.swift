@@ -203,14 +203,12 @@ public final class ClientConnection: ConnectionHandler {
     }
 
     public func connectionWillFlush(_ connection: any ByteStream) {
-        guard !outbound.isEmpty, var sealing = transport else { return }
+        guard !outbound.isEmpty, let transport else { return }
         do {
-            try outbound.seal(with: &sealing) { connection.write($0) }
+            try outbound.seal(with: transport) { connection.write($0) }
         } catch {
             connection.close(.local)
-            return
         }
-        if transport != nil { transport = sealing }
     }
 
     /// Closes after queued stanzas are written.

@@ -45,13 +45,13 @@ import Wire
         }
         let (frame, serverTransport) = try server.finish(with: HandshakeMachineTests.welcome)
         let reply = HandshakeMachineTests.frames(try #require(frame))
-        guard case .established(var established) = client.receive(type: reply[0].0, body: reply[0].1) else {
+        guard case .established(let established) = client.receive(type: reply[0].0, body: reply[0].1) else {
             Issue.record("client not established after one reply")
             return
         }
         #expect(established.pattern == .ik)
         #expect(established.answer == HandshakeMachineTests.welcome)
-        try HandshakeMachineTests.exchange(&established.transport, serverTransport)
+        try HandshakeMachineTests.exchange(established.transport, serverTransport)
     }
 
     @Test func xxTakesTheServerHelloThenTheClientHello() throws {
@@ -76,8 +76,8 @@ import Wire
         #expect(hello == HandshakeMachineTests.hello)
         let (frame, serverTransport) = try server.finish(with: HandshakeMachineTests.welcome)
         #expect(frame == nil, "XX answers in the first transport frame")
-        var clientTransport = established.transport
-        try HandshakeMachineTests.exchange(&clientTransport, serverTransport)
+        let clientTransport = established.transport
+        try HandshakeMachineTests.exchange(clientTransport, serverTransport)
     }
 
     @Test func staleKeyFallsBackWithRolesReversed() throws {
@@ -101,8 +101,8 @@ import Wire
         guard case .authenticate = server.receive(type: answerFrame.0, body: answerFrame.1) else { Issue.record("no hello"); return }
         let (frame, serverTransport) = try server.finish(with: HandshakeMachineTests.welcome)
         #expect(frame == nil)
-        var clientTransport = established.transport
-        try HandshakeMachineTests.exchange(&clientTransport, serverTransport)
+        let clientTransport = established.transport
+        try HandshakeMachineTests.exchange(clientTransport, serverTransport)
     }
 
     /// The client checks the certificate before it sends its hello.
@@ -172,12 +172,12 @@ import Wire
     }
 
     /// Frames flow both ways between the two transports, several stanzas per frame.
-    static func exchange(_ client: inout SecureTransport, _ server: SecureTransport) throws {
-        var server = server
+    static func exchange(_ client: SecureTransport, _ server: SecureTransport) throws {
+
         var outbound = OutboundFrames()
         for value in 0..<10 { try outbound.append(.ping(UInt64(value))) }
         var wire: [UInt8] = []
-        try outbound.seal(with: &client) { wire += $0 }
+        try outbound.seal(with: client) { wire += $0 }
         let length = Int(wire[0]) << 8 | Int(wire[1])
         #expect(wire.count == 2 + length, "ten stanzas, one frame")
         var ciphertext = Array(wire[2...])
@@ -188,7 +188,7 @@ import Wire
         var back = OutboundFrames()
         try back.append(.pong(9))
         var reply: [UInt8] = []
-        try back.seal(with: &server) { reply += $0 }
+        try back.seal(with: server) { reply += $0 }
         var replyCiphertext = Array(reply[2...])
         let answer = try replyCiphertext.withUnsafeMutableBytes { raw in
             try StanzaCodec.decodeAll(UnsafeRawBufferPointer(try client.open(raw)))
@@ -200,14 +200,14 @@ import Wire
 @Suite struct OutboundFramesTests {
     @Test func stanzasBeyondOneFrameSpillIntoMoreFrames() throws {
         let key = [UInt8](repeating: 3, count: 32)
-        var sender = SecureTransport(sender: CipherState.testing(key), receiver: CipherState())
-        var receiver = SecureTransport(sender: CipherState(), receiver: CipherState.testing(key))
+        let sender = SecureTransport(sender: CipherState.testing(key), receiver: CipherState())
+        let receiver = SecureTransport(sender: CipherState(), receiver: CipherState.testing(key))
         var frames = OutboundFrames()
         let big = Stanza.error(ErrorStanza(code: .internalError, message: String(repeating: "m", count: 250)))
         let count = 300  // ~77 KB: more than one 64 KB frame
         for _ in 0..<count { try frames.append(big) }
         var wire: [UInt8] = []
-        try frames.seal(with: &sender) { wire += $0 }
+        try frames.seal(with: sender) { wire += $0 }
         var offset = 0
         var received: [Stanza] = []
         var frameCount = 0

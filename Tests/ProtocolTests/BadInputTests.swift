@@ -144,7 +144,7 @@ import Wire
         let truncatedPing: [UInt8] = [0x05, 0x09, 0x02]  // type 5, length 9, but 1 byte of body
         try truncatedPing.withUnsafeBytes { try frames.append(encoded: $0) }
         var wire: [UInt8] = []
-        try client.withTransport { transport in try frames.seal(with: &transport) { wire += $0 } }
+        try client.withTransport { transport in try frames.seal(with: transport) { wire += $0 } }
         try client.send(wire)
         guard case .error(let malformed) = try client.nextStanza() else { Issue.record("no error"); return }
         #expect(malformed.code == .malformedStanza)
@@ -219,7 +219,7 @@ import Wire
         var frames = OutboundFrames()
         for stanza in stanzas { try frames.append(stanza) }
         var wire: [UInt8] = []
-        try client.withTransport { transport in try frames.seal(with: &transport) { wire += $0 } }
+        try client.withTransport { transport in try frames.seal(with: transport) { wire += $0 } }
         return wire
     }
 }

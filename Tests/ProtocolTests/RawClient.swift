@@ -100,8 +100,8 @@ final class RawClient {
         return inbox.removeFirst()
     }
 
-    func withTransport(_ body: (inout SecureTransport) throws -> Void) throws {
-        try body(&transport!)
+    func withTransport(_ body: (SecureTransport) throws -> Void) throws {
+        try body(transport!)
     }
 
     /// Seals stanzas into one frame and sends it; returns the frame's bytes.
@@ -110,7 +110,7 @@ final class RawClient {
         var frames = OutboundFrames()
         for stanza in stanzas { try frames.append(stanza) }
         var wire: [UInt8] = []
-        try frames.seal(with: &transport!) { wire += $0 }
+        try frames.seal(with: transport!) { wire += $0 }
         try send(wire)
         return wire
     }

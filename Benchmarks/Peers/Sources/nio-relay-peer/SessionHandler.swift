@@ -51,12 +51,11 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
         case .handshake(let type, let body):
             receiveHandshake(type: type, body: body, context: context)
         case .transport(var frame):
-            guard var transport else { return context.close(promise: nil) }
+            guard let transport else { return context.close(promise: nil) }
             let ok = frame.withUnsafeMutableReadableBytes { raw -> Bool in
                 guard let plaintext = try? transport.open(raw) else { return false }
                 return (try? StanzaCodec.forEach(UnsafeRawBufferPointer(plaintext)) { stanza in self.handle(stanza) }) != nil
             }
-            self.transport = transport
             if !ok { context.close(promise: nil) }
         }
     }
@@ -179,16 +178,15 @@ final class SessionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private func flushOutbound() {
         flushScheduled = false
-        guard let context, !outbound.isEmpty, var sealing = transport else { return }
+        guard let context, !outbound.isEmpty, let transport else { return }
         do {
-            try outbound.seal(with: &sealing) { bytes in
+            try outbound.seal(with: transport) { bytes in
                 context.write(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
             }
         } catch {
             context.close(promise: nil)
             return
         }
-        transport = sealing
         context.flush()
     }
 }
