@@ -136,7 +136,7 @@ extension MessagingCodec {
             return .prekeysLow(remaining: remaining)
         case StanzaType.send:
             var id: MessageID?, to: UInt64?, group: UInt64 = 0
-            var copies: [MessageCopy] = []
+            var copies = MessageCopies()
             while let (field, value) = try reader.next() {
                 switch field {
                 case 1: id = try value.messageID(field)

@@ -127,14 +127,17 @@ public struct DeviceAddress: Hashable, Sendable, Comparable {
 public struct SendMessage: Equatable, Sendable {
     public var messageID: MessageID
     public var toAccount: UInt64
-    public var copies: [MessageCopy]
+    public var copies: MessageCopies
     /// Set for a group message; `toAccount` is then 0.
     public var groupID: UInt64
-    public init(messageID: MessageID, toAccount: UInt64, copies: [MessageCopy], groupID: UInt64 = 0) {
+    public init(messageID: MessageID, toAccount: UInt64, copies: MessageCopies, groupID: UInt64 = 0) {
         self.groupID = groupID
         self.messageID = messageID
         self.toAccount = toAccount
         self.copies = copies
+    }
+    public init(messageID: MessageID, toAccount: UInt64, copies: [MessageCopy], groupID: UInt64 = 0) {
+        self.init(messageID: messageID, toAccount: toAccount, copies: MessageCopies(copies), groupID: groupID)
     }
 }
 

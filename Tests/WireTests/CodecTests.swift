@@ -330,3 +330,21 @@ import Testing
         #expect(throws: WireError.self) { try StanzaCodec.decodeAll(frame) }
     }
 }
+
+@Suite struct MessageCopiesTests {
+    @Test func copiesKeepTheirOrderAcrossTheInlineFirstAndTheRest() throws {
+        let copies = (1...4).map { MessageCopy(deviceID: UInt64($0), ciphertext: [UInt8(truncatingIfNeeded: $0)]) }
+        for count in 0...4 {
+            var built = MessageCopies()
+            for copy in copies.prefix(count) { built.append(copy) }
+            #expect(Array(built) == Array(copies.prefix(count)))
+            #expect(built.count == count)
+            #expect(built == MessageCopies(copies.prefix(count)))
+            let send = Stanza.send(SendMessage(messageID: MessageID(repeating: 7), toAccount: 3, copies: built))
+            var encoded: [UInt8] = []
+            StanzaCodec.encode(send, into: &encoded)
+            #expect(try StanzaCodec.decodeAll(encoded.withUnsafeBytes { $0 }) == [send], "\(count) copies")
+        }
+        #expect(MessageCopies([copies[0], copies[1]]) != MessageCopies([copies[1], copies[0]]))
+    }
+}
