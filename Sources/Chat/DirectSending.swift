@@ -24,7 +24,8 @@ extension ServerSession {
     /// account (after a group message: all) wait too.
     func route(_ message: SendMessage, from device: DeviceIdentity, on connection: any ByteStream) {
         let account = message.toAccount  // 0 for a group message
-        let earlier = sendState.recentSends.path(of: message.messageID)
+        let state = sendState  // one reference for the whole routing (each access would retain it)
+        let earlier = state.recentSends.path(of: message.messageID)
         if earlier == .directDone {
             // Sent directly before and answered: the store never saw it, so it is answered here.
             outstandingSends -= 1
@@ -40,32 +41,31 @@ extension ServerSession {
         }
         if message.groupID != 0 {
             // Held first (cheap), so that re-routing held sends does not check their copies again.
-            let pending = sendState.groupSends[message.messageID] != nil || (earlier != nil && earlier != .stored)
-            let direct = pending || !sendState.heldSends.isEmpty || earlier != nil ? nil : directRoute(for: message)
-            if pending || !sendState.heldSends.isEmpty || (direct != nil ? sendState.storedTotal > 0 : sendState.directTotal > 0) {
-                sendState.heldGroups += 1
-                sendState.heldSends.append(message)
+            let pending = state.groupSends[message.messageID] != nil || (earlier != nil && earlier != .stored)
+            let direct = pending || !state.heldSends.isEmpty || earlier != nil ? nil : directRoute(for: message, state)
+            if pending || !state.heldSends.isEmpty || (direct != nil ? state.storedTotal > 0 : state.directTotal > 0) {
+                state.heldGroups += 1
+                state.heldSends.append(message)
             } else if let direct {
                 sendGroupDirectly(message, to: direct.devices, from: device, on: connection)
             } else {
-                sendState.groupStored += 1
-                sendState.storedTotal += 1
-                sendState.recentSends.record(message.messageID, .stored)
+                state.groupStored += 1
+                state.storedTotal += 1
+                state.recentSends.record(message.messageID, .stored)
                 store(message, from: device, on: connection)
             }
             return
         }
-        let direct = earlier == nil ? directRoute(for: message) : nil
-        let state = sendState
+        let direct = earlier == nil ? directRoute(for: message, state) : nil
         let known = state.sendPaths.index(forKey: account)  // one lookup for the read and the write back
         var paths = known.map { state.sendPaths.values[$0] } ?? SendPaths()
-        if paths.held > 0 || sendState.heldGroups > 0 || (direct == nil && (paths.direct > 0 || sendState.groupDirect > 0))
-            || (direct != nil && (paths.stored > 0 || sendState.groupStored > 0)) || earlier == .directPending(account: account) {
+        if paths.held > 0 || state.heldGroups > 0 || (direct == nil && (paths.direct > 0 || state.groupDirect > 0))
+            || (direct != nil && (paths.stored > 0 || state.groupStored > 0)) || earlier == .directPending(account: account) {
             paths.held += 1
-            sendState.heldSends.append(message)
+            state.heldSends.append(message)
         } else if let direct {
             paths.direct += 1
-            sendState.directTotal += 1
+            state.directTotal += 1
             metrics.bump(.messagesAccepted)
             metrics.bump(.copiesRouted)
             let copy = DirectCopy(
@@ -73,12 +73,12 @@ extension ServerSession {
                 delivery: Delivery(seq: 0, messageID: message.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
                                    sentAtMilliseconds: Authenticator.unixMilliseconds(), ciphertext: message.copies[0].ciphertext),
                 origin: DirectCopy.Origin(serial: serial, loop: connection.loop.id, toAccount: account, group: 0))
-            sendState.recentSends.record(message.messageID, .directPending(account: account), absent: true)  // earlier == nil
+            state.recentSends.record(message.messageID, .directPending(account: account), absent: true)  // earlier == nil
             services.router.direct(copy)
         } else {
             paths.stored += 1
-            sendState.storedTotal += 1
-            sendState.recentSends.record(message.messageID, .stored)
+            state.storedTotal += 1
+            state.recentSends.record(message.messageID, .stored)
             store(message, from: device, on: connection)
         }
         if let known { state.sendPaths.values[known] = paths } else { state.sendPaths[account] = paths }
@@ -86,9 +86,9 @@ extension ServerSession {
 
     /// The route this session remembers for the message's recipients, if it is current and the
     /// copies go exactly to its devices.
-    private func directRoute(for message: SendMessage) -> MessageStore.DirectRoute? {
+    private func directRoute(for message: SendMessage, _ state: SendingState) -> MessageStore.DirectRoute? {
         guard services.router.messages != nil else { return nil }
-        let known = message.groupID != 0 ? sendState.groupRoutes[message.groupID] : sendState.directRoutes[message.toAccount]
+        let known = message.groupID != 0 ? state.groupRoutes[message.groupID] : state.directRoutes[message.toAccount]
         guard let known, !known.devices.isEmpty, known.devices.count == message.copies.count,
             known.version == services.messages.thread.directoryVersion.current
         else { return nil }
