@@ -116,7 +116,8 @@ final class PushGateway: TimerTarget {
             settle(device)
             return
         }
-        nextRetryTag += 1
+        // Timer tags are 32-bit; a tag only has to differ from the few retries pending now.
+        nextRetryTag = nextRetryTag >= Int(Int32.max) ? 1 : nextRetryTag + 1
         retries[nextRetryTag] = (device, sender, attempt + 1)
         _ = loop.scheduleTimer(in: PushGateway.backoffMilliseconds[attempt], target: self, tag: nextRetryTag)
     }

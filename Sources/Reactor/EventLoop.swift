@@ -230,9 +230,11 @@ public final class EventLoop: @unchecked Sendable {
 
     private var tickMs: UInt64 { UInt64(configuration.timerTickMilliseconds) }
 
-    /// Schedules `target.timerFired(tag:)` after at least `milliseconds`.
+    /// Schedules `target.timerFired(tag:)` after at least `milliseconds`. `tag` must fit in 32
+    /// bits (the wheel keeps its nodes small: one per connection).
     public func scheduleTimer(in milliseconds: Int, target: TimerTarget, tag: Int) -> TimerHandle {
         assertInEventLoop()
+        precondition(Int32(exactly: tag) != nil, "timer tags are 32-bit")
         let ms = UInt64(max(0, milliseconds))
         let tick = (currentMillis() + ms + tickMs - 1) / tickMs
         return wheel.schedule(atTick: tick, target: target, tag: tag)

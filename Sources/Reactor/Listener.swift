@@ -172,6 +172,16 @@ public final class Listener: Selectable {
     private func listenAgain() {
         guard fd >= 0, !paused, !waitingForAdmission else { return }
         // Level-triggered: a backlog that filled meanwhile reports at the next wait.
-        _ = try? loop.modify(fd, events: SB_EPOLLIN)
+        do {
+            try loop.modify(fd, events: SB_EPOLLIN)
+        } catch {
+            // Nothing else would re-arm the listener: try again shortly.
+            paused = true
+            loop.scheduleTimer(in: Listener.exhaustedPauseMilliseconds) { [weak self] in
+                guard let self else { return }
+                self.paused = false
+                self.listenAgain()
+            }
+        }
     }
 }
