@@ -8,8 +8,15 @@ public protocol NoiseHashFunction: Sendable {
     static var blockLength: Int { get }
     /// HASH over the concatenation of `parts`.
     static func hash(_ parts: [UnsafeRawBufferPointer]) -> [UInt8]
+    /// HASH(`first` || `second`), the shape of `MixHash`, without a list of parts to allocate.
+    /// A default built on `hash(_:)` exists.
+    static func hash(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> [UInt8]
     /// HMAC-HASH(key, concatenation of `parts`) per RFC 2104; a default built on `hash` exists.
     static func hmac(key: UnsafeRawBufferPointer, _ parts: [UnsafeRawBufferPointer]) -> [UInt8]
+    /// HMAC-HASH(key, `data` followed by the byte `counter` when there is one): the shape of
+    /// every HMAC in HKDF, without a list of parts to allocate. A default built on
+    /// `hmac(key:_:)` exists.
+    static func hmac(key: UnsafeRawBufferPointer, _ data: UnsafeRawBufferPointer, counter: UInt8?) -> [UInt8]
 }
 
 public enum SHA256: NoiseHashFunction {
@@ -18,29 +25,61 @@ public enum SHA256: NoiseHashFunction {
     public static let blockLength = 64
 
     public static func hash(_ parts: [UnsafeRawBufferPointer]) -> [UInt8] {
+        sha256 { state in for part in parts { update(&state, part) } }
+    }
+
+    public static func hash(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> [UInt8] {
+        sha256 { state in
+            update(&state, first)
+            update(&state, second)
+        }
+    }
+
+    private static func update(_ state: inout crypto_hash_sha256_state, _ part: UnsafeRawBufferPointer) {
+        guard let base = part.baseAddress, part.count > 0 else { return }
+        crypto_hash_sha256_update(&state, base.assumingMemoryBound(to: UInt8.self), UInt64(part.count))
+    }
+
+    private static func sha256(_ feed: (inout crypto_hash_sha256_state) -> Void) -> [UInt8] {
         var state = crypto_hash_sha256_state()
         crypto_hash_sha256_init(&state)
-        for part in parts where part.count > 0 {
-            crypto_hash_sha256_update(&state, part.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(part.count))
+        feed(&state)
+        return [UInt8](unsafeUninitializedCapacity: 32) { buffer, count in
+            crypto_hash_sha256_final(&state, buffer.baseAddress!)
+            count = 32
         }
-        var out = [UInt8](repeating: 0, count: 32)
-        crypto_hash_sha256_final(&state, &out)
-        return out
     }
 
     /// libsodium's HMAC-SHA-256 (any key length), with its state on the stack: the handshake
     /// runs a dozen of these, so they should not allocate more than their output.
     public static func hmac(key: UnsafeRawBufferPointer, _ parts: [UnsafeRawBufferPointer]) -> [UInt8] {
-        guard let keyBytes = key.baseAddress?.assumingMemoryBound(to: UInt8.self), key.count > 0 else {
-            return genericHMAC(key: key, parts)
+        guard key.count > 0 else { return genericHMAC(key: key, parts) }
+        return hmacSHA256(key: key) { state in
+            for part in parts { update(&state, part) }
         }
+    }
+
+    public static func hmac(key: UnsafeRawBufferPointer, _ data: UnsafeRawBufferPointer, counter: UInt8?) -> [UInt8] {
+        guard key.count > 0 else { return withParts(data, counter) { genericHMAC(key: key, $0) } }
+        return hmacSHA256(key: key) { state in
+            update(&state, data)
+            if var byte = counter { withUnsafeBytes(of: &byte) { update(&state, $0) } }
+        }
+    }
+
+    private static func update(_ state: inout crypto_auth_hmacsha256_state, _ part: UnsafeRawBufferPointer) {
+        guard let base = part.baseAddress, part.count > 0 else { return }
+        crypto_auth_hmacsha256_update(&state, base.assumingMemoryBound(to: UInt8.self), UInt64(part.count))
+    }
+
+    private static func hmacSHA256(key: UnsafeRawBufferPointer, _ feed: (inout crypto_auth_hmacsha256_state) -> Void) -> [UInt8] {
         var state = crypto_auth_hmacsha256_state()
-        crypto_auth_hmacsha256_init(&state, keyBytes, key.count)
-        for part in parts where part.count > 0 {
-            crypto_auth_hmacsha256_update(&state, part.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(part.count))
+        crypto_auth_hmacsha256_init(&state, key.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count)
+        feed(&state)
+        let out = [UInt8](unsafeUninitializedCapacity: 32) { buffer, count in
+            crypto_auth_hmacsha256_final(&state, buffer.baseAddress!)
+            count = 32
         }
-        var out = [UInt8](repeating: 0, count: 32)
-        crypto_auth_hmacsha256_final(&state, &out)
         sodium_memzero(&state, MemoryLayout<crypto_auth_hmacsha256_state>.size)
         return out
     }
@@ -78,6 +117,20 @@ extension NoiseHashFunction {
         genericHMAC(key: rawKey, data)
     }
 
+    public static func hash(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> [UInt8] {
+        hash([first, second])
+    }
+
+    public static func hmac(key: UnsafeRawBufferPointer, _ data: UnsafeRawBufferPointer, counter: UInt8?) -> [UInt8] {
+        withParts(data, counter) { hmac(key: key, $0) }
+    }
+
+    /// `data`, then the counter byte if there is one, as a list of parts.
+    static func withParts<R>(_ data: UnsafeRawBufferPointer, _ counter: UInt8?, _ body: ([UnsafeRawBufferPointer]) -> R) -> R {
+        guard var byte = counter else { return body([data]) }
+        return withUnsafeBytes(of: &byte) { body([data, $0]) }
+    }
+
     /// The generic HMAC construction over `hash`.
     static func genericHMAC(key rawKey: UnsafeRawBufferPointer, _ data: [UnsafeRawBufferPointer]) -> [UInt8] {
         let key = Array(rawKey)
@@ -95,14 +148,21 @@ extension NoiseHashFunction {
     }
 
     /// HKDF(chaining_key, input_key_material, num_outputs) as section 4.3 defines it.
+    /// Each HMAC goes through `hmac(key:_:counter:)`: no list of parts or literal arrays per call
+    /// (a handshake runs several HKDFs; they were most of its allocations).
     static func hkdf(chainingKey: [UInt8], inputKeyMaterial: [UInt8], outputs: Int) -> [[UInt8]] {
-        var tempKey = hmac(key: chainingKey, inputKeyMaterial)
+        var tempKey = chainingKey.withUnsafeBytes { key in
+            inputKeyMaterial.withUnsafeBytes { hmac(key: key, $0, counter: nil) }
+        }
         defer { wipe(&tempKey) }
-        let output1 = hmac(key: tempKey, [0x01])
-        let output2 = hmac(key: tempKey, output1, [0x02])
-        if outputs == 2 { return [output1, output2] }
-        let output3 = hmac(key: tempKey, output2, [0x03])
-        return [output1, output2, output3]
+        return tempKey.withUnsafeBytes { key in
+            let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+            let output1 = hmac(key: key, empty, counter: 0x01)
+            let output2 = output1.withUnsafeBytes { hmac(key: key, $0, counter: 0x02) }
+            if outputs == 2 { return [output1, output2] }
+            let output3 = output2.withUnsafeBytes { hmac(key: key, $0, counter: 0x03) }
+            return [output1, output2, output3]
+        }
     }
 }
 

@@ -27,7 +27,7 @@ struct SymmetricState<Hash: NoiseHashFunction>: Sendable {
 
     /// `MixHash(data)`.
     mutating func mixHash(_ data: [UInt8]) {
-        handshakeHash = Hash.hash(handshakeHash, data)
+        handshakeHash = handshakeHash.withUnsafeBytes { hash in data.withUnsafeBytes { Hash.hash(hash, $0) } }
     }
 
     /// `EncryptAndHash(plaintext)`.
