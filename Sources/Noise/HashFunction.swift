@@ -108,11 +108,6 @@ extension NoiseHashFunction {
         withBuffers(parts) { hash($0) }
     }
 
-    /// HMAC-HASH(key, data) per RFC 2104 with this hash's block length.
-    static func hmac(key: [UInt8], _ data: [UInt8]...) -> [UInt8] {
-        key.withUnsafeBytes { rawKey in withBuffers(data) { hmac(key: rawKey, $0) } }
-    }
-
     public static func hmac(key rawKey: UnsafeRawBufferPointer, _ data: [UnsafeRawBufferPointer]) -> [UInt8] {
         genericHMAC(key: rawKey, data)
     }
