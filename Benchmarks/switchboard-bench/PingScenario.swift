@@ -37,26 +37,36 @@ final class PingScenario: @unchecked Sendable {
     }
 
     func connect() {
-        for loop in group.loops {
-            loop.execute { [self] in
-                var index = loop.id
-                while index < options.connections {
-                    let client = PingClient(scenario: self, state: states[loop.id])
-                    let source = options.sources > 1 ? try? SocketAddress(parsing: "127.0.0.\(2 + index % options.sources):0") : nil
-                    do {
-                        client.connection = try ClientConnection(
-                            to: options.target, from: source, on: loop, credentials: ClientCredentials(),
-                            hello: Hello(mode: .register, accountName: "b\(runID)x\(index)"), delegate: client,
-                            transport: options.transport)
-                        states[loop.id].clients.append(client)
-                    } catch {
-                        failed.add(1, ordering: .relaxed)
-                    }
-                    index += group.loops.count
+        for loop in group.loops { connect(from: loop.id, on: loop) }
+    }
+
+    /// Opens this loop's connections from `index` on, a batch per loop iteration, so the loop
+    /// answers the node's handshake messages while it is still opening the rest (one long
+    /// burst would leave the first connections unanswered for seconds).
+    private func connect(from start: Int, on loop: EventLoop) {
+        loop.execute { [self] in
+            var index = start
+            var opened = 0
+            while index < options.connections && opened < PingScenario.connectBatch {
+                let client = PingClient(scenario: self, state: states[loop.id])
+                let source = options.sources > 1 ? try? SocketAddress(parsing: "127.0.0.\(2 + index % options.sources):0") : nil
+                do {
+                    client.connection = try ClientConnection(
+                        to: options.target, from: source, on: loop, credentials: ClientCredentials(),
+                        hello: Hello(mode: .register, accountName: "b\(runID)x\(index)"), delegate: client,
+                        transport: options.transport)
+                    states[loop.id].clients.append(client)
+                } catch {
+                    failed.add(1, ordering: .relaxed)
                 }
+                index += group.loops.count
+                opened += 1
             }
+            if index < options.connections { connect(from: index, on: loop) }
         }
     }
+
+    static let connectBatch = 100
 
     func histogram() -> Histogram { Histogram.merged(states.map(\.histogram)) }
 }

@@ -173,6 +173,7 @@ public final class ServerSession: ConnectionHandler {
     }
 
     private func authenticate(_ hello: Hello, clientKey: [UInt8], on connection: any ByteStream) {
+        connection.openingWaitsOnPeer(false)  // the store has the login now, not the client
         let loop = connection.loop
         let bound = LoopBound((self, connection), on: loop)
         Authenticator(services: services).answer(hello, clientKey: clientKey, on: loop) { answer, device in
@@ -216,6 +217,7 @@ public final class ServerSession: ConnectionHandler {
             // send a valid transport frame. Until one arrives the session is unconfirmed (the
             // router does not know it) and the handshake deadline keeps running.
             confirmed = false
+            connection.openingWaitsOnPeer(true)
         } else {
             finishOpening(connection)
         }

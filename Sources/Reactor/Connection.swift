@@ -59,11 +59,16 @@ public protocol ByteStream: AnyObject {
     /// The protocol has finished opening the stream (handshake, login): it no longer counts
     /// against its loop's `maxOpeningConnections`. Idempotent; closing has the same effect.
     func finishedOpening()
+    /// While opening: whether the stream waits on its peer (the default) or on this node's own
+    /// work (a store lookup). Under admission pressure only a stream that waits on its peer and
+    /// has sent nothing for the grace is closed; waiting on the peer again restarts that clock.
+    func openingWaitsOnPeer(_ waits: Bool)
 }
 
 extension ByteStream {
     /// Streams carried inside another protocol are admitted by their carrier.
     public func finishedOpening() {}
+    public func openingWaitsOnPeer(_ waits: Bool) {}
     public func write(_ bytes: UnsafeMutableRawBufferPointer) { write(UnsafeRawBufferPointer(bytes)) }
     public func write(_ bytes: [UInt8]) { bytes.withUnsafeBytes { write($0) } }
     public func closeWhenFlushed() { closeWhenFlushed(.local) }
@@ -135,6 +140,8 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
     private let holdsLimitSlot: Bool
     /// Accepted by an admitting listener and not yet `finishedOpening()`.
     private var opening = false
+    /// While opening, waiting on the peer rather than on the node (`openingWaitsOnPeer`).
+    private var openingOnPeer = true
     var inFlushList = false
     private var flushing = false
     var inReadyList = false
@@ -163,7 +170,7 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
         try connection.start()
         if opening {
             connection.opening = true
-            loop.connectionStartedOpening()
+            loop.admission.started(connection)
         }
         handler.connectionDidOpen(connection)
         return connection
@@ -516,10 +523,24 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
         deadlineTimer = .none
     }
 
+    /// Accepted by an admitting listener and still in its handshake.
+    var isOpening: Bool { opening }
+
+    /// Opening, waiting on its peer, and nothing read from it for `milliseconds`.
+    func openingStalled(for milliseconds: UInt64) -> Bool {
+        opening && openingOnPeer && loop.now &- lastActivity >= milliseconds
+    }
+
+    public func openingWaitsOnPeer(_ waits: Bool) {
+        guard opening else { return }
+        openingOnPeer = waits
+        if waits { lastActivity = loop.now }  // the peer's turn starts now
+    }
+
     public func finishedOpening() {
         guard opening else { return }
         opening = false
-        loop.connectionFinishedOpening()
+        loop.admission.finished()
     }
 
     public func timerFired(tag: Int) {

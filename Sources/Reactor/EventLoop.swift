@@ -42,6 +42,9 @@ public struct LoopConfiguration: Sendable {
     /// loop holds at once; its admitting listeners stop accepting at this many, and the kernel's
     /// backlog holds the rest. Bounds the memory a burst of handshakes takes (0: no limit).
     public var maxOpeningConnections: Int = 256
+    /// While admitting listeners wait for a slot, connections opening for longer than this are
+    /// closed, so stalled peers cannot hold the slots until the handshake deadline.
+    public var openingGraceUnderPressureMilliseconds: Int = 3_000
 
     public init() {}
 }
@@ -54,6 +57,8 @@ public final class LoopCounters: Sendable {
     public let acceptDescriptorExhausted = Atomic<Int>(0)
     /// Times an admitting listener stopped accepting because `maxOpeningConnections` were opening.
     public let admissionPauses = Atomic<Int>(0)
+    /// Opening connections closed because they took longer than the grace while others waited.
+    public let openingEvictions = Atomic<Int>(0)
     public let bytesRead = Atomic<Int>(0)
     public let bytesWritten = Atomic<Int>(0)
     public let readPauses = Atomic<Int>(0)
@@ -126,6 +131,10 @@ public final class EventLoop: @unchecked Sendable {
     let chunks: ChunkPool
     /// Live connections owned by this loop (the registrations table holds them).
     public private(set) var connectionCount = 0
+    /// The bound on connections still in their handshake (`Admission.swift`).
+    private(set) lazy var admission = Admission(loop: self)
+    /// Connections accepted by admitting listeners that have not finished opening.
+    public var openingConnections: Int { admission.opening }
 
     private struct Registration {
         var generation: UInt32 = 0
@@ -455,31 +464,6 @@ public final class EventLoop: @unchecked Sendable {
     func adopt(_ connection: Connection) { connectionCount += 1 }
 
     func forget(_ connection: Connection) { connectionCount -= 1 }
-
-    // MARK: Admission
-
-    /// Connections accepted by admitting listeners that have not finished opening.
-    public private(set) var openingConnections = 0
-    private var waitingForAdmission: [Listener] = []
-
-    var admitsConnections: Bool {
-        configuration.maxOpeningConnections == 0 || openingConnections < configuration.maxOpeningConnections
-    }
-
-    func connectionStartedOpening() { openingConnections += 1 }
-
-    func connectionFinishedOpening() {
-        openingConnections -= 1
-        guard !waitingForAdmission.isEmpty, admitsConnections else { return }
-        let waiting = waitingForAdmission
-        waitingForAdmission.removeAll()
-        for listener in waiting { listener.admissionReopened() }
-    }
-
-    func waitForAdmission(_ listener: Listener) {
-        counters.bump(counters.admissionPauses)
-        waitingForAdmission.append(listener)
-    }
 
     /// Every live connection of this loop (a snapshot; for draining and tests).
     /// Walks the registrations table: no per-connection index is kept for this.

@@ -84,7 +84,7 @@ public final class Listener: Selectable {
         for _ in 0..<Listener.acceptBurst {
             // A handler may close the listener during the burst.
             guard fd >= 0, !paused else { return }
-            if admitting && !loop.admitsConnections {
+            if admitting && !loop.admission.admits {
                 waitForAdmission()
                 return
             }
@@ -160,7 +160,7 @@ public final class Listener: Selectable {
             return  // still registered: the next wake-up tries again
         }
         waitingForAdmission = true
-        loop.waitForAdmission(self)
+        loop.admission.wait(self)
     }
 
     /// The loop admits connections again (called by the loop).

@@ -53,6 +53,9 @@ struct MetricsExposition {
         family("switchboard_admission_pauses_total", "counter",
                "Times a native listener stopped accepting because its loop held --max-opening connections in their handshake.")
         sample("switchboard_admission_pauses_total", loops.reduce(0) { $0 + $1.counters.admissionPauses.load(ordering: .relaxed) })
+        family("switchboard_opening_evictions_total", "counter",
+               "Connections closed in their handshake because their peer sent nothing for 3 s while new ones waited for admission.")
+        sample("switchboard_opening_evictions_total", loops.reduce(0) { $0 + $1.counters.openingEvictions.load(ordering: .relaxed) })
         family("switchboard_fallback_streams", "gauge", "Sessions carried by the HTTP fallback (POST /v1/stream).")
         sample("switchboard_fallback_streams", streamsOpen)
 

@@ -262,4 +262,5 @@ public final class TLSStream: ConnectionHandler, ByteStream {
     public func setDeadline(milliseconds: Int) { lower?.setDeadline(milliseconds: milliseconds) }
     public func clearDeadline() { lower?.clearDeadline() }
     public func finishedOpening() { lower?.finishedOpening() }
+    public func openingWaitsOnPeer(_ waits: Bool) { lower?.openingWaitsOnPeer(waits) }
 }

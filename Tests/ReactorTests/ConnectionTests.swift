@@ -1,3 +1,4 @@
+import CSwitchboardShims
 import Glibc
 import Reactor
 import Synchronization
@@ -227,6 +228,7 @@ import TestSupport
         func connectionDidOpen(_ connection: any ByteStream) { opened += 1 }
         func connection(_ connection: any ByteStream, didRead bytes: UnsafeMutableRawBufferPointer) {
             if Array(bytes) == Array("ok".utf8) { connection.finishedOpening() }
+            if Array(bytes) == Array("wait".utf8) { connection.openingWaitsOnPeer(false) }  // "the store has it"
             connection.write(bytes)
         }
     }
@@ -238,6 +240,7 @@ import TestSupport
         var configuration = LoopConfiguration()
         configuration.trigger = mode
         configuration.maxOpeningConnections = 2
+        configuration.openingGraceUnderPressureMilliseconds = 600_000  // b stays, however slow the run
         let harness = try LoopHarness(configuration: configuration)
         let loop = harness.group.loops[0]
         let handler = Opener()
@@ -273,6 +276,37 @@ import TestSupport
         #expect(try e.receive(exactly: 2) == Array("ok".utf8))
         #expect(try harness.onLoop(loop) { loop.openingConnections } == 1)  // d
         _ = d
+    }
+
+    /// While new connections wait, ones that stall in their opening past the grace are closed:
+    /// silent peers cannot hold every slot until their handshake deadline.
+    @Test func stalledOpenersAreClosedWhileOthersWait() throws {
+        var configuration = LoopConfiguration()
+        configuration.maxOpeningConnections = 2
+        configuration.openingGraceUnderPressureMilliseconds = 300
+        let harness = try LoopHarness(configuration: configuration)
+        let loop = harness.group.loops[0]
+        let handler = Opener()
+        let port = try harness.onLoop(loop) {
+            let listener = try Listener(address: try SocketAddress(parsing: "127.0.0.1:0"), on: loop, admitting: true) { _ in handler }
+            return Int(listener.address.port)
+        }
+        let silent = try BlockingSocket(port: port)
+        let busy = try BlockingSocket(port: port)  // opening, but waiting on the node: never closed for it
+        try busy.send("wait")
+        #expect(try busy.receive(exactly: 4) == Array("wait".utf8))
+        #expect(waitUntil { (try? harness.onLoop(loop) { handler.opened }) == 2 })
+        let start = sb_monotonic_ns()
+        let waiting = try BlockingSocket(port: port)
+        try waiting.send("ok")
+        #expect(try waiting.receive(exactly: 2) == Array("ok".utf8))  // admitted once the stalled one went
+        #expect(sb_monotonic_ns() - start >= 200_000_000, "not before the grace")
+        #expect(silent.waitForClose())
+        // The same pass found `busy` past the grace too, and left it.
+        #expect(loop.counters.openingEvictions.load(ordering: .relaxed) == 1)
+        #expect(try harness.onLoop(loop) { loop.openingConnections } == 1)  // busy
+        try busy.send("ok")
+        #expect(try busy.receive(exactly: 2) == Array("ok".utf8))
     }
 
     /// A listener that does not admit counts nothing.
