@@ -51,6 +51,8 @@ public struct ServeOptions: Sendable {
         FlagSpec("handshake-seconds", value: "N", help: "close connections that have not finished the handshake by then (default 10)"),
         FlagSpec("max-opening", value: "N",
                  help: "native connections per loop still in their handshake and login; past it new ones wait in the kernel's backlog; 0 no limit (default 256)"),
+        FlagSpec("opening-grace-ms", value: "N",
+                 help: "while new connections wait for --max-opening, close handshakes whose client sent nothing for this long (default 3000)"),
         FlagSpec("token-days", value: "N", help: "lifetime of resumption tokens (default 30)"),
         FlagSpec("push-url", value: "URL", help: "HTTP push gateway for devices that are offline: http://HOST:PORT/PATH (default: none)"),
         FlagSpec("max-devices", value: "N", help: "devices per account (default 16)"),
@@ -105,6 +107,8 @@ public struct ServeOptions: Sendable {
             "outbound-high-watermark", default: loop.outboundHighWatermark, range: 1024...(1 << 30))
         loop.outboundLowWatermark = loop.outboundHighWatermark / 4
         loop.maxOpeningConnections = try flags.integer("max-opening", default: loop.maxOpeningConnections, range: 0...1_000_000)
+        loop.openingGraceUnderPressureMilliseconds = try flags.integer(
+            "opening-grace-ms", default: loop.openingGraceUnderPressureMilliseconds, range: 100...600_000)
         loop.outboundHardLimit = try flags.integer(
             "outbound-limit", default: max(loop.outboundHardLimit, loop.outboundHighWatermark * 2), range: 2048...(1 << 31))
         if let policy = flags.value("registration") {
