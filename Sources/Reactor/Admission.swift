@@ -38,6 +38,11 @@ final class Admission {
         for listener in listeners { listener.admissionReopened() }
     }
 
+    /// A closed listener waits no more (and pressure may be over).
+    func stopWaiting(_ listener: Listener) {
+        waiting.removeAll { $0 === listener }
+    }
+
     /// `listener` stopped accepting; it hears `admissionReopened()` when a slot frees.
     func wait(_ listener: Listener) {
         loop.counters.bump(loop.counters.admissionPauses)
@@ -54,7 +59,8 @@ final class Admission {
     }
 
     /// Under pressure (listeners waiting): closes every opening connection stalled on its peer
-    /// for the grace, oldest first; runs again while listeners still wait. At most
+    /// for the grace, oldest first — all of them, not only as many as free one slot: each had
+    /// the grace — and runs again while listeners still wait. At most
     /// `2 × maxOpeningConnections + 64` entries per pass.
     private func relieve() {
         reliefArmed = false

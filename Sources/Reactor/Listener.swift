@@ -73,6 +73,7 @@ public final class Listener: Selectable {
         loop.deregister(fd)
         closeDescriptor(fd)
         fd = -1
+        if waitingForAdmission { loop.admission.stopWaiting(self) }
         if spareFD >= 0 {
             closeDescriptor(spareFD)
             spareFD = -1
