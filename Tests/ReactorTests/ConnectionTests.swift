@@ -233,6 +233,15 @@ import TestSupport
         }
     }
 
+    /// An admitting listener with `handler` on loop 0 of `harness`; returns its port.
+    static func listen(_ harness: LoopHarness, _ handler: Opener) throws -> Int {
+        let loop = harness.group.loops[0]
+        return try harness.onLoop(loop) {
+            let listener = try Listener(address: try SocketAddress(parsing: "127.0.0.1:0"), on: loop, admitting: true) { _ in handler }
+            return Int(listener.address.port)
+        }
+    }
+
     /// At `maxOpeningConnections` an admitting listener leaves new connections in the backlog;
     /// a connection that finishes opening, or one that closes before it did, lets the next in.
     @Test(arguments: ConnectionTests.modes)
@@ -244,10 +253,7 @@ import TestSupport
         let harness = try LoopHarness(configuration: configuration)
         let loop = harness.group.loops[0]
         let handler = Opener()
-        let port = try harness.onLoop(loop) {
-            let listener = try Listener(address: try SocketAddress(parsing: "127.0.0.1:0"), on: loop, admitting: true) { _ in handler }
-            return Int(listener.address.port)
-        }
+        let port = try AdmissionTests.listen(harness, handler)
         let opened = { (try? harness.onLoop(loop) { handler.opened }) ?? -1 }
         let pauses = { loop.counters.admissionPauses.load(ordering: .relaxed) }
         let a = try BlockingSocket(port: port)
@@ -287,10 +293,7 @@ import TestSupport
         let harness = try LoopHarness(configuration: configuration)
         let loop = harness.group.loops[0]
         let handler = Opener()
-        let port = try harness.onLoop(loop) {
-            let listener = try Listener(address: try SocketAddress(parsing: "127.0.0.1:0"), on: loop, admitting: true) { _ in handler }
-            return Int(listener.address.port)
-        }
+        let port = try AdmissionTests.listen(harness, handler)
         let start = sb_monotonic_ns()  // before `silent` is accepted: its grace cannot end earlier
         let silent = try BlockingSocket(port: port)
         let busy = try BlockingSocket(port: port)  // opening, but waiting on the node: never closed for it
