@@ -170,6 +170,10 @@ public final class DeliveryRouter: Sendable {
 
     private func routes(on loop: EventLoop) -> LoopRoutes { routes[loop.id].value }
 
+    /// Where sessions on `loop` copy the ciphertexts of the Sends they read, and give them back
+    /// once delivered (on their loop).
+    func ciphertexts(on loop: EventLoop) -> ByteArrayPool { routes(on: loop).ciphertexts }
+
     /// Gives back a copy session `serial` could not take (or took and lost with its connection):
     /// the registry stores it.
     func returnDirect(_ copy: DirectCopy, from serial: UInt64) {
@@ -194,6 +198,8 @@ final class LoopRoutes {
     /// path — 10% of the node's time when relaying.
     var router: DeliveryRouter!
     let push: PushGateway?
+    /// Ciphertext storage used again on the relay path (`DeliveryRouter.ciphertexts(on:)`).
+    let ciphertexts = ByteArrayPool()
     /// The registered session of each device this loop is the registry of, with the direct
     /// copies offered to it (`DirectRegistry.swift`).
     var registry: [UInt64: RegistryEntry] = [:]

@@ -93,7 +93,29 @@ extension ServerSession {
             known.version == services.messages.thread.directoryVersion.current
         else { return nil }
         if known.devices.count == 1 { return known.devices[0] == message.copies[0].deviceID ? known : nil }
-        return message.copies.map(\.deviceID).sorted() == known.devices ? known : nil
+        return ServerSession.copies(message.copies, coverExactly: known.devices) ? known : nil
+    }
+
+    /// True when the copies go to `devices` (sorted, as the store lists them), each exactly once:
+    /// every copy's device found in the list and none twice. A bitmap on the stack marks what was
+    /// found, so a group send is checked without an allocation.
+    static func copies(_ copies: MessageCopies, coverExactly devices: [UInt64]) -> Bool {
+        guard copies.count == devices.count else { return false }
+        return withUnsafeTemporaryAllocation(of: UInt64.self, capacity: (devices.count + 63) / 64) { seen in
+            seen.initialize(repeating: 0)
+            for copy in copies {
+                var low = 0, high = devices.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if devices[middle] < copy.deviceID { low = middle + 1 } else { high = middle }
+                }
+                guard low < devices.count, devices[low] == copy.deviceID else { return false }
+                let bit = UInt64(1) << UInt64(low % 64)
+                guard seen[low / 64] & bit == 0 else { return false }
+                seen[low / 64] |= bit
+            }
+            return true
+        }
     }
 
     /// The end of a direct one-to-one message of this session: answers it, and lets messages

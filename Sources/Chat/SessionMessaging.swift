@@ -23,12 +23,16 @@ extension ServerSession {
     func acknowledge(_ seqs: some Sequence<UInt64>, on connection: any ByteStream) {
         guard let device else { return }
         var acknowledged: [UInt64] = []
+        var ciphertexts: ByteArrayPool?
         for seq in seqs {
             switch inFlight.removeValue(forKey: seq) {
             case .stored(let stored)?:
                 acknowledged.append(stored)
-            case .direct(let copy, _)?:
+            case .direct(var copy, _)?:
                 directAcknowledged(copy)
+                // Its ciphertext's storage takes the next Send read on this loop.
+                if ciphertexts == nil { ciphertexts = services.router.ciphertexts(on: connection.loop) }
+                ciphertexts!.recycle(&copy.delivery.ciphertext)
             case .storing?:
                 inFlight[seq] = .storing(acked: true)  // the store's answer completes it
             case nil:

@@ -100,9 +100,14 @@ extension FieldValue {
     }
 
     func bytes(_ field: UInt64, max: Int) throws(WireError) -> [UInt8] {
+        try bytes(field, max: max, reusing: nil)
+    }
+
+    /// Bytes copied into an array from `pool` when there is one (a ciphertext on the relay path).
+    func bytes(_ field: UInt64, max: Int, reusing pool: ByteArrayPool?) throws(WireError) -> [UInt8] {
         guard case .bytes(let value) = self else { throw .malformed("field \(field) must be bytes") }
         guard value.count <= max else { throw .tooLarge("field \(field) is \(value.count) bytes, limit \(max)") }
-        return Array(value)
+        return pool?.copy(value) ?? Array(value)
     }
 
     /// An account, device or request id: a varint below 2^63 (stores use signed 64-bit keys).

@@ -13,6 +13,11 @@ public struct MessageCopies: RandomAccessCollection, Equatable, Sendable, Expres
 
     public init(arrayLiteral copies: MessageCopy...) { self.init(copies) }
 
+    /// Room for `count` copies in all, so a group's list is allocated once.
+    public mutating func reserveCapacity(_ count: Int) {
+        if count > 1 { rest.reserveCapacity(count - 1) }
+    }
+
     public mutating func append(_ copy: MessageCopy) {
         if first == nil { first = copy } else { rest.append(copy) }
     }

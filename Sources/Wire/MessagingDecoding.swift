@@ -135,33 +135,7 @@ extension MessagingCodec {
             }
             return .prekeysLow(remaining: remaining)
         case StanzaType.send:
-            var id: MessageID?, to: UInt64?, group: UInt64 = 0
-            var copies = MessageCopies()
-            while let (field, value) = try reader.next() {
-                switch field {
-                case 1: id = try value.messageID(field)
-                case 2: to = try value.id(field)
-                case 4: group = try value.id(field)
-                case 3:
-                    var copy = MessageCopy(deviceID: 0, ciphertext: [])
-                    var inner = try value.record(field)
-                    var hasDevice = false
-                    while let (f, v) = try inner.next() {
-                        switch f {
-                        case 1: copy.deviceID = try v.id(f); hasDevice = true
-                        case 2: copy.ciphertext = try v.bytes(f, max: WireLimits.maxFramePlaintext)
-                        default: continue
-                        }
-                    }
-                    guard hasDevice else { throw .malformed("a copy needs a device id") }
-                    copies.append(copy)
-                default: continue
-                }
-            }
-            guard let id, id.count == WireLimits.messageIDLength, (to != nil) != (group != 0) else {
-                throw .malformed("send needs a 16-byte message id and either a recipient account or a group")
-            }
-            return .send(SendMessage(messageID: id, toAccount: to ?? 0, copies: copies, groupID: group))
+            return try decodeSend(body: body, reusing: nil)
         case StanzaType.sendResult:
             var result = SendResult(messageID: [], code: .ok)
             while let (field, value) = try reader.next() {
@@ -346,6 +320,44 @@ extension MessagingCodec {
         default:
             return .unknown(type: type)
         }
+    }
+
+    /// A Send (section 20.1); its ciphertexts are copied into arrays from `pool` when given.
+    static func decodeSend(body: UnsafeRawBufferPointer, reusing pool: ByteArrayPool?) throws(WireError) -> Stanza {
+        var reader = FieldReader(body)
+        var id: MessageID?, to: UInt64?, group: UInt64 = 0
+        var copies = MessageCopies()
+        var counting = reader  // a group's copies are counted first: their list is allocated once
+        var count = 0
+        while let (field, _) = try counting.next() {
+            if field == 3 { count += 1 }
+        }
+        copies.reserveCapacity(count)
+        while let (field, value) = try reader.next() {
+            switch field {
+            case 1: id = try value.messageID(field)
+            case 2: to = try value.id(field)
+            case 4: group = try value.id(field)
+            case 3:
+                var copy = MessageCopy(deviceID: 0, ciphertext: [])
+                var inner = try value.record(field)
+                var hasDevice = false
+                while let (f, v) = try inner.next() {
+                    switch f {
+                    case 1: copy.deviceID = try v.id(f); hasDevice = true
+                    case 2: copy.ciphertext = try v.bytes(f, max: WireLimits.maxFramePlaintext, reusing: pool)
+                    default: continue
+                    }
+                }
+                guard hasDevice else { throw .malformed("a copy needs a device id") }
+                copies.append(copy)
+            default: continue
+            }
+        }
+        guard let id, id.count == WireLimits.messageIDLength, (to != nil) != (group != 0) else {
+            throw .malformed("send needs a 16-byte message id and either a recipient account or a group")
+        }
+        return .send(SendMessage(messageID: id, toAccount: to ?? 0, copies: copies, groupID: group))
     }
 
     static func decodeSigned(_ record: FieldReader) throws(WireError) -> SignedPrekey {

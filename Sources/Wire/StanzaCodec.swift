@@ -68,12 +68,15 @@ public enum StanzaCodec {
     }
 
     /// Like `forEach(_:_:)`, but an `Ack` goes to `acks` as its sequence numbers read in place
-    /// (no array), for the receiving side of the delivery path.
-    public static func forEach(_ bytes: UnsafeRawBufferPointer, acks: (AckSeqs) -> Void,
+    /// (no array), and a Send's ciphertexts are copied into arrays from `pool`: the receiving
+    /// side of the delivery path.
+    public static func forEach(_ bytes: UnsafeRawBufferPointer, reusing pool: ByteArrayPool? = nil, acks: (AckSeqs) -> Void,
                                _ body: (Stanza) throws(WireError) -> Void) throws(WireError) {
         try forEachBody(bytes) { (type, stanzaBody) throws(WireError) in
             if type == StanzaType.ack {
                 acks(try AckSeqs(validating: stanzaBody))
+            } else if type == StanzaType.send {
+                try body(try MessagingCodec.decodeSend(body: stanzaBody, reusing: pool))
             } else {
                 try body(try decode(type: type, body: stanzaBody))
             }
