@@ -61,31 +61,8 @@ enum MessagingCodec {
                     F.bytes(2, copy.ciphertext, into: &inner)
                 }
             }
-        case .sendResult(let result):
-            F.messageID(1, result.messageID, into: &out)
-            F.varint(2, result.code.rawValue, into: &out)
-            if !result.message.isEmpty { F.string(3, result.message, into: &out) }
-            for device in result.devices {
-                F.record(4, into: &out) { inner in
-                    F.varint(1, device.accountID, into: &inner)
-                    F.varint(2, device.deviceID, into: &inner)
-                }
-            }
-            if result.duplicate { F.varint(5, 1, into: &out) }
-        case .deliver(let delivery):
-            F.varint(1, delivery.seq, into: &out)
-            F.messageID(2, delivery.messageID, into: &out)
-            F.varint(3, delivery.fromAccount, into: &out)
-            F.varint(4, delivery.fromDevice, into: &out)
-            F.varint(5, delivery.sentAtMilliseconds, into: &out)
-            if delivery.kind == .message { F.bytes(6, delivery.ciphertext, into: &out) }
-            if delivery.kind != .message { F.varint(7, delivery.kind.rawValue, into: &out) }
-            if delivery.groupID != 0 { F.varint(8, delivery.groupID, into: &out) }
-            if delivery.muted { F.varint(9, 1, into: &out) }
-            if delivery.deliveredTotal != 0 {
-                F.varint(10, delivery.deliveredCount, into: &out)
-                F.varint(11, delivery.deliveredTotal, into: &out)
-            }
+        case .sendResult, .deliver:
+            assertionFailure("StanzaCodec.encode writes these itself (SizedEncoding.swift)")
         case .ack(let seqs):
             for seq in seqs { F.varint(1, seq, into: &out) }
         case .registerPush(let requestID, let token):

@@ -4,6 +4,11 @@ public enum StanzaCodec {
     /// Appends one stanza to `out`. The body is written in place and its length inserted in
     /// front of it afterwards, so encoding allocates nothing when `out` has room.
     public static func encode(_ stanza: Stanza, into out: inout [UInt8]) {
+        switch stanza {  // the relay path's stanzas: counted, then written in place (SizedEncoding.swift)
+        case .deliver(let delivery): return encodeSized(delivery, type: StanzaType.deliver, into: &out)
+        case .sendResult(let result): return encodeSized(result, type: StanzaType.sendResult, into: &out)
+        default: break
+        }
         Varint.append(stanza.type, to: &out)
         let lengthAt = FieldWriter.reserveLength(in: &out)
         typealias F = FieldWriter
