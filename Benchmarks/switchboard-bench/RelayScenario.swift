@@ -174,7 +174,9 @@ final class RelayEndpoint: ClientDelegate {
                 if scenario.options.offline { sendOne() }
             } else {
                 scenario.failed.add(1, ordering: .relaxed)
-                sendOne()
+                // Closed loop: keep the window full. Open loop: the pacer decides when to send; an
+                // answer of over_limit sent again at once would be a storm of refused sends.
+                if scenario.options.rate == 0 { sendOne() }
             }
         case .deliver(let delivery) where delivery.kind != .message:
             // A delivery receipt for one of our messages: acknowledge it, count nothing.

@@ -25,30 +25,74 @@ extension ServerSession {
 
 
     /// Takes a direct copy for this device: delivers it now when nothing stored is ahead of it
-    /// and the window has room, stores it otherwise. False when this session cannot take it at
-    /// all (not established, or closing): the router stores it.
+    /// and the window has room; keeps it in memory while the window is full or a read of stored
+    /// copies (which may have been sent before it) is on its way; stores it when the store holds
+    /// more for the device than the window takes, or when too many wait. False when this session
+    /// cannot take it at all (not established, or closing): the router stores it.
     func takeDirect(_ copy: DirectCopy) -> Bool {
         guard phase == .established, confirmed, online, let connection else {
             // Closing: the copies it has go to the store now, before this one is given back,
             // so that the store keeps the order they were sent in.
-            if let connection, online { storeDeliveredDirects(dueBy: .max, on: connection.loop) }
+            if let connection, online { storeUnsettledDirects(on: connection.loop) }
             return false
         }
         directTaken += 1
-        if directStoring == 0, !pulling, !pullAgain, deliveryRoom > 0 {
-            let seq = deliverOnWire(copy.delivery, on: connection)
-            inFlight[seq] = .direct(copy, since: connection.loop.now)
-            if !directTimerArmed {
-                directTimerArmed = true
-                _ = connection.loop.scheduleTimer(in: ServerSession.directAckMilliseconds, target: self, tag: 0)
+        if directStoring == 0, !pullAgain {
+            if !pulling && directWaiting.isEmpty && deliveryRoom > 0 {
+                deliverDirect(copy, on: connection)
+                return true
             }
-        } else {
-            // The store's order must stay the delivery order (a reconnect replays it): copies
-            // delivered and not yet acknowledged go there first.
-            storeDeliveredDirects(dueBy: .max, on: connection.loop)
-            storeDirect(copy, deliveredAs: nil, on: connection.loop)
+            if directWaiting.count < ServerSession.deliveryWindow {
+                // Storing it would make every later copy follow it through the store while the
+                // device keeps up: under a steady stream, the store's pace for as long as it lasts.
+                directWaiting.append((copy, connection.loop.now))
+                armDirectTimer(on: connection)
+                return true
+            }
         }
+        // The store's order must stay the delivery order (a reconnect replays it): copies
+        // delivered and not yet acknowledged go there first, then those waiting.
+        storeUnsettledDirects(on: connection.loop)
+        storeDirect(copy, deliveredAs: nil, on: connection.loop)
         return true
+    }
+
+    private func deliverDirect(_ copy: DirectCopy, on connection: any ByteStream) {
+        let seq = deliverOnWire(copy.delivery, on: connection)
+        inFlight[seq] = .direct(copy, since: connection.loop.now)
+        armDirectTimer(on: connection)
+    }
+
+    private func armDirectTimer(on connection: any ByteStream) {
+        guard !directTimerArmed else { return }
+        directTimerArmed = true
+        _ = connection.loop.scheduleTimer(in: ServerSession.directAckMilliseconds, target: self, tag: 0)
+    }
+
+    /// A pull came back or acknowledgements freed the window: the copies that wait are
+    /// delivered, in the order they came, as far as the window has room and no read of stored
+    /// copies is on its way; when the store turned out to hold more than the window takes, they
+    /// follow that backlog through the store.
+    func releaseWaitingDirects(on connection: any ByteStream) {
+        guard !directWaiting.isEmpty, !pulling, phase == .established else { return }
+        if directStoring > 0 || pullAgain {
+            storeUnsettledDirects(on: connection.loop)
+            return
+        }
+        var delivered = 0
+        while delivered < directWaiting.count, deliveryRoom > 0 {
+            deliverDirect(directWaiting[delivered].copy, on: connection)
+            delivered += 1
+        }
+        directWaiting.removeFirst(delivered)
+    }
+
+    /// Stores, in order, the direct copies delivered and not acknowledged, then those waiting.
+    private func storeUnsettledDirects(on loop: EventLoop) {
+        storeDeliveredDirects(dueBy: .max, on: loop)
+        let waiting = directWaiting
+        directWaiting = []
+        for (copy, _) in waiting { storeDirect(copy, deliveredAs: nil, on: loop) }
     }
 
     /// The device acknowledged a direct copy: its sender hears so, and for a one-to-one message
@@ -118,7 +162,13 @@ extension ServerSession {
         guard phase == .established, let connection else { return }
         let now = connection.loop.now
         let limit = UInt64(ServerSession.directAckMilliseconds)
-        let earliest = storeDeliveredDirects(dueBy: now >= limit ? now - limit : 0, on: connection.loop)
+        let dueBy = now >= limit ? now - limit : 0
+        var earliest = storeDeliveredDirects(dueBy: dueBy, on: connection.loop)
+        if let oldest = directWaiting.first?.since {
+            // Waiting for a whole deadline: they go to the store, all of them (later ones must not
+            // overtake), after every delivered one.
+            if oldest <= dueBy { storeUnsettledDirects(on: connection.loop) } else { earliest = min(earliest, oldest) }
+        }
         if earliest != .max {
             directTimerArmed = true
             _ = connection.loop.scheduleTimer(in: Int(earliest + limit - now), target: self, tag: 0)
@@ -142,9 +192,10 @@ extension ServerSession {
         return earliest
     }
 
-    /// Direct copies delivered and not acknowledged: what `returnDirectCopies` gives back.
+    /// Direct copies delivered and not acknowledged, and those waiting: what
+    /// `returnDirectCopies` gives back.
     var returnDirectCopiesCount: Int {
-        var count = 0
+        var count = directWaiting.count
         inFlight.forEach { _, entry in
             if case .direct = entry { count += 1 }
         }
@@ -162,6 +213,9 @@ extension ServerSession {
             inFlight.removeValue(forKey: seq)
             services.router.returnDirect(copy, from: serial)
         }
+        let waiting = directWaiting
+        directWaiting = []
+        for (copy, _) in waiting { services.router.returnDirect(copy, from: serial) }
     }
 }
 extension ServerSession: TimerTarget {

@@ -61,6 +61,9 @@ public final class ServerSession: ConnectionHandler {
     /// Deliveries not acknowledged yet, by wire `seq`; at most `deliveryWindow`, spanning at most
     /// `deliverySpan` numbers.
     var inFlight = InFlightWindow<InFlight>()
+    /// Direct copies waiting for room in the window or for a read of stored copies on its way,
+    /// with their arrival (loop time), in the order they came (`DirectReceiving.swift`).
+    var directWaiting: [(copy: DirectCopy, since: UInt64)] = []
     /// The logged-in device (its names stay in the store: the session needs only its ids).
     public private(set) var device: DeviceIdentity?
     /// Sends answered by nobody yet (stored, direct or held), at most `maxOutstandingSends`.

@@ -49,6 +49,7 @@ extension ServerSession {
         // A window that filled past 32 once keeps no storage while idle (~160 B per slot).
         if inFlight.isEmpty && inFlight.capacity > 32 { inFlight.removeAll() }
         if pullAgain { pullDeliveries() }
+        if !directWaiting.isEmpty { releaseWaitingDirects(on: connection) }
     }
 
     func handleMessaging(_ stanza: Stanza, on connection: any ByteStream) {
@@ -355,6 +356,7 @@ extension ServerSession {
             // then the session is not caught up (direct copies are stored behind the backlog).
             pullAgain = true
             connection.loop.scheduleTimer(in: 1_000) { [weak self] in self?.pullDeliveries() }
+            releaseWaitingDirects(on: connection)
             return
         }
         for delivery in deliveries where delivery.seq > lastDeliveredSeq {
@@ -371,6 +373,7 @@ extension ServerSession {
         }
         if deliveries.count == room { pullAgain = true }  // maybe more: after acks
         if pullAgain && deliveryRoom > 0 { pullDeliveries() }
+        releaseWaitingDirects(on: connection)
     }
 
     /// Answers request `requestID` with a Result stanza.

@@ -146,7 +146,7 @@ import Wire
         #expect(window.count == 257)
         // Unacknowledged for a second: stored, then answered.
         #expect(alice.recorder.waitUntil(timeout: 10) { $0.sendResultCount >= 257 })
-        // The window is full: these wait in the store.
+        // The window is full: these wait (in memory for a second, then in the store).
         for message in second { alice.send(.send(message)) }
         #expect(alice.recorder.waitUntil(timeout: 10) { $0.sendResultCount >= 357 })
         #expect(bob.deliveries.count == 257)
@@ -167,6 +167,81 @@ import Wire
         #expect(ids.count == expected.count)
         #expect(Array(zip(ids, expected)).firstIndex { $0.0 != $0.1 } == nil, "in order, once each")
         #expect(bob.deliveries.map(\.seq) == Array(1...UInt64(bob.deliveries.count)))
+    }
+
+    /// Alice and Carol fill Bob's window (256 deliveries he does not acknowledge: two senders, so
+    /// that Alice stays under her own limit of 256 sends waiting for an answer); then Alice sends
+    /// five more, which wait on the node. Returns Bob's deliveries and the five.
+    private func fullWindow(_ harness: ClientHarness, port: Int) throws
+        -> (alice: TestClient, bob: TestClient, window: [Delivery], more: [SendMessage]) {
+        let (alice, bob) = try pair(harness, port: port)
+        let carol = try harness.connect(port: port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "carol"))
+        #expect(carol.sendMessage(to: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [1])])?.code == .ok)
+        bob.send(.ack(seqs: [bob.waitForDeliveries(2)[1].seq]))
+        func message() -> SendMessage {
+            let id = randomID()
+            return SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id.bytes)])
+        }
+        for _ in 0..<200 { alice.send(.send(message())) }
+        for _ in 0..<56 { carol.send(.send(message())) }
+        let window = bob.waitForDeliveries(258)
+        #expect(window.count == 258)
+        let more = (0..<5).map { _ in message() }
+        for message in more { alice.send(.send(message)) }
+        sleepMilliseconds(50)
+        #expect(bob.deliveries.count == 258, "the window is full: nothing more is sent")
+        return (alice, bob, window, more)
+    }
+
+    /// Copies that find the recipient's window full wait on the node and go directly once the
+    /// device acknowledges: they are not stored, so their sender is answered only when the device
+    /// acknowledges them too.
+    @Test func copiesThatFindTheWindowFullWaitAndGoDirectly() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let (alice, bob, window, more) = try fullWindow(harness, port: node.port)
+        bob.send(.ack(seqs: window.dropFirst(2).map(\.seq)))
+        let got = bob.waitForDeliveries(263)
+        #expect(got.dropFirst(258).map(\.messageID) == more.map(\.messageID), "after the window, in order")
+        // Delivered and not acknowledged: a stored copy would have been answered by now.
+        #expect(alice.sendResult(for: more[4].messageID, timeout: 0.3) == nil)
+        bob.send(.ack(seqs: got.dropFirst(258).map(\.seq)))
+        for message in more { #expect(alice.sendResult(for: message.messageID, timeout: 10)?.code == .ok) }
+        #expect(bob.deliveries.count == 263)
+    }
+
+    /// Copies waiting for the window when the connection ends go to the store after the ones
+    /// delivered, and reach the device's next connection in that order.
+    @Test func waitingCopiesAreStoredInOrderWhenTheConnectionEnds() throws {
+        let node = try NodeProcess.serve()
+        let harness = try ClientHarness()
+        let (alice, bob, window, more) = try fullWindow(harness, port: node.port)
+        let bobCredentials = bob.credentials
+        bob.close()
+        _ = bob.waitClosed()
+        // Stored when the connection ended, before the deadline.
+        let started = Date()
+        for message in more { #expect(alice.sendResult(for: message.messageID, timeout: 10)?.code == .ok) }
+        #expect(Date().timeIntervalSince(started) < 0.9)
+        let bobAgain = try harness.connect(port: node.port, credentials: bobCredentials, hello: Hello(mode: .resume))
+        var acknowledged = 0
+        let deadline = Date().addingTimeInterval(20)
+        while acknowledged < 261 && Date() < deadline {
+            let got = bobAgain.waitForDeliveries(acknowledged + 1, timeout: 0.2)
+            if got.count > acknowledged {
+                bobAgain.send(.ack(seqs: got[acknowledged...].map(\.seq)))
+                acknowledged = got.count
+            }
+        }
+        // The order of each sender's messages is kept (PROTOCOL.md section 20.3); Alice's five
+        // waiting ones come after her delivered ones.
+        let again = bobAgain.deliveries
+        #expect(again.count == 261, "all, once each")
+        func from(_ deliveries: some Sequence<Delivery>, alice isAlice: Bool) -> [MessageID] {
+            deliveries.filter { ($0.fromAccount == alice.accountID) == isAlice }.map(\.messageID)
+        }
+        #expect(from(again, alice: true) == from(window.dropFirst(2), alice: true) + more.map(\.messageID))
+        #expect(from(again, alice: false) == from(window.dropFirst(2), alice: false))
     }
 
     /// One sender's group and one-to-one messages to the same device interleaved: the group ones
