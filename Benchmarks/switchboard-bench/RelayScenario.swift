@@ -23,6 +23,8 @@ final class RelayScenario: @unchecked Sendable {
         var offline = false
         /// Messages per second over all senders (open loop); 0: closed loop with `window`.
         var rate = 0
+        /// How often the open-loop pacer hands out the sends that are due.
+        var tickMicroseconds = 1_000
     }
 
     let options: Options
@@ -84,7 +86,7 @@ final class RelayScenario: @unchecked Sendable {
         }
     }
 
-    /// Open loop: a thread wakes every millisecond and hands each loop the sends that are due
+    /// Open loop: a thread wakes every tick (a millisecond by default) and hands each loop the sends that are due
     /// by then (rate × elapsed time), spread round-robin over that loop's senders.
     private func startPacer() {
         let loops = group.loops
@@ -93,7 +95,7 @@ final class RelayScenario: @unchecked Sendable {
             let start = sb_monotonic_ns()
             var sent = 0
             while phase.load(ordering: .relaxed) < 3 {
-                usleep(1_000)
+                usleep(UInt32(options.tickMicroseconds))
                 let due = Int(rate * Double(sb_monotonic_ns() - start) / 1e9) - sent
                 guard due > 0 else { continue }
                 sent += due

@@ -54,6 +54,7 @@ let scenarios: [String: (summary: String, specs: [FlagSpec])] = [
         FlagSpec("size", value: "BYTES", help: "ciphertext size (default 128)"),
         FlagSpec("offline", help: "recipients stay offline: measure messages stored durably per second"),
         FlagSpec("rate", value: "N", help: "open loop: send N messages per second in all, whatever the node answers (default: closed loop)"),
+        FlagSpec("tick-us", value: "N", help: "open loop: the pacer hands out the sends due every N microseconds (default 1000)"),
     ] + common),
     "connect": ("Opens N connections that register (XX) and then stay idle; reports the node's memory per connection.", [
         FlagSpec("connections", value: "N", help: "connections (default 1000)"),

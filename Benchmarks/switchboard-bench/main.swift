@@ -244,6 +244,7 @@ case "relay":
     options.size = integer("size", 128, 16...60_000)
     options.offline = flags.isSet("offline")
     options.rate = integer("rate", 0, 0...10_000_000)
+    options.tickMicroseconds = integer("tick-us", 1_000, 50...100_000)
     let group = makeGroup()
     let relay = RelayScenario(options: options, group: group)
     relay.start()
