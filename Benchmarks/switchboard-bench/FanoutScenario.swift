@@ -81,6 +81,7 @@ final class FanoutEndpoint: ClientDelegate {
     var connection: ClientConnection?
     var onWelcome: ((Welcome) -> Void)?
     var onGroup: ((UInt64) -> Void)?
+    var pendingAcks: [UInt64] = []
     init(scenario: FanoutScenario, loop: EventLoop) {
         self.scenario = scenario
         self.loop = loop
@@ -117,8 +118,14 @@ final class FanoutEndpoint: ClientDelegate {
         case .sendResult(let result):
             if result.code != .ok { scenario.failed.add(1, ordering: .relaxed) }
         case .deliver(let delivery):
-            // Acknowledge at once: a recipient holds one or two messages at a time here.
-            client.send(.ack(seqs: [delivery.seq]))
+            // Acknowledged in batches of WINDOW, as the relay's recipients do: the sender sends
+            // its next message when the last copy is delivered, not acknowledged, and a copy may
+            // wait for its acknowledgement up to a second before the node stores it.
+            pendingAcks.append(delivery.seq)
+            if pendingAcks.count >= scenario.window {
+                client.send(.ack(seqs: pendingAcks))
+                pendingAcks.removeAll(keepingCapacity: true)
+            }
             guard delivery.kind == .message else { return }
             if scenario.phase.load(ordering: .relaxed) == 2 { scenario.delivered.add(1, ordering: .relaxed) }
             // The last copy of a message delivered: the sender sends the next one.
