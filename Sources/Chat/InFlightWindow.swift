@@ -35,7 +35,7 @@ struct InFlightWindow<Entry> {
             return slots[slot(Int(seq - base))]
         }
         set {
-            if let newValue { insert(newValue, at: seq) } else { removeValue(forKey: seq) }
+            if let newValue = consume newValue { insert(newValue, at: seq) } else { removeValue(forKey: seq) }
         }
     }
 
@@ -75,11 +75,21 @@ struct InFlightWindow<Entry> {
 
     private func slot(_ offset: Int) -> Int { (head + offset) & (slots.count - 1) }
 
-    private mutating func insert(_ entry: Entry, at seq: UInt64) {
+    private mutating func insert(_ entry: consuming Entry, at seq: UInt64) {
         if count == 0 {
             base = seq
             head = 0
             span = 0
+        }
+        if seq >= base && seq - base >= UInt64(span) {
+            // Past the newest (how deliveries are numbered): slots outside the span are empty,
+            // so the entry is new — no look at what the slot held (a copy of a whole entry).
+            let needed = Int(seq - base) + 1
+            reserve(needed)
+            span = needed
+            count += 1
+            slots[slot(Int(seq - base))] = consume entry
+            return
         }
         if seq < base {
             // Below the window (not how sequence numbers are handed out, but kept correct).
@@ -88,10 +98,6 @@ struct InFlightWindow<Entry> {
             head = (head - gap) & (slots.count - 1)
             base = seq
             span += gap
-        } else if seq - base >= UInt64(span) {
-            let needed = Int(seq - base) + 1
-            reserve(needed)
-            span = needed
         }
         let index = slot(Int(seq - base))
         if slots[index] == nil { count += 1 }
