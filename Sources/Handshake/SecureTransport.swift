@@ -121,7 +121,7 @@ public struct OutboundFrames {
 
     private mutating func startFrame() {
         if buffer.capacity == 0, let pool { (buffer, frameStarts) = pool.take() }
-        if !buffer.isEmpty { buffer.append(contentsOf: repeatElement(0, count: WireLimits.tagLength)) }
+        if !buffer.isEmpty { buffer.appendZeros(WireLimits.tagLength) }
         frameStarts.append(buffer.count)
         buffer.append(0)
         buffer.append(0)
@@ -130,7 +130,7 @@ public struct OutboundFrames {
     /// Seals every pending frame in place and hands each frame's wire bytes to `write`, then empties.
     public mutating func seal(with transport: SecureTransport, _ write: (UnsafeRawBufferPointer) -> Void) throws(NoiseError) {
         guard !buffer.isEmpty else { return }
-        buffer.append(contentsOf: repeatElement(0, count: WireLimits.tagLength))
+        buffer.appendZeros(WireLimits.tagLength)
         let starts = frameStarts
         let total = buffer.count
         let outcome = buffer.withUnsafeMutableBytes { raw in

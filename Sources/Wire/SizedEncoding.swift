@@ -78,7 +78,7 @@ extension StanzaCodec {
         let length = UInt64(sizer.count)
         let total = Varint.length(type) + Varint.length(length) + sizer.count
         let start = out.count
-        out.append(contentsOf: repeatElement(0, count: total))
+        out.appendZeros(total)
         out.withUnsafeMutableBytes { raw in
             var writer = FieldPointerWriter(base: raw.baseAddress! + start)
             writer.raw(type)
