@@ -172,7 +172,7 @@ public final class DeliveryRouter: Sendable {
 
     /// Where sessions on `loop` copy the ciphertexts of the Sends they read, and give them back
     /// once delivered (on their loop).
-    func ciphertexts(on loop: EventLoop) -> ByteArrayPool { routes(on: loop).ciphertexts }
+    func ciphertexts(onLoop id: Int) -> ByteArrayPool { routes[id].value.ciphertexts }
 
     /// Gives back a copy session `serial` could not take (or took and lost with its connection):
     /// the registry stores it.

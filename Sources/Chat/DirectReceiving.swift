@@ -45,7 +45,7 @@ extension ServerSession {
             if directWaiting.count < ServerSession.deliveryWindow {
                 // Storing it would make every later copy follow it through the store while the
                 // device keeps up: under a steady stream, the store's pace for as long as it lasts.
-                directWaiting.append((copy, connection.loop.now))
+                directWaiting.append((copy, connection.loopNow))
                 armDirectTimer(on: connection)
                 return true
             }
@@ -59,7 +59,7 @@ extension ServerSession {
 
     private func deliverDirect(_ copy: DirectCopy, on connection: any ByteStream) {
         let seq = deliverOnWire(copy.delivery, on: connection)
-        inFlight[seq] = .direct(copy, since: connection.loop.now)
+        inFlight[seq] = .direct(copy, since: connection.loopNow)
         armDirectTimer(on: connection)
     }
 

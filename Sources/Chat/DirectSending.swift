@@ -72,7 +72,7 @@ extension ServerSession {
                 device: direct.devices[0],
                 delivery: Delivery(seq: 0, messageID: message.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
                                    sentAtMilliseconds: Authenticator.unixMilliseconds(), ciphertext: message.copies[0].ciphertext),
-                origin: DirectCopy.Origin(serial: serial, loop: connection.loop.id, toAccount: account, group: 0))
+                origin: DirectCopy.Origin(serial: serial, loop: connection.loopID, toAccount: account, group: 0))
             state.recentSends.record(message.messageID, .directPending(account: account), absent: true)  // earlier == nil
             services.router.direct(copy)
         } else {

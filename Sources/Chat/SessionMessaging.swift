@@ -31,7 +31,7 @@ extension ServerSession {
             case .direct(var copy, _)?:
                 directAcknowledged(copy)
                 // Its ciphertext's storage takes the next Send read on this loop.
-                if ciphertexts == nil { ciphertexts = services.router.ciphertexts(on: connection.loop) }
+                if ciphertexts == nil { ciphertexts = services.router.ciphertexts(onLoop: connection.loopID) }
                 ciphertexts!.recycle(&copy.delivery.ciphertext)
             case .storing?:
                 inFlight[seq] = .storing(acked: true)  // the store's answer completes it

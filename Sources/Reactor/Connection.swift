@@ -42,6 +42,10 @@ public enum CloseReason: Sendable, Equatable, CustomStringConvertible {
 /// bytes of one `write` call together, so a protocol layer writes one unit of its own per call.
 public protocol ByteStream: AnyObject {
     var loop: EventLoop { get }
+    /// `loop.now` and `loop.id` without handing out a reference to the loop (a retain and a
+    /// release through the protocol each time: several per relayed message).
+    var loopNow: UInt64 { get }
+    var loopID: Int { get }
     /// Bytes queued and not yet written to the socket beneath.
     var outboundBytes: Int { get }
     var isOpen: Bool { get }
@@ -66,6 +70,8 @@ public protocol ByteStream: AnyObject {
 }
 
 extension ByteStream {
+    public var loopNow: UInt64 { loop.now }
+    public var loopID: Int { loop.id }
     /// Streams carried inside another protocol are admitted by their carrier.
     public func finishedOpening() {}
     public func openingWaitsOnPeer(_ waits: Bool) {}
@@ -125,6 +131,8 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
     /// `unowned(unsafe)`: a loop outlives every connection it holds (loops live until the process
     /// ends), and a checked reference costs an atomic retain and release on every use.
     public unowned(unsafe) let loop: EventLoop
+    public var loopNow: UInt64 { loop.now }
+    public var loopID: Int { loop.id }
     public var handler: ConnectionHandler
     private var outbound = OutboundQueue()
     private var idleTimer = TimerHandle.none
