@@ -202,10 +202,10 @@ final class LoopRoutes {
     let ciphertexts = ByteArrayPool()
     /// The registered session of each device this loop is the registry of, with the direct
     /// copies offered to it (`DirectRegistry.swift`).
-    var registry: [UInt64: RegistryEntry] = [:]
+    var registry = IDMap<RegistryEntry>()
     /// This loop's online sessions by serial. Messages for a device's session name its serial
     /// (the registry entry knows it), so no index by device is kept here.
-    var bySerial: [UInt64: ServerSession] = [:]
+    var bySerial = IDMap<ServerSession>()
     /// Devices removed while this node runs: a session of theirs that registers later (it was
     /// still logging in at the removal) is closed at once.
     var revoked: Set<UInt64> = []

@@ -22,12 +22,19 @@ struct DirectLedger {
 /// is accounted for, so that in the steady state (one session, nothing outstanding elsewhere) a
 /// copy costs one lookup here; the other tables are empty and not consulted.
 struct RegistryEntry {
-    var loop: Int
+    /// The loop as 32 bits: with an `IDMap`'s optional slot the entry stays at 32 bytes (28 and a
+    /// tag), one per connected device.
+    private var loop32: Int32
+    var loop: Int { Int(loop32) }
     var serial: UInt64
-    /// The registered session's ledger without `kept` (known only once it left): 32 bytes per
-    /// connected device.
+    /// The registered session's ledger without `kept` (known only once it left).
     var offered: UInt64 = 0
     var returned: UInt64 = 0
+
+    init(loop: Int, serial: UInt64) {
+        loop32 = Int32(loop)
+        self.serial = serial
+    }
 
     var ledger: DirectLedger { DirectLedger(offered: offered, returned: returned) }
 }
@@ -36,7 +43,7 @@ extension LoopRoutes {
     func routeDirect(_ copy: DirectCopy) {
         let device = copy.device
         if let index = offerTarget(device) {
-            offer(.directOffer(copy, serial: registry.values[index].serial), at: index)
+            offer(.directOffer(copy, serial: registry[at: index].serial), at: index)
         } else if !waitingDirect.isEmpty, waitingDirect[device] != nil {
             waitingDirect[device]!.append(copy)
         } else if awaitsReturns(device) {
@@ -49,7 +56,7 @@ extension LoopRoutes {
     /// The registry entry of `device` when a copy may go to its session now: the device is
     /// connected, no earlier copies wait here or are on their way to the store, and no session
     /// that left may still give copies back. In the steady state, one lookup.
-    private func offerTarget(_ device: UInt64) -> Dictionary<UInt64, RegistryEntry>.Index? {
+    private func offerTarget(_ device: UInt64) -> IDMap<RegistryEntry>.Index? {
         guard waitingDirect.isEmpty || waitingDirect[device] == nil, storingDirect.isEmpty || storingDirect[device] == nil,
             let index = registry.index(forKey: device), !awaitsReturns(device)
         else { return nil }
@@ -57,9 +64,9 @@ extension LoopRoutes {
     }
 
     /// Sends an offer to the session of the entry at `index`, counting it in its ledger.
-    private func offer(_ message: DeliveryRouter.Message, at index: Dictionary<UInt64, RegistryEntry>.Index) {
-        registry.values[index].offered += 1
-        router.send(message, toLoop: registry.values[index].loop)
+    private func offer(_ message: DeliveryRouter.Message, at index: IDMap<RegistryEntry>.Index) {
+        registry[at: index].offered += 1
+        router.send(message, toLoop: registry[at: index].loop)
     }
 
     /// A delivery receipt that also settles its message (`copy.origin`). When the message's
@@ -68,7 +75,7 @@ extension LoopRoutes {
     /// receipt is routed like any copy.
     func routeSettlingReceipt(_ copy: DirectCopy) {
         guard let origin = copy.origin else { return routeDirect(copy) }
-        if let index = offerTarget(copy.device), registry.values[index].serial == origin.serial {
+        if let index = offerTarget(copy.device), registry[at: index].serial == origin.serial {
             offer(.directOfferSettling(copy, serial: origin.serial), at: index)
             return
         }

@@ -58,7 +58,7 @@ extension ServerSession {
         }
         let direct = earlier == nil ? directRoute(for: message, state) : nil
         let known = state.sendPaths.index(forKey: account)  // one lookup for the read and the write back
-        var paths = known.map { state.sendPaths.values[$0] } ?? SendPaths()
+        var paths = known.map { state.sendPaths[at: $0] } ?? SendPaths()
         if paths.held > 0 || state.heldGroups > 0 || (direct == nil && (paths.direct > 0 || state.groupDirect > 0))
             || (direct != nil && (paths.stored > 0 || state.groupStored > 0)) || earlier == .directPending(account: account) {
             paths.held += 1
@@ -81,7 +81,7 @@ extension ServerSession {
             state.recentSends.record(message.messageID, .stored)
             store(message, from: device, on: connection)
         }
-        if let known { state.sendPaths.values[known] = paths } else { state.sendPaths[account] = paths }
+        if let known { state.sendPaths[at: known] = paths } else { state.sendPaths[account] = paths }
     }
 
     /// The route this session remembers for the message's recipients, if it is current and the
@@ -131,9 +131,9 @@ extension ServerSession {
         send(.sendResult(outcome.sendResult(messageID: messageID)), on: connection)
         let state = sendState
         guard let known = state.sendPaths.index(forKey: toAccount) else { return }
-        state.sendPaths.values[known].direct -= 1
+        state.sendPaths[at: known].direct -= 1
         state.directTotal -= 1
-        if state.sendPaths.values[known].isIdle { state.sendPaths.remove(at: known) }
+        if state.sendPaths[at: known].isIdle { state.sendPaths.remove(at: known) }
         releaseHeld(from: device, on: connection)
     }
 
@@ -187,7 +187,7 @@ extension ServerSession {
         }
     }
 
-    private func remember(_ route: MessageStore.DirectRoute?, key: UInt64, in routes: inout [UInt64: MessageStore.DirectRoute]) {
+    private func remember(_ route: MessageStore.DirectRoute?, key: UInt64, in routes: inout IDMap<MessageStore.DirectRoute>) {
         guard let route else {
             routes.removeValue(forKey: key)
             return
@@ -202,10 +202,10 @@ extension ServerSession {
 /// order, recent message ids, and group messages whose copies are not all settled.
 final class SendingState {
     /// Recipients' devices as the store last said, by account and by group.
-    var directRoutes: [UInt64: MessageStore.DirectRoute] = [:]
-    var groupRoutes: [UInt64: MessageStore.DirectRoute] = [:]
+    var directRoutes = IDMap<MessageStore.DirectRoute>()
+    var groupRoutes = IDMap<MessageStore.DirectRoute>()
     /// One-to-one sends in progress by recipient account, and sends held back.
-    var sendPaths: [UInt64: ServerSession.SendPaths] = [:]
+    var sendPaths = IDMap<ServerSession.SendPaths>()
     var heldSends: [SendMessage] = []
     var heldGroups = 0
     /// Direct sends unsettled (group ones among them), stored sends in the store (group ones
