@@ -38,6 +38,7 @@ extension ServerSession {
         }
         directTaken += 1
         if directStoring == 0, !pullAgain {
+            if !directWaiting.isEmpty && !pulling { releaseWaitingDirects(on: connection) }  // room may have come back
             if !pulling && directWaiting.isEmpty && deliveryRoom > 0 {
                 deliverDirect(copy, on: connection)
                 return true
@@ -85,11 +86,14 @@ extension ServerSession {
             delivered += 1
         }
         directWaiting.removeFirst(delivered)
+        // A burst that filled it once keeps no storage while the session idles (as `inFlight`).
+        if directWaiting.isEmpty && directWaiting.capacity > 16 { directWaiting = [] }
     }
 
     /// Stores, in order, the direct copies delivered and not acknowledged, then those waiting.
     private func storeUnsettledDirects(on loop: EventLoop) {
         storeDeliveredDirects(dueBy: .max, on: loop)
+        guard !directWaiting.isEmpty else { return }
         let waiting = directWaiting
         directWaiting = []
         for (copy, _) in waiting { storeDirect(copy, deliveredAs: nil, on: loop) }
@@ -134,6 +138,7 @@ extension ServerSession {
             guard case .success(.stored(let seq)) = result else {
                 session.inFlight.removeValue(forKey: wireSeq)  // not kept: a late acknowledgement is ignored
                 if session.pullAgain { session.pullDeliveries() }  // the window has room again
+                if let connection = session.connection { session.releaseWaitingDirects(on: connection) }
                 return
             }
             // Already on this connection: a pull (one in flight now included) must not send it
@@ -146,6 +151,7 @@ extension ServerSession {
             if acked {
                 session.inFlight.removeValue(forKey: wireSeq)
                 if session.pullAgain { session.pullDeliveries() }
+                if let connection = session.connection { session.releaseWaitingDirects(on: connection) }
                 services.messages.acknowledge(device: device.deviceID, account: device.accountID, seqs: [seq],
                                               nowMilliseconds: Int64(Authenticator.unixMilliseconds()), on: loop) { receipts in
                     services.router.wake(receipts)
@@ -167,7 +173,12 @@ extension ServerSession {
         if let oldest = directWaiting.first?.since {
             // Waiting for a whole deadline: they go to the store, all of them (later ones must not
             // overtake), after every delivered one.
-            if oldest <= dueBy { storeUnsettledDirects(on: connection.loop) } else { earliest = min(earliest, oldest) }
+            if oldest <= dueBy {
+                storeUnsettledDirects(on: connection.loop)
+                earliest = .max  // nothing delivered or waiting is left to time
+            } else {
+                earliest = min(earliest, oldest)
+            }
         }
         if earliest != .max {
             directTimerArmed = true

@@ -34,7 +34,9 @@ public final class ByteArrayPool {
     /// without holding more than twice what they need.
     public func copy(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
         guard !bytes.isEmpty else { return [] }
-        if !free.isEmpty, free[free.count - 1].capacity >= bytes.count {  // no second reference: it stays unique
+        if !free.isEmpty, free[free.count - 1].capacity >= bytes.count {
+            // Shared storage (someone still holds the array) is copied on write below: reuse can
+            // cost an allocation, never overwrite bytes another owner sees.
             var array = free.removeLast()
             bytesKept -= array.capacity
             reused += 1
@@ -43,7 +45,8 @@ public final class ByteArrayPool {
             return array
         }
         var array: [UInt8] = []
-        array.reserveCapacity(bytes.count <= 64 ? 64 : 1 << (Int.bitWidth - (bytes.count - 1).leadingZeroBitCount))
+        let rounded = bytes.count <= 64 ? 64 : 1 << (Int.bitWidth - (bytes.count - 1).leadingZeroBitCount)
+        array.reserveCapacity(rounded <= maxCapacity ? rounded : bytes.count)  // large ones are not kept: no rounding
         array.append(contentsOf: bytes)
         return array
     }
@@ -52,7 +55,8 @@ public final class ByteArrayPool {
     /// storage is not larger than `maxCapacity`); leaves `array` empty.
     public func recycle(_ array: inout [UInt8]) {
         let capacity = array.capacity
-        guard capacity > 0, capacity <= maxCapacity, free.count < limit, bytesKept + capacity <= byteLimit else { return }
+        // malloc may give a little more than was asked for: storage asked as `maxCapacity` is kept.
+        guard capacity > 0, capacity <= maxCapacity + 64, free.count < limit, bytesKept + capacity <= byteLimit else { return }
         recycled += 1
         bytesKept += capacity
         free.append(array)
