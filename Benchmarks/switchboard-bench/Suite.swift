@@ -22,15 +22,19 @@ enum Suite {
         Runs ping, handshake, relay and fan-out against a fresh Switchboard node; ping, handshake and relay \
         against the SwiftNIO peer (Benchmarks/Peers: the same protocol on NIO, relaying from memory); the relay \
         and fan-out workloads against redis-server (PUBLISH/SUBSCRIBE). Each server is pinned to CPU 0 and the \
-        load to CPU 1; figures are per server CPU-second, with the ratios. Benchmarks/suite.sh builds everything first.
+        load to CPU 1; figures are per server CPU-second, with the ratios. The latency target is checked by offering \
+        the node, open loop, half the messages per second it relayed in a closed-loop run just before (p99 column). \
+        Benchmarks/suite.sh builds everything first.
         """
 
     struct Run {
         let name: String
         let target: String  // "node" or "redis"
         let scenario: String
-        let arguments: [String]
+        var arguments: [String]
         let figure: String
+        /// Open loop at half the wall-clock rate the named earlier run delivered (`--rate`).
+        var atHalfTheRateOf: String? = nil
     }
 
     static func main(_ arguments: [String]) -> Int32 {
@@ -78,6 +82,13 @@ enum Suite {
                 figure: "message_per_server_cpu_second"),
             Run(name: "relay, 128 B, window 8", target: "redis", scenario: "redis-relay", arguments: relay,
                 figure: "message_per_server_cpu_second"),
+            // The latency target is taken at half of the peak: a closed-loop run finds the peak,
+            // an open-loop one offers half of it (10 pairs, so each connection carries enough to batch).
+            Run(name: "relay peak, 10 pairs, window 8", target: "node", scenario: "relay",
+                arguments: ["--pairs", "10", "--window", "8", "--size", "128"], figure: "message_per_server_cpu_second"),
+            Run(name: "relay at half that, open loop", target: "node", scenario: "relay",
+                arguments: ["--pairs", "10", "--size", "128"], figure: "message_per_server_cpu_second",
+                atHalfTheRateOf: "relay peak, 10 pairs, window 8"),
             Run(name: "fan-out to 100", target: "node", scenario: "fanout",
                 arguments: ["--members", quick ? "20" : "100", "--window", "4", "--size", "64"], figure: "delivery_per_server_cpu_second"),
             Run(name: "fan-out to 100", target: "redis", scenario: "redis-fanout",
@@ -89,7 +100,19 @@ enum Suite {
         ]
         var results: [[String: Any]] = []
         var table: [(String, String, Double?, [String: Any])] = []
-        for (index, run) in runs.enumerated() {
+        for (index, planned) in runs.enumerated() {
+            var run = planned
+            if let peakRun = run.atHalfTheRateOf {
+                guard let peak = table.first(where: { $0.0 == peakRun && $0.1 == run.target })?.3["messages_delivered_per_second"] as? Double,
+                      peak >= 2
+                else {
+                    FileHandle.standardError.write(Data("[suite] \(run.name): no peak from \"\(peakRun)\": skipped\n".utf8))
+                    results.append(["workload": run.name, "target": run.target, "scenario": run.scenario, "skipped": true])
+                    table.append((run.name, run.target, nil, [:]))
+                    continue
+                }
+                run.arguments += ["--rate", String(Int(peak / 2))]
+            }
             FileHandle.standardError.write(Data("[suite] \(index + 1)/\(runs.count) \(run.target): \(run.name)\n".utf8))
             var figures: [String: Any]?
             switch run.target {

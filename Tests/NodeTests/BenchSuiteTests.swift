@@ -18,7 +18,7 @@ import TestSupport
         let data = try #require(FileManager.default.contents(atPath: json))
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let runs = try #require(object["runs"] as? [[String: Any]])
-        #expect(runs.count == 11)
+        #expect(runs.count == 13)
         #expect(Set(runs.compactMap { $0["target"] as? String }) == ["node", "nio", "redis"])
         for run in runs {
             let figures = run["figures"] as? [String: Any]
@@ -26,5 +26,12 @@ import TestSupport
             let rates = figures?.filter { $0.key.hasSuffix("_per_second") }.compactMap { $0.value as? Double } ?? []
             #expect(rates.contains { $0 > 0 }, "\(run)")
         }
+        // The latency run offers half of what the peak run delivered.
+        func figures(_ workload: String) -> [String: Any]? {
+            runs.first { $0["workload"] as? String == workload }?["figures"] as? [String: Any]
+        }
+        let peak = try #require(figures("relay peak, 10 pairs, window 8")?["messages_delivered_per_second"] as? Double)
+        let offered = try #require(figures("relay at half that, open loop")?["offered_rate"] as? Double)
+        #expect(offered == (peak / 2).rounded(.down))
     }
 }
