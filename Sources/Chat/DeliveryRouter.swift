@@ -233,6 +233,43 @@ final class LoopRoutes {
     }
 
     func handle(_ message: DeliveryRouter.Message) {
+        // The relay path's messages first, without taking a reference to the router (a retain and
+        // a release per message; they need it only when a session cannot take a copy).
+        switch message {
+        case .direct(let copy):
+            routeDirect(copy)
+        case .directOffer(let copy, let serial):
+            if let session = bySerial[serial], session.takeDirect(copy) { return }
+            router?.returnDirect(copy, from: serial)
+        case .directReturned(let copy, let serial):
+            directReturned(copy, from: serial)
+        case .receiptSettling(let copy):
+            routeSettlingReceipt(copy)
+        case .directOfferSettling(var copy, let serial):
+            let session = bySerial[serial]
+            if let session, let origin = copy.origin {
+                session.directSettled(messageID: copy.delivery.messageID, toAccount: origin.toAccount,
+                                      outcome: .delivered(account: copy.delivery.fromAccount, device: copy.delivery.fromDevice))
+            }
+            copy.origin = nil
+            if let session, session.takeDirect(copy) { return }
+            router?.returnDirect(copy, from: serial)
+        case .directSettled(let serial, let copy, let toAccount, let outcome):
+            if let session = bySerial[serial] {
+                if copy.groupID != 0 {
+                    session.groupCopySettled(messageID: copy.messageID, group: copy.groupID, outcome: outcome)
+                } else {
+                    session.directSettled(messageID: copy.messageID, toAccount: toAccount, outcome: outcome)
+                }
+            } else if copy.groupID != 0 {
+                groupCopySettledLate(copy, outcome)
+            }
+        default:
+            handleControl(message)
+        }
+    }
+
+    private func handleControl(_ message: DeliveryRouter.Message) {
         guard let router else { return }
         switch message {
         case .register(let device, let loop, let serial):
@@ -307,34 +344,8 @@ final class LoopRoutes {
             }
         case .sessionStanza(let serial, let stanza):
             bySerial[serial]?.push(stanza)
-        case .direct(let copy):
-            routeDirect(copy)
-        case .directOffer(let copy, let serial):
-            if let session = bySerial[serial], session.takeDirect(copy) { return }
-            router.returnDirect(copy, from: serial)
-        case .directReturned(let copy, let serial):
-            directReturned(copy, from: serial)
-        case .receiptSettling(let copy):
-            routeSettlingReceipt(copy)
-        case .directOfferSettling(var copy, let serial):
-            let session = bySerial[serial]
-            if let session, let origin = copy.origin {
-                session.directSettled(messageID: copy.delivery.messageID, toAccount: origin.toAccount,
-                                      outcome: .delivered(account: copy.delivery.fromAccount, device: copy.delivery.fromDevice))
-            }
-            copy.origin = nil
-            if let session, session.takeDirect(copy) { return }
-            router.returnDirect(copy, from: serial)
-        case .directSettled(let serial, let copy, let toAccount, let outcome):
-            if let session = bySerial[serial] {
-                if copy.groupID != 0 {
-                    session.groupCopySettled(messageID: copy.messageID, group: copy.groupID, outcome: outcome)
-                } else {
-                    session.directSettled(messageID: copy.messageID, toAccount: toAccount, outcome: outcome)
-                }
-            } else if copy.groupID != 0 {
-                groupCopySettledLate(copy, outcome)
-            }
+        case .direct, .directOffer, .directReturned, .receiptSettling, .directOfferSettling, .directSettled:
+            break  // handled in `handle`
         }
     }
 }
