@@ -81,10 +81,11 @@ final class FanoutEndpoint: ClientDelegate {
     var connection: ClientConnection?
     var onWelcome: ((Welcome) -> Void)?
     var onGroup: ((UInt64) -> Void)?
-    var pendingAcks: [UInt64] = []
+    let acks: AckBatcher
     init(scenario: FanoutScenario, loop: EventLoop) {
         self.scenario = scenario
         self.loop = loop
+        acks = AckBatcher(batch: scenario.window, loop: loop)
     }
 
     func open(name: String, then: @escaping (Welcome) -> Void) {
@@ -121,11 +122,7 @@ final class FanoutEndpoint: ClientDelegate {
             // Acknowledged in batches of WINDOW, as the relay's recipients do: the sender sends
             // its next message when the last copy is delivered, not acknowledged, and a copy may
             // wait for its acknowledgement up to a second before the node stores it.
-            pendingAcks.append(delivery.seq)
-            if pendingAcks.count >= scenario.window {
-                client.send(.ack(seqs: pendingAcks))
-                pendingAcks.removeAll(keepingCapacity: true)
-            }
+            acks.add(delivery.seq, on: client)
             guard delivery.kind == .message else { return }
             if scenario.phase.load(ordering: .relaxed) == 2 { scenario.delivered.add(1, ordering: .relaxed) }
             // The last copy of a message delivered: the sender sends the next one.

@@ -132,13 +132,16 @@ final class RelayEndpoint: ClientDelegate {
     var peerDevice: UInt64 = 0
     var onWelcome: ((Welcome) -> Void)?
     var payload: [UInt8]
-    var pendingAcks: [UInt64] = []
+    /// Receipts (sender) or messages (recipient) to acknowledge: in batches of 32, or of the
+    /// window when that is smaller.
+    let acks: AckBatcher
 
     init(scenario: RelayScenario, loop: EventLoop, role: Role) {
         self.scenario = scenario
         self.loop = loop
         self.role = role
         payload = [UInt8](repeating: 0x5A, count: scenario.options.size)
+        acks = AckBatcher(batch: role == .sender ? 32 : min(32, scenario.options.window), loop: loop)
     }
 
     func open(name: String, then: @escaping (Welcome) -> Void) {
@@ -182,11 +185,7 @@ final class RelayEndpoint: ClientDelegate {
             }
         case .deliver(let delivery) where delivery.kind != .message:
             // A delivery receipt for one of our messages: acknowledge it, count nothing.
-            pendingAcks.append(delivery.seq)
-            if pendingAcks.count >= 32 {
-                client.send(.ack(seqs: pendingAcks))
-                pendingAcks.removeAll(keepingCapacity: true)
-            }
+            acks.add(delivery.seq, on: client)
         case .deliver(let delivery):
             if scenario.phase.load(ordering: .relaxed) == 2 {
                 var sentAt: UInt64 = 0
@@ -196,11 +195,7 @@ final class RelayEndpoint: ClientDelegate {
                 scenario.histograms[loop.id].record(sb_monotonic_ns() &- sentAt)
                 scenario.delivered.add(1, ordering: .relaxed)
             }
-            pendingAcks.append(delivery.seq)
-            if pendingAcks.count >= 32 || pendingAcks.count >= scenario.options.window {
-                client.send(.ack(seqs: pendingAcks))
-                pendingAcks.removeAll(keepingCapacity: true)
-            }
+            acks.add(delivery.seq, on: client)
             // Closed loop: the matching sender sends the next one.
             if scenario.options.rate == 0 { sender?.sendOne() }
         default:

@@ -232,9 +232,10 @@ final class LoopRoutes {
         self.push = push
     }
 
+    /// `router` is set by `DeliveryRouter.init` before any mailbox can deliver a message.
     func handle(_ message: DeliveryRouter.Message) {
-        // The relay path's messages first, without taking a reference to the router (a retain and
-        // a release per message; they need it only when a session cannot take a copy).
+        // The relay path's messages first, without binding the router here (a retain and a
+        // release per message; most of them need it only when a session cannot take a copy).
         switch message {
         case .direct(let copy):
             routeDirect(copy)

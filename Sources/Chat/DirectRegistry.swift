@@ -22,19 +22,12 @@ struct DirectLedger {
 /// is accounted for, so that in the steady state (one session, nothing outstanding elsewhere) a
 /// copy costs one lookup here; the other tables are empty and not consulted.
 struct RegistryEntry {
-    /// The loop as 32 bits: with an `IDMap`'s optional slot the entry stays at 32 bytes (28 and a
-    /// tag), one per connected device.
-    private var loop32: Int32
-    var loop: Int { Int(loop32) }
+    var loop: Int
     var serial: UInt64
-    /// The registered session's ledger without `kept` (known only once it left).
+    /// The registered session's ledger without `kept` (known only once it left): 32 bytes per
+    /// connected device, 40 with its slot's key in the registry's `IDMap`.
     var offered: UInt64 = 0
     var returned: UInt64 = 0
-
-    init(loop: Int, serial: UInt64) {
-        loop32 = Int32(loop)
-        self.serial = serial
-    }
 
     var ledger: DirectLedger { DirectLedger(offered: offered, returned: returned) }
 }

@@ -4,7 +4,9 @@
 /// lookup, 5% of the node's instructions when relaying; here a key is spread by one
 /// multiplication (Fibonacci hashing) and found by linear probing in arrays kept at most 3/4
 /// full. The ids are the node's own (sequential rowids and serials) or, for a sender's tables,
-/// bounded per session, so no hash-flooding defence is needed.
+/// client-chosen but at most 256 per session (its sends waiting for answers): a client that
+/// picks ids landing in one slot makes its own lookups probe up to 256 slots, no more. (A random
+/// seed mixed into the key cost 6% more instructions per relayed message: measured, not kept.)
 struct IDMap<Value> {
     /// 0 marks an empty slot; the entry for key 0 itself is kept apart in `zero`.
     private var keys: [UInt64] = []
