@@ -173,7 +173,7 @@ import Wire
     /// that Alice stays under her own limit of 256 sends waiting for an answer); then Alice sends
     /// five more, which wait on the node. Returns Bob's deliveries and the five.
     private func fullWindow(_ harness: ClientHarness, port: Int) throws
-        -> (alice: TestClient, bob: TestClient, window: [Delivery], more: [SendMessage]) {
+        -> (alice: TestClient, bob: TestClient, window: [Delivery], more: [SendMessage], sent: [MessageID: (TestClient, SendMessage)]) {
         let (alice, bob) = try pair(harness, port: port)
         let carol = try harness.connect(port: port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "carol"))
         #expect(carol.sendMessage(to: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [1])])?.code == .ok)
@@ -182,15 +182,21 @@ import Wire
             let id = randomID()
             return SendMessage(messageID: id, toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: id.bytes)])
         }
-        for _ in 0..<200 { alice.send(.send(message())) }
-        for _ in 0..<56 { carol.send(.send(message())) }
+        var sent: [MessageID: (TestClient, SendMessage)] = [:]
+        for (client, count) in [(alice, 200), (carol, 56)] {
+            for _ in 0..<count {
+                let sending = message()
+                sent[sending.messageID] = (client, sending)
+                client.send(.send(sending))
+            }
+        }
         let window = bob.waitForDeliveries(258)
         #expect(window.count == 258)
         let more = (0..<5).map { _ in message() }
         for message in more { alice.send(.send(message)) }
         sleepMilliseconds(50)
         #expect(bob.deliveries.count == 258, "the window is full: nothing more is sent")
-        return (alice, bob, window, more)
+        return (alice, bob, window, more, sent)
     }
 
     /// Copies that find the recipient's window full wait on the node and go directly once the
@@ -199,7 +205,7 @@ import Wire
     @Test func copiesThatFindTheWindowFullWaitAndGoDirectly() throws {
         let node = try NodeProcess.serve()
         let harness = try ClientHarness()
-        let (alice, bob, window, more) = try fullWindow(harness, port: node.port)
+        let (alice, bob, window, more, _) = try fullWindow(harness, port: node.port)
         bob.send(.ack(seqs: window.dropFirst(2).map(\.seq)))
         let got = bob.waitForDeliveries(263)
         #expect(got.dropFirst(258).map(\.messageID) == more.map(\.messageID), "after the window, in order")
@@ -210,12 +216,78 @@ import Wire
         #expect(bob.deliveries.count == 263)
     }
 
+    /// The node killed while the recipient has copies acknowledged, delivered and unacknowledged,
+    /// and waiting for its full window: every message its sender was answered for reaches it, the
+    /// senders send again what they have no answer for, and the device gets every message, each
+    /// once after the restart, in each sender's order.
+    @Test func copiesWaitingWhenTheNodeIsKilledAreNotLost() throws {
+        let data = NSTemporaryDirectory() + "switchboard-direct-\(UUID().uuidString)"
+        var node = try NodeProcess.serve(data: data)
+        let harness = try ClientHarness()
+        let (alice, bob, window, more, firstSent) = try fullWindow(harness, port: node.port)
+        var sent = firstSent
+        var order: [ObjectIdentifier: [MessageID]] = [:]  // each sender's messages as it sent them
+        for delivery in window.dropFirst(2) {
+            if let (client, message) = sent[delivery.messageID] { order[ObjectIdentifier(client), default: []].append(message.messageID) }
+        }
+        for message in more { sent[message.messageID] = (alice, message) }
+        let bobCredentials = bob.credentials
+        // Ten acknowledged: room for the five waiting, which go out now.
+        let acknowledged = Array(window.dropFirst(2).prefix(10))
+        bob.send(.ack(seqs: acknowledged.map(\.seq)))
+        #expect(bob.waitForDeliveries(263).count == 263)
+        // Six more: five fill the window again, one waits behind it when the node is killed.
+        let last = (0..<6).map { _ in
+            SendMessage(messageID: randomID(), toAccount: bob.accountID, copies: [MessageCopy(deviceID: bob.deviceID, ciphertext: [7])])
+        }
+        for message in last {
+            sent[message.messageID] = (alice, message)
+            alice.send(.send(message))
+        }
+        #expect(bob.waitForDeliveries(268).count == 268)
+        sleepMilliseconds(50)
+        order[ObjectIdentifier(alice), default: []] += (more + last).map(\.messageID)
+        node.signal(SIGKILL)
+        _ = node.waitForExit()
+        let answered = Set(sent.filter { $0.value.0.sendResult(for: $0.key, timeout: 0)?.code == .ok }.keys)
+        let acknowledgedIDs = Set(acknowledged.map(\.messageID))
+        #expect(acknowledgedIDs.isSubset(of: answered) || acknowledged.isEmpty)
+
+        node = try NodeProcess.serve(data: data)
+        for (key, ids) in order {
+            guard let client = sent[ids[0]]?.0 else { continue }
+            let again = try harness.connect(port: node.port, credentials: client.credentials, hello: Hello(mode: .resume))
+            let resend = ids.filter { !answered.contains($0) }.compactMap { sent[$0]?.1 }
+            for message in resend { again.send(.send(message)) }
+            #expect(again.recorder.waitUntil(timeout: 20) { $0.sendResultCount >= resend.count }, "\(key) answered")
+        }
+        let bobAgain = try harness.connect(port: node.port, credentials: bobCredentials, hello: Hello(mode: .resume))
+        let expected = sent.count - acknowledgedIDs.count
+        var received = 0
+        let deadline = Date().addingTimeInterval(20)
+        while received < expected && Date() < deadline {
+            let got = bobAgain.waitForDeliveries(received + 1, timeout: 0.2)
+            if got.count > received {
+                bobAgain.send(.ack(seqs: got[received...].map(\.seq)))
+                received = got.count
+            }
+        }
+        sleepMilliseconds(200)
+        let again = bobAgain.deliveries.map(\.messageID)
+        #expect(again.count == Set(again).count, "each once after the restart")
+        #expect(Set(again).union(acknowledgedIDs) == Set(sent.keys), "every message reached the device")
+        #expect(Set(again).isDisjoint(with: acknowledgedIDs), "none it acknowledged came again")
+        for (key, ids) in order {
+            #expect(again.filter { id in ids.contains(id) } == ids.filter { !acknowledgedIDs.contains($0) }, "in the order \(key) sent them")
+        }
+    }
+
     /// Copies waiting for the window when the connection ends go to the store after the ones
     /// delivered, and reach the device's next connection in that order.
     @Test func waitingCopiesAreStoredInOrderWhenTheConnectionEnds() throws {
         let node = try NodeProcess.serve()
         let harness = try ClientHarness()
-        let (alice, bob, window, more) = try fullWindow(harness, port: node.port)
+        let (alice, bob, window, more, _) = try fullWindow(harness, port: node.port)
         let bobCredentials = bob.credentials
         bob.close()
         _ = bob.waitClosed()
