@@ -20,6 +20,20 @@ import Wire
         return (alice, bob)
     }
 
+    /// Receives until `client` has `count` deliveries (or 20 s pass), acknowledging each batch as
+    /// it comes, from delivery `acknowledged` on.
+    private func receiveAcknowledging(_ client: TestClient, until count: Int, after acknowledged: Int = 0) {
+        var acknowledged = acknowledged
+        let deadline = Date().addingTimeInterval(20)
+        while acknowledged < count && Date() < deadline {
+            let got = client.waitForDeliveries(acknowledged + 1, timeout: 0.2)
+            if got.count > acknowledged {
+                client.send(.ack(seqs: got[acknowledged...].map(\.seq)))
+                acknowledged = got.count
+            }
+        }
+    }
+
     @Test func theSenderIsAnsweredWhenTheRecipientAcknowledges() throws {
         let node = try NodeProcess.serve()
         let harness = try ClientHarness()
@@ -153,15 +167,7 @@ import Wire
         // Acknowledging starts the backlog; the third batch is sent while it is delivered.
         bob.send(.ack(seqs: window.dropFirst().map(\.seq)))
         for message in third { alice.send(.send(message)) }
-        var acknowledged = 257
-        let deadline = Date().addingTimeInterval(20)
-        while acknowledged < 457 && Date() < deadline {
-            let got = bob.waitForDeliveries(acknowledged + 1, timeout: 0.2)
-            if got.count > acknowledged {
-                bob.send(.ack(seqs: got[acknowledged...].map(\.seq)))
-                acknowledged = got.count
-            }
-        }
+        receiveAcknowledging(bob, until: 457, after: 257)
         let ids = bob.deliveries.dropFirst().map(\.messageID)
         let expected = (first + second + third).map(\.messageID)
         #expect(ids.count == expected.count)
@@ -262,16 +268,7 @@ import Wire
             #expect(again.recorder.waitUntil(timeout: 20) { $0.sendResultCount >= resend.count }, "\(key) answered")
         }
         let bobAgain = try harness.connect(port: node.port, credentials: bobCredentials, hello: Hello(mode: .resume))
-        let expected = sent.count - acknowledgedIDs.count
-        var received = 0
-        let deadline = Date().addingTimeInterval(20)
-        while received < expected && Date() < deadline {
-            let got = bobAgain.waitForDeliveries(received + 1, timeout: 0.2)
-            if got.count > received {
-                bobAgain.send(.ack(seqs: got[received...].map(\.seq)))
-                received = got.count
-            }
-        }
+        receiveAcknowledging(bobAgain, until: sent.count - acknowledgedIDs.count)
         sleepMilliseconds(200)
         let again = bobAgain.deliveries.map(\.messageID)
         #expect(again.count == Set(again).count, "each once after the restart")
@@ -296,15 +293,7 @@ import Wire
         for message in more { #expect(alice.sendResult(for: message.messageID, timeout: 10)?.code == .ok) }
         #expect(Date().timeIntervalSince(started) < 0.9)
         let bobAgain = try harness.connect(port: node.port, credentials: bobCredentials, hello: Hello(mode: .resume))
-        var acknowledged = 0
-        let deadline = Date().addingTimeInterval(20)
-        while acknowledged < 261 && Date() < deadline {
-            let got = bobAgain.waitForDeliveries(acknowledged + 1, timeout: 0.2)
-            if got.count > acknowledged {
-                bobAgain.send(.ack(seqs: got[acknowledged...].map(\.seq)))
-                acknowledged = got.count
-            }
-        }
+        receiveAcknowledging(bobAgain, until: 261)
         // The order of each sender's messages is kept (PROTOCOL.md section 20.3); Alice's five
         // waiting ones come after her delivered ones.
         let again = bobAgain.deliveries
