@@ -17,7 +17,7 @@ import Testing
     @Test(arguments: [UInt64(1), 2, 3])
     func behavesLikeADictionary(seed: UInt64) {
         var generator = SplitMix(seed: seed)
-        var map = IDMap<Int>()
+        let map = IDMap<Int>()
         var model: [UInt64: Int] = [:]
         // Keys from a few ranges: small sequential ids, multiples of a power of two (same low
         // bits), and 0.
@@ -52,6 +52,10 @@ import Testing
                 #expect(map[k] == model[k])
             }
             if step % 1_000 == 0 { expectSame(map, model) }
+            if step == 10_000 {
+                map.removeAll()
+                model.removeAll()
+            }
         }
         expectSame(map, model)
         for k in Array(model.keys) {
@@ -62,8 +66,31 @@ import Testing
         #expect(map.isEmpty)
     }
 
+    /// Values live in raw storage: every one the map held is released — when removed, replaced,
+    /// moved by a deletion or a growth, cleared, or when the map goes away.
+    @Test func releasesEveryValueItHeld() {
+        final class Token {}
+        var watched: [() -> Token?] = []
+        func token() -> Token {
+            let token = Token()
+            watched.append { [weak token] in token }
+            return token
+        }
+        do {
+            let map = IDMap<Token>()
+            for key in UInt64(0)..<500 { map[key] = token() }
+            for key in UInt64(0)..<500 where key % 3 == 0 { map[key] = nil }
+            for key in UInt64(0)..<500 where key % 3 == 1 { map[key] = token() }  // replaced
+            _ = map.remove(at: map.index(forKey: 2)!)
+            map.removeAll()
+            for key in UInt64(1000)..<1100 { map[key] = token() }
+            #expect(map.count == 100)
+        }
+        #expect(watched.allSatisfy { $0() == nil }, "every value released")
+    }
+
     @Test func growsAndStaysAtMostThreeQuartersFull() {
-        var map = IDMap<UInt64>()
+        let map = IDMap<UInt64>()
         for key in UInt64(1)...10_000 { map[key] = key * 2 }
         #expect(map.count == 10_000)
         #expect(map.capacity >= 10_000 * 4 / 3 && map.capacity <= 32_768)
