@@ -49,6 +49,8 @@ public final class DeliveryRouter: Sendable {
         /// To the session's loop: settle the receipt's message for session `serial`, then take
         /// the receipt.
         case directOfferSettling(DirectCopy, serial: UInt64)
+        /// To the next loop: ciphertext storage this loop had to spare (`LoopRoutes.recycle`).
+        case spareCiphertexts([[UInt8]])
     }
 
     private let mailboxes: [Mailbox<Message>]
@@ -170,9 +172,11 @@ public final class DeliveryRouter: Sendable {
 
     private func routes(on loop: EventLoop) -> LoopRoutes { routes[loop.id].value }
 
-    /// Where sessions on `loop` copy the ciphertexts of the Sends they read, and give them back
-    /// once delivered (on their loop).
+    /// Where sessions on `loop` copy the ciphertexts of the Sends they read.
     func ciphertexts(onLoop id: Int) -> ByteArrayPool { routes[id].value.ciphertexts }
+
+    /// Loop `id`'s part of the router (its ciphertext pool: `LoopRoutes.recycle`). On that loop.
+    func routes(onLoop id: Int) -> LoopRoutes { routes[id].value }
 
     /// Gives back a copy session `serial` could not take (or took and lost with its connection):
     /// the registry stores it.
@@ -198,8 +202,19 @@ final class LoopRoutes {
     /// path — 10% of the node's time when relaying.
     var router: DeliveryRouter!
     let push: PushGateway?
-    /// Ciphertext storage used again on the relay path (`DeliveryRouter.ciphertexts(on:)`).
+    /// Ciphertext storage used again on the relay path (`DeliveryRouter.ciphertexts(onLoop:)`).
     let ciphertexts = ByteArrayPool()
+    static let spareBatch = 256
+
+    /// Gives a delivered copy's ciphertext back. Storage travels with messages from the loop that
+    /// read them to the loop that delivered them: a loop that delivers more than it reads has
+    /// more than it reuses and passes a batch on to the next loop (in turn, so with one loop per
+    /// core every pool is fed), where one that reads more would otherwise allocate.
+    func recycle(_ ciphertext: inout [UInt8]) {
+        ciphertexts.recycle(&ciphertext)
+        guard ciphertexts.hasSpare, let router, router.loops.count > 1 else { return }
+        router.send(.spareCiphertexts(ciphertexts.takeSpare(LoopRoutes.spareBatch)), toLoop: (loop.id + 1) % router.loops.count)
+    }
     /// The registered session of each device this loop is the registry of, with the direct
     /// copies offered to it (`DirectRegistry.swift`).
     var registry = IDMap<RegistryEntry>()
@@ -345,6 +360,8 @@ final class LoopRoutes {
             }
         case .sessionStanza(let serial, let stanza):
             bySerial[serial]?.push(stanza)
+        case .spareCiphertexts(let arrays):
+            ciphertexts.adopt(arrays)
         case .direct, .directOffer, .directReturned, .receiptSettling, .directOfferSettling, .directSettled:
             break  // handled in `handle`
         }

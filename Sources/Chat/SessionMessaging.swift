@@ -23,16 +23,16 @@ extension ServerSession {
     func acknowledge(_ seqs: some Sequence<UInt64>, on connection: any ByteStream) {
         guard let device else { return }
         var acknowledged: [UInt64] = []
-        var ciphertexts: ByteArrayPool?
+        var routes: LoopRoutes?
         for seq in seqs {
             switch inFlight.removeValue(forKey: seq) {
             case .stored(let stored)?:
                 acknowledged.append(stored)
             case .direct(var copy, _)?:
                 directAcknowledged(copy)
-                // Its ciphertext's storage takes the next Send read on this loop.
-                if ciphertexts == nil { ciphertexts = services.router.ciphertexts(onLoop: connection.loopID) }
-                ciphertexts!.recycle(&copy.delivery.ciphertext)
+                // Its ciphertext's storage takes the next Send read on this loop (or another's).
+                if routes == nil { routes = services.router.routes(onLoop: connection.loopID) }
+                routes!.recycle(&copy.delivery.ciphertext)
             case .storing?:
                 inFlight[seq] = .storing(acked: true)  // the store's answer completes it
             case nil:

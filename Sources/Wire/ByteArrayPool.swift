@@ -63,6 +63,24 @@ public final class ByteArrayPool {
         array = []
     }
 
+    /// More than half its arrays waiting: storage is coming back here faster than this loop
+    /// reuses it (a loop whose devices receive more than they send), and some should move to a
+    /// loop that is short (`takeSpare`).
+    public var hasSpare: Bool { free.count > limit / 2 }
+
+    /// Up to `count` arrays taken out for another loop's pool (`adopt`).
+    public func takeSpare(_ count: Int) -> [[UInt8]] {
+        let taken = Array(free.suffix(count))
+        free.removeLast(taken.count)
+        for array in taken { bytesKept -= array.capacity }
+        return taken
+    }
+
+    /// Arrays another loop had to spare, kept as if given back here (while there is room).
+    public func adopt(_ arrays: consuming [[UInt8]]) {
+        for index in arrays.indices { recycle(&arrays[index]) }
+    }
+
     /// Arrays waiting for reuse.
     public var count: Int { free.count }
 }

@@ -92,6 +92,25 @@ import Testing
         #expect(pool.count == 2 && pool.recycled == 3 && arrays[2].isEmpty)
     }
 
+    @Test func aPoolMoreThanHalfFullSparesArraysToAnother() {
+        let giving = ByteArrayPool(limit: 8), taking = ByteArrayPool(limit: 8)
+        for _ in 0..<4 {
+            var array = copy(giving, Array(repeating: 1, count: 100))
+            giving.recycle(&array)
+        }
+        #expect(giving.count == 1 && !giving.hasSpare)  // each copy took the one before
+        var arrays = (0..<5).map { _ in copy(ByteArrayPool(), Array(repeating: 2, count: 100)) }
+        let addresses = Set(arrays.map(storage))
+        for index in arrays.indices { giving.recycle(&arrays[index]) }
+        #expect(giving.count == 6 && giving.hasSpare)
+        taking.adopt(giving.takeSpare(3))  // as a message to another loop: nobody else keeps them
+        #expect(giving.count == 3 && !giving.hasSpare)
+        #expect(taking.count == 3)
+        let reused = copy(taking, Array(repeating: 3, count: 100))
+        #expect(addresses.contains(storage(reused)), "the next copy on the other loop uses spared storage")
+        #expect(reused == Array(repeating: 3, count: 100))
+    }
+
     @Test func aSendDecodedWithAPoolTakesItsCiphertextsFromIt() throws {
         let pool = ByteArrayPool()
         var recycled = copy(pool, Array(repeating: 0, count: 200))
