@@ -124,17 +124,17 @@ extension ServerSession {
         guard phase == .established, let connection, let device else { return }
         outstandingSends -= 1
         count(outcome)
+        let state = sendState  // one reference for the whole settlement
         switch outcome {
-        case .delivered, .stored, .duplicate: sendState.recentSends.record(messageID, .directDone)
-        case .refused, .failed: sendState.recentSends.forget(messageID)
+        case .delivered, .stored, .duplicate: state.recentSends.record(messageID, .directDone)
+        case .refused, .failed: state.recentSends.forget(messageID)
         }
         send(.sendResult(outcome.sendResult(messageID: messageID)), on: connection)
-        let state = sendState
         guard let known = state.sendPaths.index(forKey: toAccount) else { return }
         state.sendPaths[at: known].direct -= 1
         state.directTotal -= 1
         if state.sendPaths[at: known].isIdle { state.sendPaths.remove(at: known) }
-        releaseHeld(from: device, on: connection)
+        if !state.heldSends.isEmpty { releaseHeld(from: device, on: connection) }
     }
 
     /// Counts how a direct copy ended (`switchboard_direct_copies_total`).
