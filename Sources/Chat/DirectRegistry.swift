@@ -57,7 +57,7 @@ extension LoopRoutes {
     }
 
     /// Sends an offer to the session of the entry at `index`, counting it in its ledger.
-    private func offer(_ message: DeliveryRouter.Message, at index: IDMap<RegistryEntry>.Index) {
+    private func offer(_ message: consuming DeliveryRouter.Message, at index: IDMap<RegistryEntry>.Index) {
         registry[at: index].offered += 1
         router.send(message, toLoop: registry[at: index].loop)
     }
