@@ -170,12 +170,9 @@ public final class DeliveryRouter: Sendable {
     /// Sends a stanza to `device` if it is connected (not stored otherwise).
     public func notify(device: UInt64, _ stanza: Stanza) { send(.notify(device: device, stanza: stanza), toLoop: registryLoop(device)) }
 
-    private func routes(on loop: EventLoop) -> LoopRoutes { routes[loop.id].value }
+    private func routes(on loop: EventLoop) -> LoopRoutes { routes(onLoop: loop.id) }
 
-    /// Where sessions on `loop` copy the ciphertexts of the Sends they read.
-    func ciphertexts(onLoop id: Int) -> ByteArrayPool { routes[id].value.ciphertexts }
-
-    /// Loop `id`'s part of the router (its ciphertext pool: `LoopRoutes.recycle`). On that loop.
+    /// Loop `id`'s part of the router (its ciphertext pool: `ciphertexts`, `recycle`). On that loop.
     func routes(onLoop id: Int) -> LoopRoutes { routes[id].value }
 
     /// Gives back a copy session `serial` could not take (or took and lost with its connection):
@@ -202,7 +199,7 @@ final class LoopRoutes {
     /// path — 10% of the node's time when relaying.
     var router: DeliveryRouter!
     let push: PushGateway?
-    /// Ciphertext storage used again on the relay path (`DeliveryRouter.ciphertexts(onLoop:)`).
+    /// Where sessions on this loop copy the ciphertexts of the Sends they read.
     let ciphertexts = ByteArrayPool()
     static let spareBatch = 256
 

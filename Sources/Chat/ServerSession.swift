@@ -267,7 +267,7 @@ public final class ServerSession: ConnectionHandler {
             finishOpening(connection)
         }
         do {
-            try StanzaCodec.forEach(UnsafeRawBufferPointer(plaintext), reusing: services.router.ciphertexts(onLoop: connection.loopID), acks: { seqs in
+            try StanzaCodec.forEach(UnsafeRawBufferPointer(plaintext), reusing: services.router.routes(onLoop: connection.loopID).ciphertexts, acks: { seqs in
                 self.acknowledge(seqs, on: connection)
             }) { (stanza) throws(WireError) in
                 self.handle(stanza, on: connection)

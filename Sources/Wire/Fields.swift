@@ -99,12 +99,8 @@ extension FieldValue {
         return MessageID(copying: value)
     }
 
-    func bytes(_ field: UInt64, max: Int) throws(WireError) -> [UInt8] {
-        try bytes(field, max: max, reusing: nil)
-    }
-
     /// Bytes copied into an array from `pool` when there is one (a ciphertext on the relay path).
-    func bytes(_ field: UInt64, max: Int, reusing pool: ByteArrayPool?) throws(WireError) -> [UInt8] {
+    func bytes(_ field: UInt64, max: Int, reusing pool: ByteArrayPool? = nil) throws(WireError) -> [UInt8] {
         guard case .bytes(let value) = self else { throw .malformed("field \(field) must be bytes") }
         guard value.count <= max else { throw .tooLarge("field \(field) is \(value.count) bytes, limit \(max)") }
         return pool?.copy(value) ?? Array(value)

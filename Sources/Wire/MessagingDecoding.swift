@@ -1,7 +1,7 @@
 /// Decoding of the stanzas of PROTOCOL.md sections 18-23.
 extension MessagingCodec {
 
-    static func decode(type: UInt64, body: UnsafeRawBufferPointer) throws(WireError) -> Stanza {
+    static func decode(type: UInt64, body: UnsafeRawBufferPointer, reusing pool: ByteArrayPool?) throws(WireError) -> Stanza {
         var reader = FieldReader(body)
         switch type {
         case StanzaType.listDevices:
@@ -135,7 +135,7 @@ extension MessagingCodec {
             }
             return .prekeysLow(remaining: remaining)
         case StanzaType.send:
-            return try decodeSend(body: body, reusing: nil)
+            return try decodeSend(body: body, reusing: pool)
         case StanzaType.sendResult:
             var result = SendResult(messageID: [], code: .ok)
             while let (field, value) = try reader.next() {

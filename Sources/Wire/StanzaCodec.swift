@@ -80,10 +80,8 @@ public enum StanzaCodec {
         try forEachBody(bytes) { (type, stanzaBody) throws(WireError) in
             if type == StanzaType.ack {
                 acks(try AckSeqs(validating: stanzaBody))
-            } else if type == StanzaType.send {
-                try body(try MessagingCodec.decodeSend(body: stanzaBody, reusing: pool))
             } else {
-                try body(try decode(type: type, body: stanzaBody))
+                try body(try decode(type: type, body: stanzaBody, reusing: pool))
             }
         }
     }
@@ -109,7 +107,8 @@ public enum StanzaCodec {
         return try result.get()
     }
 
-    static func decode(type: UInt64, body: UnsafeRawBufferPointer) throws(WireError) -> Stanza {
+    /// One stanza; a Send's ciphertexts are copied into arrays from `pool` when given.
+    static func decode(type: UInt64, body: UnsafeRawBufferPointer, reusing pool: ByteArrayPool? = nil) throws(WireError) -> Stanza {
         var reader = FieldReader(body)
         switch type {
         case StanzaType.hello:
@@ -189,8 +188,10 @@ public enum StanzaCodec {
                 if field == 1 { value = try fieldValue.varint(field) }
             }
             return type == StanzaType.ping ? .ping(value) : .pong(value)
+        case StanzaType.send:  // the hot one: straight to its decoder, not through a second switch
+            return try MessagingCodec.decodeSend(body: body, reusing: pool)
         default:
-            return try MessagingCodec.decode(type: type, body: body)
+            return try MessagingCodec.decode(type: type, body: body, reusing: pool)
         }
     }
 }
