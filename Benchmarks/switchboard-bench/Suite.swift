@@ -102,20 +102,21 @@ enum Suite {
         var table: [(String, String, Double?, [String: Any])] = []
         for (index, planned) in runs.enumerated() {
             var run = planned
+            var runnable = true
             if let peakRun = run.atHalfTheRateOf {
-                guard let peak = table.first(where: { $0.0 == peakRun && $0.1 == run.target })?.3["messages_delivered_per_second"] as? Double,
-                      peak >= 2
-                else {
+                if let peak = table.first(where: { $0.0 == peakRun && $0.1 == run.target })?.3["messages_delivered_per_second"] as? Double,
+                   peak >= 2 {
+                    run.arguments += ["--rate", String(Int(peak / 2))]
+                } else {
                     FileHandle.standardError.write(Data("[suite] \(run.name): no peak from \"\(peakRun)\": skipped\n".utf8))
-                    results.append(["workload": run.name, "target": run.target, "scenario": run.scenario, "skipped": true])
-                    table.append((run.name, run.target, nil, [:]))
-                    continue
+                    runnable = false
                 }
-                run.arguments += ["--rate", String(Int(peak / 2))]
             }
             FileHandle.standardError.write(Data("[suite] \(index + 1)/\(runs.count) \(run.target): \(run.name)\n".utf8))
             var figures: [String: Any]?
             switch run.target {
+            case _ where !runnable:
+                break  // recorded as skipped below
             case "node":
                 figures = runAgainstServer([node, "serve", "--listen", "127.0.0.1:0", "--threads", "1", "--log-level", "warn"],
                                            isNode: true, bench: bench, run: run, timing: timing,
