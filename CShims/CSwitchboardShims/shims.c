@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,4 +227,42 @@ uint64_t sb_rss_bytes(void) {
     fclose(file);
     if (matched != 2) return 0;
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+extern char **environ;
+
+/// One standard descriptor of a child: `fd` duplicated onto `target`, or /dev/null when -1.
+static int spawn_standard(posix_spawn_file_actions_t *actions, int fd, int target) {
+    if (fd < 0) return posix_spawn_file_actions_addopen(actions, target, "/dev/null", target == 0 ? O_RDONLY : O_WRONLY, 0);
+    return posix_spawn_file_actions_adddup2(actions, fd, target);
+}
+
+pid_t sb_spawn(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    int error = posix_spawn_file_actions_init(&actions);
+    if (error) { errno = error; return -1; }
+    error = posix_spawnattr_init(&attributes);
+    if (error) { posix_spawn_file_actions_destroy(&actions); errno = error; return -1; }
+    sigset_t empty, defaults;
+    sigemptyset(&empty);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGHUP);
+    if (!error) error = spawn_standard(&actions, stdin_fd, 0);
+    if (!error) error = spawn_standard(&actions, stdout_fd, 1);
+    if (!error) error = spawn_standard(&actions, stderr_fd, 2);
+    if (!error) error = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    if (!error) error = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (!error) error = posix_spawnattr_setpgroup(&attributes, 0);
+    if (!error) error = posix_spawnattr_setsigmask(&attributes, &empty);
+    if (!error) error = posix_spawnattr_setsigdefault(&attributes, &defaults);
+    pid_t pid = -1;
+    if (!error) error = posix_spawn(&pid, path, &actions, &attributes, argv, envp ? envp : environ);
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    if (error) { errno = error; return -1; }
+    return pid;
 }

@@ -183,7 +183,7 @@ import Wire
         let first = try harness.connect(port: node!.port, credentials: ClientCredentials(),
                                         hello: Hello(mode: .register, accountName: "erin"))
         let credentials = first.credentials
-        node!.process.terminate()  // SIGTERM: drain
+        node!.signal(SIGTERM)  // drain
         #expect(node!.waitForExit() == 0)
         node = try NodeProcess.serve(data: data)
         let back = try harness.connect(port: node!.port, credentials: credentials, hello: Hello(mode: .resume))

@@ -10,17 +10,8 @@ import TestSupport
         let node = try NodeProcess.serve()
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Interop/python_client.py").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "127.0.0.1", "\(node.port)", "interop"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try launch(process)
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(text)")
+        let (status, text) = try runTool("/usr/bin/env", ["python3", script, "127.0.0.1", "\(node.port)", "interop"])
+        #expect(status == 0, "\(text)")
         #expect(text.hasSuffix("OK\n"), "\(text)")
         #expect(text.contains("IK: welcome in one round trip"))
     }

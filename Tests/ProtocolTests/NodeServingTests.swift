@@ -18,7 +18,7 @@ import Wire
         #expect(clients.welcomed == count, "errors: \(clients.errors.prefix(3))")
         // Every connection is still open: a ping on each comes back.
         #expect(clients.pingAll(value: 42, timeout: 60) == count)
-        #expect(node.process.isRunning)
+        #expect(node.isRunning)
     }
 
     @Test func runningOutOfDescriptorsLeavesTheNodeServing() throws {
@@ -33,7 +33,7 @@ import Wire
         #expect(answered > 0, "connections within the limit are served")
         #expect(answered < clients.count, "some connections could not be held")
         #expect(waitUntil { node.standardError.contains("accept paused: out of descriptors") })
-        #expect(node.process.isRunning)
+        #expect(node.isRunning)
         for client in clients { client.close() }
         clients.removeAll()
         var served = false

@@ -7,31 +7,16 @@ import Wire
 /// Push notifications reach a real HTTP receiver (Python's http.server) for offline devices,
 /// with a retry after a failure, and none for devices that are connected.
 @Suite(.serialized) struct PushTests {
-    public final class Receiver: @unchecked Sendable {
-        // `@unchecked Sendable`: `text` is guarded by `lock`; the rest is set before the handler runs.
-        let process = Process()
-        let output = Pipe()
-        private let lock = NSLock()
-        private var text = ""
+    public final class Receiver {
+        let process: ChildProcess
         private(set) var port = 0
 
         init(failFirst: Int) throws {
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                 .appendingPathComponent("Interop/push_receiver.py").path
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", script, "\(failFirst)"]
-            process.standardOutput = output
             // Never the test's own stdout or stderr: a child holding them would keep the test
             // runner's pipes open after the test.
-            process.standardError = FileHandle.nullDevice
-            process.standardInput = FileHandle.nullDevice
-            output.fileHandleForReading.readabilityHandler = { [weak self] handle in
-                let chunk = String(decoding: handle.availableData, as: UTF8.self)
-                self?.lock.lock()
-                self?.text += chunk
-                self?.lock.unlock()
-            }
-            try launch(process)
+            process = try ChildProcess("/usr/bin/env", ["python3", script, "\(failFirst)"], standardError: .discard)
             guard waitUntil({ self.lines.first?.hasPrefix("PORT ") == true }), let port = Int(lines[0].dropFirst(5)) else {
                 throw BlockingSocket.Failure(description: "push receiver did not start")
             }
@@ -39,22 +24,12 @@ import Wire
         }
 
         var lines: [String] {
-            lock.lock()
-            defer { lock.unlock() }
-            return text.split(separator: "\n").map(String.init)
+            String(decoding: process.standardOutput, as: UTF8.self).split(separator: "\n").map(String.init)
         }
 
         var requests: [String] { lines.dropFirst().map { $0 } }
 
-        func stop() {
-            // SIGKILL: a child may inherit a mask that blocks SIGTERM from the test runner.
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-            }
-        }
-
-        deinit { stop() }
+        func stop() { process.terminate() }
     }
 
     @Test func offlineDevicesArePushedWithRetriesAndOnlineOnesAreNot() throws {

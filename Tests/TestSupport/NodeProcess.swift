@@ -3,10 +3,7 @@ import Foundation
 
 /// The `switchboard` executable built next to the test bundle, run as a child process.
 public final class NodeProcess {
-    public let process = Process()
-    private let stdoutPipe = Pipe()
-    private let stderrPipe = Pipe()
-    private let collected = Collected()
+    public let process: ChildProcess
     /// The port of the first listen address, read from the "listening" line.
     public private(set) var port = 0
     /// The node's data directory (set by `serve`).
@@ -29,24 +26,11 @@ public final class NodeProcess {
     /// `ulimit -n 40;`).
     public init(_ arguments: [String], shellPrefix: String? = nil) throws {
         if let shellPrefix {
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
             let quoted = ([NodeProcess.executable.path] + arguments).map { "'\($0)'" }.joined(separator: " ")
-            process.arguments = ["-c", "\(shellPrefix) exec \(quoted)"]
+            process = try ChildProcess("/bin/sh", ["-c", "\(shellPrefix) exec \(quoted)"])
         } else {
-            process.executableURL = NodeProcess.executable
-            process.arguments = arguments
+            process = try ChildProcess(NodeProcess.executable.path, arguments)
         }
-        process.standardOutput = stdoutPipe
-        process.standardError = stderrPipe
-        process.standardInput = FileHandle.nullDevice
-        let collected = self.collected
-        stdoutPipe.fileHandleForReading.readabilityHandler = { handle in
-            collected.append(handle.availableData, toStandardError: false)
-        }
-        stderrPipe.fileHandleForReading.readabilityHandler = { handle in
-            collected.append(handle.availableData, toStandardError: true)
-        }
-        try launch(process)
     }
 
     /// Starts a node on a free loopback port and waits for its "listening" line.
@@ -76,54 +60,17 @@ public final class NodeProcess {
         return Int(text)
     }
 
-    public var standardOutput: String { collected.text(standardError: false) }
-    public var standardError: String { collected.text(standardError: true) }
+    public var standardOutput: String { String(decoding: process.standardOutput, as: UTF8.self) }
+    public var standardError: String { String(decoding: process.standardError, as: UTF8.self) }
+    public var isRunning: Bool { process.isRunning }
 
-    public func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+    public func signal(_ number: Int32) { process.signal(number) }
 
-    /// Waits for exit; nil if still running after the timeout.
+    /// Waits for exit and the end of its output; nil if still running after the timeout.
     public func waitForExit(timeoutMilliseconds: Int = 10_000) -> Int32? {
-        guard waitUntil(timeoutMilliseconds: timeoutMilliseconds, { !process.isRunning }) else { return nil }
-        process.waitUntilExit()
-        drainPipes()
-        return process.terminationStatus
+        process.waitForExit(timeoutMilliseconds: timeoutMilliseconds)
     }
 
-    /// After exit: stop the asynchronous readers and take what is left in the pipes, so the
-    /// output is complete when `waitForExit` returns.
-    private func drainPipes() {
-        for (pipe, isError) in [(stdoutPipe, false), (stderrPipe, true)] {
-            pipe.fileHandleForReading.readabilityHandler = nil
-            let rest = pipe.fileHandleForReading.readDataToEndOfFile()
-            if !rest.isEmpty { collected.append(rest, toStandardError: isError) }
-        }
-    }
-
-    public func terminate() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
-
-    deinit { terminate() }
-}
-
-private final class Collected: @unchecked Sendable {
-    // `@unchecked Sendable`: every access holds `lock`.
-    private let lock = NSLock()
-    private var out = Data()
-    private var err = Data()
-
-    func append(_ data: Data, toStandardError: Bool) {
-        lock.lock()
-        defer { lock.unlock() }
-        if toStandardError { err.append(data) } else { out.append(data) }
-    }
-
-    func text(standardError: Bool) -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        return String(decoding: standardError ? err : out, as: UTF8.self)
-    }
+    /// SIGKILL and wait.
+    public func terminate() { process.terminate() }
 }

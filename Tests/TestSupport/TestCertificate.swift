@@ -30,20 +30,9 @@ public func runTool(_ path: String, _ arguments: [String], input: [UInt8]? = nil
 /// Runs a tool to completion; returns its exit status and its raw output (stdout and stderr,
 /// interleaved; write binary output to a file instead).
 public func runToolData(_ path: String, _ arguments: [String], input: [UInt8]? = nil) throws -> (Int32, Data) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    let stdin = Pipe()
-    process.standardInput = input == nil ? FileHandle.nullDevice : stdin
-    try launch(process)
-    if let input {
-        stdin.fileHandleForWriting.write(Data(input))
-        try stdin.fileHandleForWriting.close()
+    let process = try ChildProcess(path, arguments, input: input, standardError: .intoStandardOutput)
+    guard let status = process.waitForExit(timeoutMilliseconds: 60_000) else {
+        throw BlockingSocket.Failure(description: "\(path) did not finish within 60 s")
     }
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, data)
+    return (status, Data(process.standardOutput))
 }

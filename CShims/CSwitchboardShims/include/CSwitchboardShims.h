@@ -80,6 +80,13 @@ void sb_set_current_loop(void *loop);
 uint64_t sb_monotonic_ns(void);
 /// Resident set size of this process in bytes, from /proc/self/statm, or 0.
 uint64_t sb_rss_bytes(void);
+/// Starts `path` with `argv` (NULL-terminated) and `envp` (NULL: this process's environment) in
+/// its own process group. Standard input, output and error come from `stdin_fd`, `stdout_fd` and
+/// `stderr_fd` (-1: /dev/null); every other descriptor is closed in the child, and it starts with
+/// an empty signal mask and default handling of SIGPIPE, SIGTERM, SIGINT and SIGHUP. Unlike
+/// Foundation's `Process`, it never lists /proc/self/fd, so it is safe in a process holding
+/// thousands of descriptors. Returns the child's pid, or -1 with errno set.
+pid_t sb_spawn(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd);
 
 // MARK: atomics for counter arrays (Swift's Atomic cannot live in an array)
 static inline void sb_atomic_add(long *counter, long value) {
