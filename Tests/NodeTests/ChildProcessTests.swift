@@ -51,4 +51,13 @@ import TestSupport
         sleeper.signal(SIGKILL)  // reaped: no signal goes to a pid someone else may hold now
         #expect(sleeper.waitForExit() == 128 + SIGTERM)
     }
+
+    @Test func droppingTheLastReferenceKillsAndReapsTheChild() throws {
+        var sleeper: ChildProcess? = try ChildProcess("/bin/sleep", ["30"])
+        let pid = try #require(sleeper?.pid)
+        #expect(kill(pid, 0) == 0)
+        sleeper = nil
+        // Killed and reaped: no such process (not even a zombie).
+        #expect(kill(pid, 0) == -1 && errno == ESRCH)
+    }
 }

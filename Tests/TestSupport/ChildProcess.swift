@@ -7,10 +7,7 @@ import Foundation
 /// descriptors to close and copies each entry's whole 256-byte name field, reading past the end of
 /// glibc's 32 KiB directory buffer once the test process holds ~1,360 descriptors (suites that
 /// open many connections run beside ones that start nodes) — a crash in memcpy inside `run()`.
-public final class ChildProcess: @unchecked Sendable {
-    // `@unchecked Sendable`: `status` and the captured bytes are only touched holding `lock`;
-    // the rest is set in `init`.
-
+public final class ChildProcess: Sendable {
     /// Where a child's standard output or error goes.
     public enum Output: Sendable {
         case discard
@@ -20,11 +17,9 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     public let pid: pid_t
-    private let lock = NSCondition()
-    private var status: Int32?
-    private var out: [UInt8] = []
-    private var err: [UInt8] = []
-    private var openReaders = 0
+    /// What the reader threads share with the caller; they hold only this, never the
+    /// `ChildProcess`, so dropping it kills the child.
+    private let state = State()
 
     /// Starts `path ARGUMENTS`; `input`, when given, is written to its standard input (else
     /// /dev/null), which is then closed.
@@ -47,42 +42,25 @@ public final class ChildProcess: @unchecked Sendable {
             throw BlockingSocket.Failure(description: "cannot start \(path): \(String(cString: strerror(spawnErrno)))")
         }
         pid = spawned
-        if let outPipe { startReader(outPipe.read, standardError: false) }
-        if let errPipe { startReader(errPipe.read, standardError: true) }
+        if let outPipe { state.startReader(outPipe.read, standardError: false) }
+        if let errPipe { state.startReader(errPipe.read, standardError: true) }
         if let inPipe, let input {
             sb_ignore_sigpipe()  // a child that exits without reading its input fails the write, not us
             Thread { Self.writeAll(input, to: inPipe.write) }.start()
         }
     }
 
-    public var standardOutput: [UInt8] { lock.lock(); defer { lock.unlock() }; return out }
-    public var standardError: [UInt8] { lock.lock(); defer { lock.unlock() }; return err }
-
-    public var isRunning: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return reapLocked() == nil
-    }
+    public var standardOutput: [UInt8] { state.bytes(standardError: false) }
+    public var standardError: [UInt8] { state.bytes(standardError: true) }
+    public var isRunning: Bool { state.status(of: pid) == nil }
 
     /// Sends `number` unless the child has already been reaped (its pid may be someone else's).
-    public func signal(_ number: Int32) {
-        lock.lock()
-        defer { lock.unlock() }
-        if reapLocked() == nil { kill(pid, number) }
-    }
+    public func signal(_ number: Int32) { state.signal(pid, number) }
 
     /// Waits for the child to exit and for its captured output to end (bounded by the same
     /// timeout); nil if it is still running. The exit status, or 128 + the signal that ended it.
     public func waitForExit(timeoutMilliseconds: Int = 10_000) -> Int32? {
-        let deadline = Date(timeIntervalSinceNow: Double(timeoutMilliseconds) / 1000)
-        lock.lock()
-        defer { lock.unlock() }
-        while reapLocked() == nil {
-            guard Date() < deadline else { return nil }
-            _ = lock.wait(until: min(deadline, Date(timeIntervalSinceNow: 0.005)))
-        }
-        while openReaders > 0, lock.wait(until: deadline) {}
-        return status
+        state.waitForExit(pid, until: Date(timeIntervalSinceNow: Double(timeoutMilliseconds) / 1000))
     }
 
     /// SIGKILL and wait.
@@ -92,38 +70,6 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     deinit { terminate() }
-
-    /// The exit status once reaped; holding `lock`.
-    private func reapLocked() -> Int32? {
-        if let status { return status }
-        var raw: Int32 = 0
-        guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
-        let signal = raw & 0x7f
-        status = signal == 0 ? (raw >> 8) & 0xff : 128 + signal
-        return status
-    }
-
-    private func startReader(_ fd: Int32, standardError: Bool) {
-        lock.lock()
-        openReaders += 1
-        lock.unlock()
-        Thread { [self] in
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if count < 0, errno == EINTR { continue }
-                if count <= 0 { break }
-                lock.lock()
-                if standardError { err += buffer[0..<count] } else { out += buffer[0..<count] }
-                lock.unlock()
-            }
-            close(fd)
-            lock.lock()
-            openReaders -= 1
-            lock.broadcast()
-            lock.unlock()
-        }.start()
-    }
 
     private static func writeAll(_ bytes: [UInt8], to fd: Int32) {
         var offset = 0
@@ -144,5 +90,76 @@ public final class ChildProcess: @unchecked Sendable {
         // Close-on-exec for any other way of starting a program; sb_spawn closes them anyway.
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         return (fds[0], fds[1])
+    }
+}
+
+/// A child's exit status and captured output.
+private final class State: @unchecked Sendable {
+    // `@unchecked Sendable`: every stored property is only touched holding `lock`.
+    private let lock = NSCondition()
+    private var exitStatus: Int32?
+    private var out: [UInt8] = []
+    private var err: [UInt8] = []
+    private var openReaders = 0
+
+    func bytes(standardError: Bool) -> [UInt8] {
+        lock.lock()
+        defer { lock.unlock() }
+        return standardError ? err : out
+    }
+
+    func status(of pid: pid_t) -> Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return reapLocked(pid)
+    }
+
+    func signal(_ pid: pid_t, _ number: Int32) {
+        lock.lock()
+        defer { lock.unlock() }
+        if reapLocked(pid) == nil { kill(pid, number) }
+    }
+
+    func waitForExit(_ pid: pid_t, until deadline: Date) -> Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        while reapLocked(pid) == nil {
+            guard Date() < deadline else { return nil }
+            _ = lock.wait(until: min(deadline, Date(timeIntervalSinceNow: 0.005)))
+        }
+        while openReaders > 0, lock.wait(until: deadline) {}
+        return exitStatus
+    }
+
+    /// The exit status once reaped; holding `lock`.
+    private func reapLocked(_ pid: pid_t) -> Int32? {
+        if let exitStatus { return exitStatus }
+        var raw: Int32 = 0
+        guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
+        let signal = raw & 0x7f
+        exitStatus = signal == 0 ? (raw >> 8) & 0xff : 128 + signal
+        return exitStatus
+    }
+
+    func startReader(_ fd: Int32, standardError: Bool) {
+        lock.lock()
+        openReaders += 1
+        lock.unlock()
+        Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                if count <= 0 { break }
+                lock.lock()
+                if standardError { err += buffer[0..<count] } else { out += buffer[0..<count] }
+                lock.unlock()
+            }
+            close(fd)
+            lock.lock()
+            openReaders -= 1
+            lock.broadcast()
+            lock.unlock()
+        }.start()
     }
 }
