@@ -133,7 +133,8 @@ public final class ServerSession: ConnectionHandler {
                 fail(connection, .notAllowedNow, "handshake frame after the handshake")
                 return nil
             }
-            let step = box.machine.receive(type: type, body: Array(body))
+            let step = box.machine.receive(
+                type: type, body: Array(body), staticSecrets: services.staticSecrets[connection.loop.id].value)
             switch step {
             case .reply(let bytes):
                 connection.write(bytes)

@@ -24,6 +24,9 @@ public final class SessionServices: Sendable {
     public let router: DeliveryRouter
     /// One frame-buffer pool per loop (by loop id).
     let framePools: [LoopBound<FrameBufferPool>]
+    /// One cache of IK `ss` results per loop (by loop id): a returning client's handshake costs
+    /// one X25519 operation less.
+    let staticSecrets: [LoopBound<StaticSecretCache>]
     public let tokens: TokenSealer
     public let ledger: TokenLedger
     public let registration: RegistrationPolicy
@@ -42,6 +45,7 @@ public final class SessionServices: Sendable {
         messages: MessageStore, groups: GroupStore, mutes: MuteStore, router: DeliveryRouter, tokens: TokenSealer, ledger: TokenLedger,
         registration: RegistrationPolicy, nodeID: String, tokenLifetimeSeconds: UInt64,
         handshakeTimeoutMilliseconds: Int, idleTimeoutSeconds: UInt64,
+        staticSecretsPerLoop: Int = SessionServices.defaultStaticSecretsPerLoop,
         log: (@Sendable (SessionEvent) -> Void)? = nil
     ) {
         self.log = log
@@ -51,6 +55,7 @@ public final class SessionServices: Sendable {
         self.mutes = mutes
         self.router = router
         self.framePools = router.loops.map { LoopBound(FrameBufferPool(), on: $0) }
+        self.staticSecrets = router.loops.map { LoopBound(StaticSecretCache(capacity: staticSecretsPerLoop), on: $0) }
         self.identity = Mutex((staticKey, certificate))
         self.accounts = accounts
         self.tokens = tokens
@@ -61,6 +66,9 @@ public final class SessionServices: Sendable {
         self.handshakeTimeoutMilliseconds = handshakeTimeoutMilliseconds
         self.idleTimeoutSeconds = idleTimeoutSeconds
     }
+
+    /// Entries of each loop's `ss` cache unless configured: 96 bytes each, 768 KiB per loop.
+    public static let defaultStaticSecretsPerLoop = 8_192
 
     /// The key new handshakes use (read once per connection).
     public var currentStaticKey: KeyPair { identity.withLock { $0.key } }

@@ -57,8 +57,9 @@ public struct ServerHandshake {
         return nil
     }
 
-    /// Handles one handshake frame from the client.
-    public mutating func receive(type: UInt8, body: [UInt8]) -> Step {
+    /// Handles one handshake frame from the client. `staticSecrets` (one per loop) spares a
+    /// returning client's IK message its `ss` X25519 operation.
+    public mutating func receive(type: UInt8, body: [UInt8], staticSecrets: StaticSecretCache? = nil) -> Step {
         // After its last handshake message (XX 3, XXfallback 2) the client reads transport
         // frames only: a plaintext error frame would be misread, so failures then just close.
         switch state {
@@ -89,7 +90,7 @@ public struct ServerHandshake {
                     pattern: .IK, initiator: false, prologue: prologue, localStatic: configuration.staticKey,
                     remoteStatic: nil)
                 do {
-                    let (payload, _) = try noise.readMessage(body)
+                    let (payload, _) = try noise.readMessage(body, staticSecrets: staticSecrets)
                     guard let clientKey = noise.remoteStatic else { return fail(.handshakeFailed, "IK without key") }
                     pattern = .ik
                     state = .ikAwaitingAnswer(noise)

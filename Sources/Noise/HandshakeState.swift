@@ -70,7 +70,10 @@ public struct HandshakeState<Hash: NoiseHashFunction>: Sendable {
     public var handshakeHash: [UInt8] { symmetric.handshakeHash }
 
     /// `WriteMessage(payload)`: returns the message, and the transport states if it was the last.
-    public mutating func writeMessage(_ payload: [UInt8] = []) throws(NoiseError) -> (message: [UInt8], completion: Completion?) {
+    /// `staticSecrets`, when given, supplies (and keeps) the `ss` token's result.
+    public mutating func writeMessage(
+        _ payload: [UInt8] = [], staticSecrets: StaticSecretCache? = nil
+    ) throws(NoiseError) -> (message: [UInt8], completion: Completion?) {
         guard isMyTurn, let tokens = pending.first else { throw .outOfTurn }
         var message: [UInt8] = []
         for token in tokens {
@@ -84,7 +87,7 @@ public struct HandshakeState<Hash: NoiseHashFunction>: Sendable {
                 guard let localStatic else { throw .missingKey }
                 message += try symmetric.encryptAndHash(localStatic.publicKey)
             default:
-                try mixDH(token)
+                try mixDH(token, staticSecrets)
             }
         }
         message += try symmetric.encryptAndHash(payload)
@@ -93,7 +96,10 @@ public struct HandshakeState<Hash: NoiseHashFunction>: Sendable {
     }
 
     /// `ReadMessage(message)`: returns the payload, and the transport states if it was the last.
-    public mutating func readMessage(_ message: [UInt8]) throws(NoiseError) -> (payload: [UInt8], completion: Completion?) {
+    /// `staticSecrets`, when given, supplies (and keeps) the `ss` token's result.
+    public mutating func readMessage(
+        _ message: [UInt8], staticSecrets: StaticSecretCache? = nil
+    ) throws(NoiseError) -> (payload: [UInt8], completion: Completion?) {
         guard !finished, !isMyTurn, let tokens = pending.first else { throw .outOfTurn }
         guard message.count <= HandshakeState.maxMessageLength else { throw .badMessageLength }
         var offset = 0
@@ -114,14 +120,14 @@ public struct HandshakeState<Hash: NoiseHashFunction>: Sendable {
                 let sealed = try take(DH25519.length + (symmetric.cipher.hasKey ? CipherState.tagLength : 0))
                 remoteStatic = try symmetric.decryptAndHash(sealed)
             default:
-                try mixDH(token)
+                try mixDH(token, staticSecrets)
             }
         }
         let payload = try symmetric.decryptAndHash(Array(message[offset...]))
         return (payload, advance())
     }
 
-    private mutating func mixDH(_ token: Token) throws(NoiseError) {
+    private mutating func mixDH(_ token: Token, _ staticSecrets: StaticSecretCache?) throws(NoiseError) {
         let local: KeyPair?
         let remote: [UInt8]?
         switch token {
@@ -132,7 +138,11 @@ public struct HandshakeState<Hash: NoiseHashFunction>: Sendable {
         case .e, .s: return
         }
         guard let local, let remote else { throw .missingKey }
-        var shared = try DH25519.dh(local, remote)
+        var shared = if token == .ss, let staticSecrets {
+            try staticSecrets.agree(local, with: remote)
+        } else {
+            try DH25519.dh(local, remote)
+        }
         symmetric.mixKey(shared)
         wipe(&shared)
     }

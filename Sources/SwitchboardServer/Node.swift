@@ -93,6 +93,7 @@ public final class Node: @unchecked Sendable {
                 nodeID: nodeID, tokenLifetimeSeconds: tokenLifetime,
                 handshakeTimeoutMilliseconds: options.handshakeSeconds * 1000,
                 idleTimeoutSeconds: UInt64(options.loop.idleTimeoutMilliseconds / 1000),
+                staticSecretsPerLoop: options.handshakeCache,
                 log: { event in Node.log(event, logger) })
         } catch {
             throw .store("cannot open the data directory '\(options.dataDirectory)': \(error)")

@@ -28,6 +28,7 @@ public struct ServeOptions: Sendable {
     public var tlsCertificateFile: String?
     public var tlsKeyFile: String?
     public var httpServer = HTTPServerConnection.Configuration()
+    public var handshakeCache = SessionServices.defaultStaticSecretsPerLoop
 
     public init() {}
 
@@ -53,6 +54,8 @@ public struct ServeOptions: Sendable {
                  help: "native connections per loop still in their handshake and login; past it new ones wait in the kernel's backlog; 0 no limit (default 256)"),
         FlagSpec("opening-grace-ms", value: "N",
                  help: "while new connections wait for --max-opening, close handshakes whose client sent nothing for this long (default 3000)"),
+        FlagSpec("handshake-cache", value: "N",
+                 help: "returning clients per loop whose static-key agreement is kept (96 bytes each), sparing one of an IK handshake's four X25519 operations; 0 keeps none (default 8192)"),
         FlagSpec("token-days", value: "N", help: "lifetime of resumption tokens (default 30)"),
         FlagSpec("push-url", value: "URL", help: "HTTP push gateway for devices that are offline: http://HOST:PORT/PATH (default: none)"),
         FlagSpec("max-devices", value: "N", help: "devices per account (default 16)"),
@@ -118,6 +121,7 @@ public struct ServeOptions: Sendable {
             registration = parsed
         }
         handshakeSeconds = try flags.integer("handshake-seconds", default: handshakeSeconds, range: 1...600)
+        handshakeCache = try flags.integer("handshake-cache", default: handshakeCache, range: 0...(1 << 22))
         tokenDays = try flags.integer("token-days", default: tokenDays, range: 1...365)
         maxDevices = try flags.integer("max-devices", default: maxDevices, range: 1...1000)
         maxGroupMembers = try flags.integer("max-group-members", default: maxGroupMembers, range: 2...100_000)

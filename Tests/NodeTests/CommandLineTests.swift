@@ -15,6 +15,7 @@ import TestSupport
         (["serve", "--threads", "zero"], "flag '--threads' needs an integer"),
         (["serve", "--log-level", "loud"], "flag '--log-level' needs debug, info, warn or error"),
         (["serve", "--epoll", "sideways"], "flag '--epoll' needs edge or level"),
+        (["serve", "--handshake-cache", "-1"], "flag '--handshake-cache'"),
         (["serve", "stray"], "unexpected argument 'stray'"),
         (["launch"], "unknown command 'launch'"),
         ([], "missing command"),
