@@ -40,7 +40,7 @@ let package = Package(
         // Frame and stanza codecs: pure functions over bytes.
         .target(name: "Wire", swiftSettings: releaseSettings),
         // Noise Protocol Framework (revision 34) over libsodium: no I/O.
-        .target(name: "Noise", dependencies: ["CSodium"], swiftSettings: releaseSettings),
+        .target(name: "Noise", dependencies: ["CSodium", "COpenSSL"], swiftSettings: releaseSettings),
         // Switchboard's use of Noise: handshake state machines, secure transport, tokens. No I/O.
         .target(name: "Handshake", dependencies: ["Wire", "Noise", "CSodium"], swiftSettings: releaseSettings),
         // Storage the domain needs: the embedded SQLite store on its own thread.

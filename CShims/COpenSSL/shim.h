@@ -1,8 +1,12 @@
+// The Noise module hashes with OpenSSL's SHA256_CTX functions (SHA extensions where the CPU has
+// them), which OpenSSL 3 marks deprecated in favour of EVP objects that allocate.
+#define OPENSSL_SUPPRESS_DEPRECATED 1
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/crypto.h>
 #include <openssl/opensslv.h>
 #include <openssl/bio.h>
+#include <openssl/sha.h>
 #include <string.h>
 
 // OpenSSL spells several calls as function-like macros, which Swift cannot import; these

@@ -1,4 +1,5 @@
 internal import CSodium
+internal import COpenSSL
 
 /// A Noise hash function (section 4.3, 12.5, 12.8), with HMAC and HKDF built on it.
 public protocol NoiseHashFunction: Sendable {
@@ -19,69 +20,102 @@ public protocol NoiseHashFunction: Sendable {
     static func hmac(key: UnsafeRawBufferPointer, _ data: UnsafeRawBufferPointer, counter: UInt8?) -> [UInt8]
 }
 
+/// SHA-256 through OpenSSL's SHA256_CTX functions, which use the CPU's SHA extensions where it
+/// has them (about five times libsodium's portable code for the handshake's short inputs); the
+/// state lives on the stack. HMAC is RFC 2104 over it, so no HMAC object is allocated either.
 public enum SHA256: NoiseHashFunction {
     public static let name = "SHA256"
     public static let hashLength = 32
     public static let blockLength = 64
 
     public static func hash(_ parts: [UnsafeRawBufferPointer]) -> [UInt8] {
-        sha256 { state in for part in parts { update(&state, part) } }
+        var context = SHA256_CTX()
+        SHA256_Init(&context)
+        for part in parts { update(&context, part) }
+        return finish(&context)
     }
 
     public static func hash(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> [UInt8] {
-        sha256 { state in
-            update(&state, first)
-            update(&state, second)
-        }
+        var context = SHA256_CTX()
+        SHA256_Init(&context)
+        update(&context, first)
+        update(&context, second)
+        return finish(&context)
     }
 
-    private static func update(_ state: inout crypto_hash_sha256_state, _ part: UnsafeRawBufferPointer) {
-        guard let base = part.baseAddress, part.count > 0 else { return }
-        crypto_hash_sha256_update(&state, base.assumingMemoryBound(to: UInt8.self), UInt64(part.count))
-    }
-
-    private static func sha256(_ feed: (inout crypto_hash_sha256_state) -> Void) -> [UInt8] {
-        var state = crypto_hash_sha256_state()
-        crypto_hash_sha256_init(&state)
-        feed(&state)
-        return [UInt8](unsafeUninitializedCapacity: 32) { buffer, count in
-            crypto_hash_sha256_final(&state, buffer.baseAddress!)
-            count = 32
-        }
-    }
-
-    /// libsodium's HMAC-SHA-256 (any key length), with its state on the stack: the handshake
-    /// runs a dozen of these, so they should not allocate more than their output.
     public static func hmac(key: UnsafeRawBufferPointer, _ parts: [UnsafeRawBufferPointer]) -> [UInt8] {
-        guard key.count > 0 else { return genericHMAC(key: key, parts) }
-        return hmacSHA256(key: key) { state in
-            for part in parts { update(&state, part) }
+        hmacSHA256(key: key) { context in
+            for part in parts { update(&context, part) }
         }
     }
 
     public static func hmac(key: UnsafeRawBufferPointer, _ data: UnsafeRawBufferPointer, counter: UInt8?) -> [UInt8] {
-        guard key.count > 0 else { return withParts(data, counter) { genericHMAC(key: key, $0) } }
-        return hmacSHA256(key: key) { state in
-            update(&state, data)
-            if var byte = counter { withUnsafeBytes(of: &byte) { update(&state, $0) } }
+        hmacSHA256(key: key) { context in
+            update(&context, data)
+            if var byte = counter { withUnsafeBytes(of: &byte) { update(&context, $0) } }
         }
     }
 
-    private static func update(_ state: inout crypto_auth_hmacsha256_state, _ part: UnsafeRawBufferPointer) {
+    private static func update(_ context: inout SHA256_CTX, _ part: UnsafeRawBufferPointer) {
         guard let base = part.baseAddress, part.count > 0 else { return }
-        crypto_auth_hmacsha256_update(&state, base.assumingMemoryBound(to: UInt8.self), UInt64(part.count))
+        SHA256_Update(&context, base, part.count)
     }
 
-    private static func hmacSHA256(key: UnsafeRawBufferPointer, _ feed: (inout crypto_auth_hmacsha256_state) -> Void) -> [UInt8] {
-        var state = crypto_auth_hmacsha256_state()
-        crypto_auth_hmacsha256_init(&state, key.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count)
-        feed(&state)
-        let out = [UInt8](unsafeUninitializedCapacity: 32) { buffer, count in
-            crypto_auth_hmacsha256_final(&state, buffer.baseAddress!)
+    private static func finish(_ context: inout SHA256_CTX) -> [UInt8] {
+        let digest = [UInt8](unsafeUninitializedCapacity: 32) { buffer, count in
+            SHA256_Final(buffer.baseAddress!, &context)
             count = 32
         }
-        sodium_memzero(&state, MemoryLayout<crypto_auth_hmacsha256_state>.size)
-        return out
+        wipeValue(&context)
+        return digest
+    }
+
+    /// HMAC-SHA-256(key, what `feed` adds) per RFC 2104: a key longer than a block is hashed
+    /// first, then zero-padded to 64 bytes; inner hash over key ⊕ 0x36 and the data, outer hash
+    /// over key ⊕ 0x5c and the inner digest.
+    private static func hmacSHA256(key: UnsafeRawBufferPointer, _ feed: (inout SHA256_CTX) -> Void) -> [UInt8] {
+        var block: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        var context = SHA256_CTX()
+        defer {
+            wipeValue(&block)
+            wipeValue(&context)
+        }
+        withUnsafeMutableBytes(of: &block) { padded in
+            if key.count > blockLength {
+                SHA256_Init(&context)
+                update(&context, key)
+                SHA256_Final(padded.baseAddress!.assumingMemoryBound(to: UInt8.self), &context)
+            } else if key.count > 0 {
+                padded.copyMemory(from: key)
+            }
+            for index in 0..<blockLength { padded[index] ^= 0x36 }
+            SHA256_Init(&context)
+            SHA256_Update(&context, padded.baseAddress!, blockLength)
+        }
+        feed(&context)
+        var inner: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        defer { wipeValue(&inner) }
+        return withUnsafeMutableBytes(of: &inner) { innerDigest in
+            SHA256_Final(innerDigest.baseAddress!.assumingMemoryBound(to: UInt8.self), &context)
+            return withUnsafeMutableBytes(of: &block) { padded in
+                for index in 0..<blockLength { padded[index] ^= 0x36 ^ 0x5c }
+                SHA256_Init(&context)
+                SHA256_Update(&context, padded.baseAddress!, blockLength)
+                SHA256_Update(&context, innerDigest.baseAddress!, 32)
+                return [UInt8](unsafeUninitializedCapacity: 32) { buffer, count in
+                    SHA256_Final(buffer.baseAddress!, &context)
+                    count = 32
+                }
+            }
+        }
+    }
+}
+
+/// Zeroes a value stored inline that held key material (a hash state, a tuple holding a padded
+/// key). Not for arrays, whose inline bytes are only a reference: `wipe(_:)` clears those.
+func wipeValue<T>(_ value: inout T) {
+    withUnsafeMutableBytes(of: &value) { raw in
+        if let base = raw.baseAddress { sodium_memzero(base, raw.count) }
     }
 }
 
