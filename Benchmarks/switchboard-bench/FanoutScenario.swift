@@ -136,5 +136,7 @@ final class FanoutEndpoint: ClientDelegate {
         }
     }
 
-    func clientDidClose(_ client: ClientConnection, error: ErrorStanza?, reason: CloseReason) {}
+    func clientDidClose(_ client: ClientConnection, error: ErrorStanza?, reason: CloseReason) {
+        if scenario.phase.load(ordering: .relaxed) < 3 { scenario.failed.add(1, ordering: .relaxed) }
+    }
 }

@@ -79,6 +79,11 @@ final class HandshakeSlot: ClientDelegate {
     func clientDidClose(_ client: ClientConnection, error: ErrorStanza?, reason: CloseReason) {
         if error != nil { scenario.failed.add(1, ordering: .relaxed) }
         guard scenario.phase.load(ordering: .relaxed) < 3 else { return }
+        // A connect that fails would fail again at once: the slot stops instead of spinning.
+        if case .connectFailed = reason {
+            scenario.failed.add(1, ordering: .relaxed)
+            return
+        }
         switch scenario.pattern {
         case .ik:
             open(Hello(mode: .resume))

@@ -139,5 +139,8 @@ final class OfflineEndpoint: ClientDelegate {
         }
     }
 
-    func clientDidClose(_ client: ClientConnection, error: ErrorStanza?, reason: CloseReason) {}
+    func clientDidClose(_ client: ClientConnection, error: ErrorStanza?, reason: CloseReason) {
+        // Recipients go away on purpose (.local); any other close is a failure.
+        if error != nil || reason != .local { scenario.failed.add(1, ordering: .relaxed) }
+    }
 }

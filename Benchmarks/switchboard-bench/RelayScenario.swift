@@ -205,5 +205,9 @@ final class RelayEndpoint: ClientDelegate {
 
     weak var sender: RelayEndpoint?
 
-    func clientDidClose(_ client: ClientConnection, error: ErrorStanza?, reason: CloseReason) {}
+    func clientDidClose(_ client: ClientConnection, error: ErrorStanza?, reason: CloseReason) {
+        // Offline recipients close on purpose (.local); anything else before the end is a failure
+        // (a refused connect, a node that went away), which stops registration at once.
+        if (error != nil || reason != .local), scenario.phase.load(ordering: .relaxed) < 3 { scenario.failed.add(1, ordering: .relaxed) }
+    }
 }

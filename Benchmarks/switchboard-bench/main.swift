@@ -38,6 +38,12 @@ func fail(_ message: String, _ scenario: String?) -> Never {
     exit(2)
 }
 
+/// A run that cannot go on (the target unreachable, the node refusing): one line, exit 1.
+func stop(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("\r\u{1B}[Kswitchboard-bench: \(message)\n".utf8))
+    exit(1)
+}
+
 var arguments = Array(CommandLine.arguments.dropFirst())
 guard let scenarioName = arguments.first, !scenarioName.hasPrefix("--") else {
     if arguments.contains("--help") {
@@ -77,6 +83,13 @@ do {
 } catch {
     fail("\(error)", scenarioName)
 }
+// The report's file is checked before the run, not after minutes of load.
+if let json = flags.value("json") {
+    let directory = (json as NSString).deletingLastPathComponent
+    guard access(directory.isEmpty ? "." : directory, W_OK) == 0 else {
+        fail("cannot write --json file '\(json)': \(String(cString: strerror(errno)))", scenarioName)
+    }
+}
 let probe = flags.value("server-pid").flatMap { Int32($0) }.map {
     ServerProbe(pid: $0, mallocCountFile: flags.value("malloc-count-file"))
 }
@@ -101,14 +114,32 @@ func measure(_ seconds: Int, _ counter: () -> Int, unit: String) -> Double {
     return Double(sb_monotonic_ns() - start) / 1e9
 }
 
-/// Waits until `done` or `limit` seconds pass, showing `status` as progress.
-func wait(limit seconds: Double, until done: () -> Bool, status: () -> String) {
+/// Waits until `done` or `limit` seconds pass, showing `status` as progress; also gives up once
+/// `status` has not changed for `stall` seconds (a target that never answers).
+func wait(limit seconds: Double, stall: Double = .infinity, until done: () -> Bool, status: () -> String) {
     let start = sb_monotonic_ns()
+    var shown = "", changed = start
     while !done(), Double(sb_monotonic_ns() - start) / 1e9 < seconds {
-        progress(scenarioName, status())
+        let text = status()
+        if text != shown {
+            progress(scenarioName, text)
+            (shown, changed) = (text, sb_monotonic_ns())
+        } else if Double(sb_monotonic_ns() - changed) / 1e9 >= stall {
+            return
+        }
         usleep(100_000)
     }
 }
+
+/// Stops the run unless `ready` reached `expected` while connecting or registering.
+func requireReady(_ ready: Int, of expected: Int, failed: Int, _ what: String) {
+    guard ready < expected else { return }
+    let why = failed > 0 ? "\(failed) failed" : "no answer"
+    stop("only \(ready) of \(expected) \(what) ready (\(why)); is a Switchboard node listening at \(target)?")
+}
+
+/// Connecting and registering: stop at the first failure or after 15 s without progress.
+let registrationStall = 15.0
 
 /// The measured part of a run: warm up, sample the server, record for `duration`, sample again,
 /// stop the load. Phases: 1 warm-up, 2 recording, 3 stopping.
@@ -132,6 +163,7 @@ func measuredWindow(setPhase: (Int) -> Void, completed: () -> Int, unit: String,
     group.stop()
     group.join()
     progress(scenarioName, "done\n")
+    if count == 0 { stop("no \(unit) completed in the measured \(duration) s; the target stopped answering") }
     return Window(seconds: wall, before: before, after: after, completed: count)
 }
 
@@ -159,9 +191,12 @@ case "ping":
     let ping = PingScenario(options: options, group: group)
     let connectStart = sb_monotonic_ns()
     ping.connect()
-    wait(limit: 120, until: { ping.welcomed.load(ordering: .relaxed) + ping.failed.load(ordering: .relaxed) >= options.connections }) {
+    wait(limit: 120, stall: registrationStall, until: {
+        ping.welcomed.load(ordering: .relaxed) >= options.connections || ping.failed.load(ordering: .relaxed) > 0
+    }) {
         "connecting \(ping.welcomed.load(ordering: .relaxed))/\(options.connections)"
     }
+    requireReady(ping.welcomed.load(ordering: .relaxed), of: options.connections, failed: ping.failed.load(ordering: .relaxed), "connections")
     report.add("connections", Double(ping.welcomed.load(ordering: .relaxed)))
     report.add("connect_seconds", Double(sb_monotonic_ns() - connectStart) / 1e9)
     let window = measuredWindow(
@@ -194,6 +229,8 @@ case "connect":
         "connected \(idle.welcomed.load(ordering: .relaxed))/\(options.connections)"
     }
     let connectSeconds = Double(sb_monotonic_ns() - connectStart) / 1e9
+    // How far it got is the figure (a descriptor limit, the node's --max-connections); none at all is an error.
+    requireReady(idle.welcomed.load(ordering: .relaxed), of: 1, failed: idle.failed.load(ordering: .relaxed), "connections")
     for second in 0..<duration {
         progress("connect", "holding \(idle.welcomed.load(ordering: .relaxed)) idle connections \(second + 1)/\(duration) s")
         sleep(1)
@@ -220,12 +257,16 @@ case "fanout":
     let fanout = FanoutScenario(target: target, members: members, window: integer("window", 4, 1...64),
                                 size: integer("size", 64, 1...4_000), group: makeGroup())
     fanout.start()
-    wait(limit: 120, until: { fanout.ready.load(ordering: .relaxed) + fanout.failed.load(ordering: .relaxed) >= members - 1 }) {
+    wait(limit: 120, stall: registrationStall, until: {
+        fanout.ready.load(ordering: .relaxed) >= members - 1 || fanout.failed.load(ordering: .relaxed) > 0
+    }) {
         "registering \(fanout.ready.load(ordering: .relaxed))/\(members - 1) members"
     }
+    requireReady(fanout.ready.load(ordering: .relaxed), of: members - 1, failed: fanout.failed.load(ordering: .relaxed), "members")
     let groupReady = Atomic<Bool>(false)
     fanout.startSender { groupReady.store(true, ordering: .relaxed) }
-    wait(limit: 60, until: { groupReady.load(ordering: .relaxed) }) { "creating the group" }
+    wait(limit: 60, until: { groupReady.load(ordering: .relaxed) || fanout.failed.load(ordering: .relaxed) > 0 }) { "creating the group" }
+    if !groupReady.load(ordering: .relaxed) { stop("the node did not create the group (\(fanout.failed.load(ordering: .relaxed)) failed)") }
     fanout.beginSending()
     let window = measuredWindow(
         setPhase: { fanout.phase.store($0, ordering: .relaxed) }, completed: { fanout.delivered.load(ordering: .relaxed) },
@@ -248,9 +289,12 @@ case "relay":
     let group = makeGroup()
     let relay = RelayScenario(options: options, group: group)
     relay.start()
-    wait(limit: 120, until: { relay.ready.load(ordering: .relaxed) + relay.failed.load(ordering: .relaxed) >= options.pairs }) {
+    wait(limit: 120, stall: registrationStall, until: {
+        relay.ready.load(ordering: .relaxed) >= options.pairs || relay.failed.load(ordering: .relaxed) > 0
+    }) {
         "registering \(relay.ready.load(ordering: .relaxed))/\(options.pairs) pairs"
     }
+    requireReady(relay.ready.load(ordering: .relaxed), of: options.pairs, failed: relay.failed.load(ordering: .relaxed), "pairs")
     relay.beginSending()
     let offline = options.offline
     let window = measuredWindow(
@@ -280,9 +324,12 @@ case "offline":
     let offline = OfflineScenario(target: target, pairs: pairs, messages: integer("messages", 20_000, 1...10_000_000),
                                   window: integer("window", 32, 1...256), size: integer("size", 128, 16...60_000), group: group)
     offline.start()
-    wait(limit: 120, until: { offline.ready.load(ordering: .relaxed) + offline.failed.load(ordering: .relaxed) >= pairs }) {
+    wait(limit: 120, stall: registrationStall, until: {
+        offline.ready.load(ordering: .relaxed) >= pairs || offline.failed.load(ordering: .relaxed) > 0
+    }) {
         "registering \(offline.ready.load(ordering: .relaxed))/\(pairs) pairs"
     }
+    requireReady(offline.ready.load(ordering: .relaxed), of: pairs, failed: offline.failed.load(ordering: .relaxed), "pairs")
     let total = offline.total
     func phase(_ name: String, limit: Double, _ counter: () -> Int) -> (seconds: Double, before: ServerSample?, after: ServerSample?) {
         let before = probe?.sample()
@@ -319,7 +366,7 @@ case "offline":
         report.add("server_allocations_per_stored_message", Double(s1 - s0) / Double(max(stored, 1)))
         report.add("server_allocations_per_drained_message", Double(d1 - d0) / Double(max(drained, 1)))
     }
-    if stored < total || drained < total { fail("only \(stored) stored and \(drained) drained of \(total)", scenarioName) }
+    if stored < total || drained < total { stop("only \(stored) stored and \(drained) drained of \(total)") }
 
 case "redis-relay", "redis-fanout":
     let relay = scenarioName == "redis-relay"
@@ -329,10 +376,14 @@ case "redis-relay", "redis-fanout":
     let group = makeGroup()
     let redis = RedisScenario(target: target, mode: mode, window: window, size: size, group: group)
     redis.start()
-    wait(limit: 60, until: { redis.ready.load(ordering: .relaxed) + redis.failed.load(ordering: .relaxed) >= redis.expected }) {
+    wait(limit: 60, stall: registrationStall, until: {
+        redis.ready.load(ordering: .relaxed) >= redis.expected || redis.failed.load(ordering: .relaxed) > 0
+    }) {
         "subscribing \(redis.ready.load(ordering: .relaxed))/\(redis.expected)"
     }
-    if redis.failed.load(ordering: .relaxed) > 0 { fail("cannot reach redis-server at \(target)", scenarioName) }
+    if redis.ready.load(ordering: .relaxed) < redis.expected {
+        stop("only \(redis.ready.load(ordering: .relaxed)) of \(redis.expected) connections ready; is redis-server listening at \(target)?")
+    }
     redis.beginSending()
     let measured = measuredWindow(
         setPhase: { redis.phase.store($0, ordering: .relaxed) }, completed: { redis.delivered.load(ordering: .relaxed) },
@@ -363,9 +414,12 @@ case "handshake":
     let group = makeGroup()
     let handshakes = HandshakeScenario(target: target, pattern: pattern, concurrency: concurrency, group: group)
     handshakes.start()
-    wait(limit: 60, until: { handshakes.registered.load(ordering: .relaxed) >= concurrency }) {
+    wait(limit: 60, stall: registrationStall, until: {
+        handshakes.registered.load(ordering: .relaxed) >= concurrency || handshakes.failed.load(ordering: .relaxed) > 0
+    }) {
         "registering \(handshakes.registered.load(ordering: .relaxed))/\(concurrency)"
     }
+    requireReady(handshakes.registered.load(ordering: .relaxed), of: concurrency, failed: handshakes.failed.load(ordering: .relaxed), "devices")
     let window = measuredWindow(
         setPhase: { handshakes.phase.store($0, ordering: .relaxed) }, completed: { handshakes.completed.load(ordering: .relaxed) },
         unit: "handshakes", group: group)
@@ -398,4 +452,8 @@ case "handshake":
 default:
     fail("unknown scenario '\(scenarioName)'", nil)
 }
-try report.print(json: flags.value("json"))
+do {
+    try report.print(json: flags.value("json"))
+} catch {
+    stop("cannot write --json file '\(flags.value("json") ?? "")': \(error.localizedDescription)")
+}

@@ -34,4 +34,22 @@ import TestSupport
         let offered = try #require(figures("relay at half that, open loop")?["offered_rate"] as? Double)
         #expect(offered == (peak / 2).rounded(.down))
     }
+
+    /// The load client is a product: an unreachable target or an unwritable report is one clear
+    /// line and a failing exit status, at once — not a table of zeros after minutes.
+    @Test func unreachableTargetsAndUnwritableReportsFailClearly() throws {
+        let bench = NodeProcess.executable.deletingLastPathComponent().appendingPathComponent("switchboard-bench").path
+        for scenario in [["relay"], ["fanout"], ["handshake"], ["ping"], ["offline"]] {
+            // Port 1 on loopback: nothing listens, every connect is refused.
+            let run = try ChildProcess(bench, scenario + ["--target", "127.0.0.1:1", "--duration", "1"])
+            #expect(run.waitForExit(timeoutMilliseconds: 60_000) == 1, "\(scenario)")
+            let message = String(decoding: run.standardError, as: UTF8.self)
+            #expect(message.contains("is a Switchboard node listening at 127.0.0.1:1?"), "\(scenario): \(message)")
+            #expect(run.standardOutput.isEmpty, "\(scenario): no table for a run that did not happen")
+        }
+        let missing = NSTemporaryDirectory() + "no-such-directory-\(UUID().uuidString)/report.json"
+        let run = try ChildProcess(bench, ["relay", "--target", "127.0.0.1:1", "--json", missing])
+        #expect(run.waitForExit() == 2)
+        #expect(String(decoding: run.standardError, as: UTF8.self).contains("cannot write --json file"))
+    }
 }
