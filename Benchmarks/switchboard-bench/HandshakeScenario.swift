@@ -79,11 +79,19 @@ final class HandshakeSlot: ClientDelegate {
     func clientDidClose(_ client: ClientConnection, error: ErrorStanza?, reason: CloseReason) {
         if error != nil { scenario.failed.add(1, ordering: .relaxed) }
         guard scenario.phase.load(ordering: .relaxed) < 3 else { return }
-        // A connect that fails would fail again at once: the slot stops instead of spinning.
+        // A failed connect is counted; while registering it ends the slot (the run stops), later
+        // the slot tries again after 20 ms instead of spinning on a refusing target.
         if case .connectFailed = reason {
             scenario.failed.add(1, ordering: .relaxed)
+            guard scenario.phase.load(ordering: .relaxed) > 0 else { return }
+            _ = loop.scheduleTimer(in: 20) { [self] in reopen() }
             return
         }
+        reopen()
+    }
+
+    private func reopen() {
+        guard scenario.phase.load(ordering: .relaxed) < 3 else { return }
         switch scenario.pattern {
         case .ik:
             open(Hello(mode: .resume))

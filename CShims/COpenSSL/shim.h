@@ -1,5 +1,7 @@
 // The Noise module hashes with OpenSSL's SHA256_CTX functions (SHA extensions where the CPU has
-// them), which OpenSSL 3 marks deprecated in favour of EVP objects that allocate.
+// them), which OpenSSL 3 marks deprecated in favour of EVP objects that allocate. The define
+// hides deprecation warnings for the whole module (TLS included): check OpenSSL's notes when
+// moving to a new major version.
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include <openssl/ssl.h>
 #include <openssl/err.h>

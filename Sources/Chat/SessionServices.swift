@@ -67,16 +67,17 @@ public final class SessionServices: Sendable {
         self.idleTimeoutSeconds = idleTimeoutSeconds
     }
 
-    /// Entries of each loop's `ss` cache unless configured: 96 bytes each, 768 KiB per loop.
+    /// Entries of each loop's `ss` cache unless configured: 97 bytes each, 776 KiB per loop.
     public static let defaultStaticSecretsPerLoop = 8_192
 
     /// The key new handshakes use (read once per connection).
     public var currentStaticKey: KeyPair { identity.withLock { $0.key } }
 
     /// Replaces the server's static key and its certificate; handshakes already under way keep
-    /// the old ones.
+    /// the old ones. Each loop's `ss` cache is wiped: its entries were made with the old key.
     public func replaceStaticKey(_ key: KeyPair, certificate: [UInt8]) {
         identity.withLock { $0 = (key, certificate) }
+        for cache in staticSecrets { cache.loop.execute { cache.value.removeAll() } }
     }
 
     var handshakeConfiguration: ServerHandshake.Configuration {

@@ -70,10 +70,7 @@ public struct HandshakeState<Hash: NoiseHashFunction>: Sendable {
     public var handshakeHash: [UInt8] { symmetric.handshakeHash }
 
     /// `WriteMessage(payload)`: returns the message, and the transport states if it was the last.
-    /// `staticSecrets`, when given, supplies (and keeps) the `ss` token's result.
-    public mutating func writeMessage(
-        _ payload: [UInt8] = [], staticSecrets: StaticSecretCache? = nil
-    ) throws(NoiseError) -> (message: [UInt8], completion: Completion?) {
+    public mutating func writeMessage(_ payload: [UInt8] = []) throws(NoiseError) -> (message: [UInt8], completion: Completion?) {
         guard isMyTurn, let tokens = pending.first else { throw .outOfTurn }
         var message: [UInt8] = []
         for token in tokens {
@@ -87,7 +84,7 @@ public struct HandshakeState<Hash: NoiseHashFunction>: Sendable {
                 guard let localStatic else { throw .missingKey }
                 message += try symmetric.encryptAndHash(localStatic.publicKey)
             default:
-                try mixDH(token, staticSecrets)
+                _ = try mixDH(token, nil)
             }
         }
         message += try symmetric.encryptAndHash(payload)
@@ -96,7 +93,8 @@ public struct HandshakeState<Hash: NoiseHashFunction>: Sendable {
     }
 
     /// `ReadMessage(message)`: returns the payload, and the transport states if it was the last.
-    /// `staticSecrets`, when given, supplies (and keeps) the `ss` token's result.
+    /// `staticSecrets`, when given, supplies the `ss` token's result if it knows it, and keeps
+    /// a computed one once the message has authenticated.
     public mutating func readMessage(
         _ message: [UInt8], staticSecrets: StaticSecretCache? = nil
     ) throws(NoiseError) -> (payload: [UInt8], completion: Completion?) {
@@ -108,6 +106,8 @@ public struct HandshakeState<Hash: NoiseHashFunction>: Sendable {
             defer { offset += count }
             return Array(message[offset..<offset + count])
         }
+        var computedStaticSecret: [UInt8]?
+        defer { if computedStaticSecret != nil { wipe(&computedStaticSecret!) } }
         for token in tokens {
             switch token {
             case .e:
@@ -120,14 +120,20 @@ public struct HandshakeState<Hash: NoiseHashFunction>: Sendable {
                 let sealed = try take(DH25519.length + (symmetric.cipher.hasKey ? CipherState.tagLength : 0))
                 remoteStatic = try symmetric.decryptAndHash(sealed)
             default:
-                try mixDH(token, staticSecrets)
+                if let computed = try mixDH(token, staticSecrets) { computedStaticSecret = computed }
             }
         }
         let payload = try symmetric.decryptAndHash(Array(message[offset...]))
+        if let computedStaticSecret, let staticSecrets, let localStatic, let remoteStatic {
+            staticSecrets.remember(computedStaticSecret, of: localStatic, with: remoteStatic)
+        }
         return (payload, advance())
     }
 
-    private mutating func mixDH(_ token: Token, _ staticSecrets: StaticSecretCache?) throws(NoiseError) {
+    /// Mixes the DH result `token` names. For `ss` with a cache: the kept result if there is
+    /// one (returns nil), else the computed one, returned for the caller to keep once the
+    /// message authenticates.
+    private mutating func mixDH(_ token: Token, _ staticSecrets: StaticSecretCache?) throws(NoiseError) -> [UInt8]? {
         let local: KeyPair?
         let remote: [UInt8]?
         switch token {
@@ -135,16 +141,21 @@ public struct HandshakeState<Hash: NoiseHashFunction>: Sendable {
         case .ss: (local, remote) = (localStatic, remoteStatic)
         case .es: (local, remote) = initiator ? (localEphemeral, remoteStatic) : (localStatic, remoteEphemeral)
         case .se: (local, remote) = initiator ? (localStatic, remoteEphemeral) : (localEphemeral, remoteStatic)
-        case .e, .s: return
+        case .e, .s: return nil
         }
         guard let local, let remote else { throw .missingKey }
-        var shared = if token == .ss, let staticSecrets {
-            try staticSecrets.agree(local, with: remote)
-        } else {
-            try DH25519.dh(local, remote)
+        if token == .ss, let staticSecrets, var kept = staticSecrets.secret(local, with: remote) {
+            symmetric.mixKey(kept)
+            wipe(&kept)
+            return nil
         }
+        var shared = try DH25519.dh(local, remote)
         symmetric.mixKey(shared)
-        wipe(&shared)
+        guard token == .ss, staticSecrets != nil else {
+            wipe(&shared)
+            return nil
+        }
+        return shared
     }
 
     private mutating func advance() -> Completion? {

@@ -9,17 +9,25 @@ import Glibc
 /// handshake between them; a process that holds the local private key learns nothing new by
 /// keeping it.
 ///
-/// Direct-mapped: a fixed table of `capacity` slots chosen by the remote key's first bytes (a
-/// curve point; a peer that picks colliding keys only evicts its own entries). The table is one
-/// zeroed allocation made at the first insert, whose pages the kernel provides as slots are
-/// first written; an entry is overwritten, never freed, when another pair maps to its slot. Not
-/// thread-safe: one per event loop. Capacity 0 caches nothing.
+/// A result is kept only once the message that needed it has authenticated (its payload
+/// decrypted under a key mixed from it): a peer can only add pairs whose static private key it
+/// holds, each at the cost of an X25519 operation of its own, so evicting others' entries costs
+/// it as much as it costs the node. A hit answers one X25519 operation sooner; the timing tells
+/// an observer at most that some key holder handshook with this loop recently.
+///
+/// Direct-mapped: a fixed table of `capacity` slots chosen by the remote key's first bytes. The
+/// table is one zeroed allocation made at the first insert, whose pages the kernel provides as
+/// slots are first written; an entry is overwritten, never freed, when another pair maps to its
+/// slot. 97 bytes per slot (three keys and a flag). Not thread-safe: one per event loop.
+/// Capacity 0 caches nothing.
 public final class StaticSecretCache {
-    /// Slot layout: local public key | remote public key | shared secret, 32 bytes each.
+    /// Slot layout: local public key | remote public key | shared secret, 32 bytes each; the
+    /// occupied flags follow all the slots.
     private static let slotBytes = 3 * DH25519.length
     public let capacity: Int
-    /// `capacity` slots, then one occupied flag per slot; nil until the first insert.
     private var table: UnsafeMutablePointer<UInt8>?
+    /// The table could not be allocated: the cache keeps nothing from then on.
+    private var unavailable = false
     public private(set) var hits = 0
     public private(set) var misses = 0
 
@@ -32,40 +40,57 @@ public final class StaticSecretCache {
     }
 
     deinit {
-        guard let table else { return }
-        // The secrets are key material: gone with the cache.
-        for slot in 0..<capacity where table[capacity * Self.slotBytes + slot] != 0 {
-            sodium_memzero(table + slot * Self.slotBytes, Self.slotBytes)
-        }
+        removeAll()
         free(table)
     }
 
-    /// The shared secret of `local` with `remoteStatic`, from the table or computed (and kept).
-    func agree(_ local: KeyPair, with remoteStatic: [UInt8]) throws(NoiseError) -> [UInt8] {
-        guard capacity > 0, remoteStatic.count == DH25519.length else { return try DH25519.dh(local, remoteStatic) }
-        let slot = Self.slot(of: remoteStatic, capacity: capacity)
+    /// Wipes every entry (the local key changed: none can hit again).
+    public func removeAll() {
+        guard let table else { return }
         let flags = capacity * Self.slotBytes
-        if let table, table[flags + slot] != 0 {
-            let entry = table + slot * Self.slotBytes
-            if memcmp(entry, local.publicKey, 32) == 0, memcmp(entry + 32, remoteStatic, 32) == 0 {
-                hits += 1
-                return Array(UnsafeBufferPointer(start: entry + 64, count: 32))
-            }
+        for slot in 0..<capacity where table[flags + slot] != 0 {
+            sodium_memzero(table + slot * Self.slotBytes, Self.slotBytes)
+            table[flags + slot] = 0
         }
-        misses += 1
-        let shared = try DH25519.dh(local, remoteStatic)
+    }
+
+    /// The kept secret of `local` with `remoteStatic`, if any.
+    func secret(_ local: KeyPair, with remoteStatic: [UInt8]) -> [UInt8]? {
+        guard capacity > 0, remoteStatic.count == DH25519.length, let table else {
+            if capacity > 0 { misses += 1 }
+            return nil
+        }
+        let slot = Self.slot(of: remoteStatic, capacity: capacity)
+        let entry = table + slot * Self.slotBytes
+        guard table[capacity * Self.slotBytes + slot] != 0,
+              memcmp(entry, local.publicKey, 32) == 0, memcmp(entry + 32, remoteStatic, 32) == 0
+        else {
+            misses += 1
+            return nil
+        }
+        hits += 1
+        return Array(UnsafeBufferPointer(start: entry + 64, count: 32))
+    }
+
+    /// Keeps `shared` = DH(`local`, `remoteStatic`), replacing whatever held its slot.
+    func remember(_ shared: [UInt8], of local: KeyPair, with remoteStatic: [UInt8]) {
+        guard capacity > 0, !unavailable, remoteStatic.count == DH25519.length, shared.count == 32 else { return }
+        let flags = capacity * Self.slotBytes
         if table == nil {
             // calloc: large enough to come from fresh zero pages, touched only as slots fill.
-            guard let allocated = calloc(flags + capacity, 1) else { return shared }
+            guard let allocated = calloc(flags + capacity, 1) else {
+                unavailable = true
+                return
+            }
             table = allocated.assumingMemoryBound(to: UInt8.self)
         }
-        guard let table else { return shared }
+        guard let table else { return }
+        let slot = Self.slot(of: remoteStatic, capacity: capacity)
         let entry = table + slot * Self.slotBytes
         entry.update(from: local.publicKey, count: 32)
         (entry + 32).update(from: remoteStatic, count: 32)
         (entry + 64).update(from: shared, count: 32)
         table[flags + slot] = 1
-        return shared
     }
 
     private static func slot(of key: [UInt8], capacity: Int) -> Int {

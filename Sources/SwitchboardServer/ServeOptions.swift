@@ -55,7 +55,7 @@ public struct ServeOptions: Sendable {
         FlagSpec("opening-grace-ms", value: "N",
                  help: "while new connections wait for --max-opening, close handshakes whose client sent nothing for this long (default 3000)"),
         FlagSpec("handshake-cache", value: "N",
-                 help: "returning clients per loop whose static-key agreement is kept (96 bytes each), sparing one of an IK handshake's four X25519 operations; 0 keeps none (default 8192)"),
+                 help: "returning clients per loop whose static-key agreement is kept (97 bytes each), sparing one of an IK handshake's four X25519 operations; 0 keeps none (default 8192)"),
         FlagSpec("token-days", value: "N", help: "lifetime of resumption tokens (default 30)"),
         FlagSpec("push-url", value: "URL", help: "HTTP push gateway for devices that are offline: http://HOST:PORT/PATH (default: none)"),
         FlagSpec("max-devices", value: "N", help: "devices per account (default 16)"),

@@ -63,4 +63,23 @@ import Testing
         #expect((none.hits, none.misses, none.capacity) == (0, 0, 0))
         #expect(StaticSecretCache(capacity: 1000).capacity == 1024)
     }
+
+    @Test func aMessageThatDoesNotAuthenticateLeavesNothingBehind() throws {
+        let cache = StaticSecretCache(capacity: 4)
+        let server = KeyPair.generate(), client = KeyPair.generate()
+        var initiator = try HandshakeState<SHA256>(pattern: .IK, initiator: true, localStatic: client,
+                                                   remoteStatic: server.publicKey)
+        var (first, _) = try initiator.writeMessage(Array("hello".utf8))
+        first[first.count - 1] ^= 1  // the payload's tag
+        var responder = try HandshakeState<SHA256>(pattern: .IK, initiator: false, localStatic: server)
+        #expect(throws: NoiseError.decryptFailed) { try responder.readMessage(first, staticSecrets: cache) }
+        // The ss it computed was not kept: the next handshake of the same pair computes it again.
+        _ = try handshake(server: server, client: client, ephemerals: (.generate(), .generate()), cache: cache)
+        #expect((cache.hits, cache.misses) == (0, 2))
+        _ = try handshake(server: server, client: client, ephemerals: (.generate(), .generate()), cache: cache)
+        #expect(cache.hits == 1)
+        cache.removeAll()
+        _ = try handshake(server: server, client: client, ephemerals: (.generate(), .generate()), cache: cache)
+        #expect((cache.hits, cache.misses) == (1, 3))
+    }
 }

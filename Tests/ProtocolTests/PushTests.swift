@@ -23,8 +23,11 @@ import Wire
             self.port = port
         }
 
+        /// Complete lines only: one still being written is not a request yet.
         var lines: [String] {
-            String(decoding: process.standardOutput, as: UTF8.self).split(separator: "\n").map(String.init)
+            let text = String(decoding: process.standardOutput, as: UTF8.self)
+            guard let end = text.lastIndex(of: "\n") else { return [] }
+            return text[..<end].split(separator: "\n").map(String.init)
         }
 
         var requests: [String] { lines.dropFirst().map { $0 } }

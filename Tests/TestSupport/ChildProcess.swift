@@ -28,9 +28,14 @@ public final class ChildProcess: Sendable {
         var outPipe: (read: Int32, write: Int32)?
         var errPipe: (read: Int32, write: Int32)?
         var inPipe: (read: Int32, write: Int32)?
-        if standardOutput != .discard { outPipe = try Self.makePipe() }
-        if standardError == .capture { errPipe = try Self.makePipe() }
-        if input != nil { inPipe = try Self.makePipe() }
+        do {
+            if standardOutput != .discard { outPipe = try Self.makePipe() }
+            if standardError == .capture { errPipe = try Self.makePipe() }
+            if input != nil { inPipe = try Self.makePipe() }
+        } catch {
+            for pipe in [outPipe, errPipe, inPipe] { if let pipe { close(pipe.read); close(pipe.write) } }
+            throw error
+        }
         let errTarget = standardError == .intoStandardOutput ? outPipe?.write : errPipe?.write
         var cArguments: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
@@ -55,7 +60,7 @@ public final class ChildProcess: Sendable {
     public var isRunning: Bool { state.status(of: pid) == nil }
 
     /// Sends `number` unless the child has already been reaped (its pid may be someone else's).
-    public func signal(_ number: Int32) { state.signal(pid, number) }
+    public func signal(_ number: Int32) { state.signal(pid, number, unlessReaped: pid) }
 
     /// Waits for the child to exit and for its captured output to end (bounded by the same
     /// timeout); nil if it is still running. The exit status, or 128 + the signal that ended it.
@@ -63,9 +68,10 @@ public final class ChildProcess: Sendable {
         state.waitForExit(pid, until: Date(timeIntervalSinceNow: Double(timeoutMilliseconds) / 1000))
     }
 
-    /// SIGKILL and wait.
+    /// SIGKILL to the child's process group (it leads one of its own, so whatever it started
+    /// holding its output goes too) and wait.
     public func terminate() {
-        signal(SIGKILL)
+        state.signal(-pid, SIGKILL, unlessReaped: pid)
         _ = waitForExit(timeoutMilliseconds: 30_000)
     }
 
@@ -114,10 +120,11 @@ private final class State: @unchecked Sendable {
         return reapLocked(pid)
     }
 
-    func signal(_ pid: pid_t, _ number: Int32) {
+    /// Sends `number` to `target` (a pid, or minus a process group) while `pid` is not reaped.
+    func signal(_ target: pid_t, _ number: Int32, unlessReaped pid: pid_t) {
         lock.lock()
         defer { lock.unlock() }
-        if reapLocked(pid) == nil { kill(pid, number) }
+        if reapLocked(pid) == nil { kill(target, number) }
     }
 
     func waitForExit(_ pid: pid_t, until deadline: Date) -> Int32? {
@@ -135,7 +142,13 @@ private final class State: @unchecked Sendable {
     private func reapLocked(_ pid: pid_t) -> Int32? {
         if let exitStatus { return exitStatus }
         var raw: Int32 = 0
-        guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
+        let reaped = waitpid(pid, &raw, WNOHANG)
+        if reaped == -1, errno == ECHILD {
+            // Reaped by someone else: gone, status unknown.
+            exitStatus = -1
+            return exitStatus
+        }
+        guard reaped == pid else { return nil }
         let signal = raw & 0x7f
         exitStatus = signal == 0 ? (raw >> 8) & 0xff : 128 + signal
         return exitStatus

@@ -22,17 +22,19 @@ public struct TestCertificate {
 
 /// Runs a tool to completion; returns its exit status and its output (stdout and stderr).
 @discardableResult
-public func runTool(_ path: String, _ arguments: [String], input: [UInt8]? = nil) throws -> (Int32, String) {
-    let (status, data) = try runToolData(path, arguments, input: input)
+public func runTool(_ path: String, _ arguments: [String], input: [UInt8]? = nil,
+                    timeoutSeconds: Int = 600) throws -> (Int32, String) {
+    let (status, data) = try runToolData(path, arguments, input: input, timeoutSeconds: timeoutSeconds)
     return (status, String(decoding: data, as: UTF8.self))
 }
 
 /// Runs a tool to completion; returns its exit status and its raw output (stdout and stderr,
 /// interleaved; write binary output to a file instead).
-public func runToolData(_ path: String, _ arguments: [String], input: [UInt8]? = nil) throws -> (Int32, Data) {
+public func runToolData(_ path: String, _ arguments: [String], input: [UInt8]? = nil,
+                        timeoutSeconds: Int = 600) throws -> (Int32, Data) {
     let process = try ChildProcess(path, arguments, input: input, standardError: .intoStandardOutput)
-    guard let status = process.waitForExit(timeoutMilliseconds: 60_000) else {
-        throw BlockingSocket.Failure(description: "\(path) did not finish within 60 s")
+    guard let status = process.waitForExit(timeoutMilliseconds: timeoutSeconds * 1000) else {
+        throw BlockingSocket.Failure(description: "\(path) did not finish within \(timeoutSeconds) s")
     }
     return (status, Data(process.standardOutput))
 }
