@@ -133,8 +133,11 @@ public final class ServerSession: ConnectionHandler {
                 fail(connection, .notAllowedNow, "handshake frame after the handshake")
                 return nil
             }
-            let step = box.machine.receive(
-                type: type, body: Array(body), staticSecrets: services.staticSecrets[connection.loop.id].value)
+            let staticSecrets = services.staticSecrets[connection.loop.id].value
+            let (hits, misses) = (staticSecrets.hits, staticSecrets.misses)
+            let step = box.machine.receive(type: type, body: Array(body), staticSecrets: staticSecrets)
+            if staticSecrets.hits != hits { metrics.bump(.ikStaticSecretHits) }
+            if staticSecrets.misses != misses { metrics.bump(.ikStaticSecretMisses) }
             switch step {
             case .reply(let bytes):
                 connection.write(bytes)

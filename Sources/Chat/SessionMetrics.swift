@@ -16,6 +16,8 @@ public final class SessionMetrics: Sendable {
         /// Copies sent directly (PROTOCOL.md section 20.8) that their device acknowledged, and
         /// that went to the store instead, as their sending sessions learn it.
         case directDelivered, directStored
+        /// IK handshakes whose `ss` came from the loop's cache, and those that computed it.
+        case ikStaticSecretHits, ikStaticSecretMisses
     }
 
     private let counts = AtomicCounters(count: Counter.allCases.count)

@@ -66,6 +66,10 @@ struct MetricsExposition {
         labelled("switchboard_handshakes_total", "pattern=\"any\",outcome=\"failed\"", session(.handshakeFailures))
         labelled("switchboard_handshakes_total", "pattern=\"any\",outcome=\"timeout\"", session(.handshakeTimeouts))
         labelled("switchboard_handshakes_total", "pattern=\"any\",outcome=\"login_refused\"", session(.loginsRefused))
+        family("switchboard_ik_static_secret_total", "counter",
+               "IK handshakes whose static-static agreement came from the loop's cache (hit) or an X25519 operation (miss); --handshake-cache.")
+        labelled("switchboard_ik_static_secret_total", "result=\"hit\"", session(.ikStaticSecretHits))
+        labelled("switchboard_ik_static_secret_total", "result=\"miss\"", session(.ikStaticSecretMisses))
         family("switchboard_tls_handshakes_total", "counter", "TLS handshakes on the HTTPS listeners by outcome.")
         labelled("switchboard_tls_handshakes_total", "outcome=\"ok\"", web(.tlsHandshakes))
         labelled("switchboard_tls_handshakes_total", "outcome=\"failed\"", web(.tlsHandshakeFailures))

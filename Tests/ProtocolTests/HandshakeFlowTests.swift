@@ -7,6 +7,29 @@ import TestSupport
 import Wire
 
 @Suite(.serialized) struct HandshakeFlowTests {
+    /// A returning client's second IK handshake takes `ss` from the loop's cache (one X25519
+    /// operation fewer), and the node says so in /metrics; with --handshake-cache 0 it never does.
+    @Test(arguments: [true, false])
+    func returningClientsHitTheStaticSecretCache(cached: Bool) throws {
+        let node = try NodeProcess.serve(["--threads", "1", "--http", "127.0.0.1:0"] + (cached ? [] : ["--handshake-cache", "0"]))
+        let http = try #require(node.port(of: "http"))
+        let harness = try ClientHarness()
+        let first = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "carol"))
+        var credentials = first.credentials
+        first.close()
+        _ = first.waitClosed()
+        for _ in 0..<3 {
+            let again = try harness.connect(port: node.port, credentials: credentials, hello: Hello(mode: .resume))
+            #expect(again.pattern == .ik && again.welcome != nil, "error: \(String(describing: again.error))")
+            credentials = again.credentials
+            again.close()
+            _ = again.waitClosed()
+        }
+        let (_, metrics) = try runTool("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(http)/metrics"])
+        #expect(metrics.contains("switchboard_ik_static_secret_total{result=\"hit\"} \(cached ? 2 : 0)"), "\(metrics)")
+        #expect(metrics.contains("switchboard_ik_static_secret_total{result=\"miss\"} \(cached ? 1 : 0)"), "\(metrics)")
+    }
+
     @Test func registerWithXXThenResumeWithIKInOneRoundTrip() throws {
         let node = try NodeProcess.serve()
         let harness = try ClientHarness()
