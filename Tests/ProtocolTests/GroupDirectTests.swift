@@ -51,7 +51,8 @@ import Wire
 
     @Test func answeredWhenEveryCopyIsAcknowledgedWithFirstAndLastReceipts() throws {
         let (node, harness, trio) = try start()
-        defer { withExtendedLifetime(node) {} }
+        // The harness runs the clients' event loops: it must outlive them, as the node must.
+        defer { withExtendedLifetime((node, harness)) {} }
         let id = randomID()
         let (toBob, toCarol) = trio.send(id, [5, 5])
         #expect(toBob?.messageID == id && toBob?.groupID == trio.group && toCarol?.messageID == id && toCarol?.ciphertext == [5, 5])
@@ -70,7 +71,8 @@ import Wire
     /// acknowledgement of the stored copy completes the tally, so the last receipt still comes.
     @Test func aStoredCopyCompletesTheTallyThroughTheStore() throws {
         let (node, harness, trio) = try start()
-        defer { withExtendedLifetime(node) {} }
+        // The harness runs the clients' event loops: it must outlive them, as the node must.
+        defer { withExtendedLifetime((node, harness)) {} }
         let id = randomID()
         let (toBob, toCarol) = trio.send(id, [6])
         trio.bob.send(.ack(seqs: [toBob!.seq]))
@@ -91,7 +93,8 @@ import Wire
     /// the last receipt waits there for the sender's next connection.
     @Test func receiptsOutliveTheSendersConnection() throws {
         let (node, harness, trio) = try start()
-        defer { withExtendedLifetime(node) {} }
+        // The harness runs the clients' event loops: it must outlive them, as the node must.
+        defer { withExtendedLifetime((node, harness)) {} }
         let id = randomID()
         let (toBob, toCarol) = trio.send(id, [7])
         trio.bob.send(.ack(seqs: [toBob!.seq]))
