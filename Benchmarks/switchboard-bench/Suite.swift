@@ -24,7 +24,8 @@ enum Suite {
         and fan-out workloads against redis-server (PUBLISH/SUBSCRIBE). Each server is pinned to CPU 0 and the \
         load to CPU 1; figures are per server CPU-second, with the ratios. The latency target is checked by offering \
         the node, open loop, half the messages per second it relayed in a closed-loop run just before (p99 column). \
-        Benchmarks/suite.sh builds everything first.
+        Last, the node holds as many idle authenticated connections as the descriptor limit allows (500 with --quick) \
+        and reports its memory per connection. Benchmarks/suite.sh builds everything first.
         """
 
     struct Run {
@@ -65,6 +66,10 @@ enum Suite {
             .first { FileManager.default.isExecutableFile(atPath: $0) }
         let timing = quick ? ["--duration", "1", "--warmup", "0"] : ["--duration", "5", "--warmup", "1"]
         let pairs = quick ? "10" : "50"
+        // Idle connections: as many as one process may hold (node and client each raise their
+        // soft descriptor limit to the hard one; a thousand kept for listeners, the store, pipes).
+        let descriptorLimit = hardDescriptorLimit()
+        let idleConnections = quick ? 500 : max(100, min(1_000_000, descriptorLimit - 1_000))
         let ping = ["--connections", quick ? "20" : "100"]
         let relay = ["--pairs", pairs, "--window", "8", "--size", "128"]
         let runs: [Run] = [
@@ -97,6 +102,8 @@ enum Suite {
                 arguments: ["--members", quick ? "50" : "1000", "--window", "2", "--size", "32"], figure: "delivery_per_server_cpu_second"),
             Run(name: "fan-out to 1000", target: "redis", scenario: "redis-fanout",
                 arguments: ["--members", quick ? "50" : "1000", "--window", "2", "--size", "32"], figure: "delivery_per_server_cpu_second"),
+            Run(name: "idle connections", target: "node", scenario: "connect",
+                arguments: ["--connections", "\(idleConnections)", "--sources", "4"], figure: "server_rss_bytes_per_connection"),
         ]
         var results: [[String: Any]] = []
         var table: [(String, String, Double?, [String: Any])] = []
@@ -141,6 +148,12 @@ enum Suite {
             table.append((run.name, run.target, figures?[run.figure] as? Double, figures ?? [:]))
         }
         printTable(table)
+        if let idle = table.first(where: { $0.0 == "idle connections" })?.3, let held = idle["connections"] as? Double {
+            let perConnection = (idle["server_rss_bytes_per_connection"] as? Double).map { String(Int($0.rounded())) } ?? "—"
+            let limit = descriptorLimit < 1_001_000
+                ? "; one process may hold \(descriptorLimit) descriptors here (hard limit), so 1,000,000 connections need a higher one" : ""
+            print("idle connections, node: \(Int(held)) of \(idleConnections) held, \(perConnection) B of node RSS per connection" + limit)
+        }
         if let path = flags.value("json") {
             do {
                 let data = try JSONSerialization.data(withJSONObject: ["quick": quick, "runs": results], options: [.prettyPrinted, .sortedKeys])
@@ -237,7 +250,8 @@ enum Suite {
         func column(_ text: String, _ width: Int) -> String { text.padding(toLength: width, withPad: " ", startingAt: 0) }
         print(column("workload", 34) + "target  " + column("per server CPU-s", 18) + column("p99 µs", 10) + "mallocs/op  "
               + "syscalls/op  " + "node÷redis  node÷nio")
-        for row in rows {
+        // Idle connections have their own line below the table (bytes, not a rate).
+        for row in rows where row.0 != "idle connections" {
             let p99 = row.3["latency_p99_us"] as? Double
             func perOperation(_ prefix: String) -> Double? { row.3.first { $0.key.hasPrefix(prefix) }?.value as? Double }
             let mallocs = perOperation("server_allocations_per_")
@@ -257,6 +271,13 @@ enum Suite {
                 print("\(row.0), node: \(String(format: "%.2f", fraction)) of the X25519 bound (4 DH + 1 key generation per handshake)")
             }
         }
+    }
+
+    /// RLIMIT_NOFILE's hard limit for this process (and the servers it starts).
+    static func hardDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1_024 }
+        return limit.rlim_max > 10_000_000 ? 1_000_000 + 1_000 : Int(limit.rlim_max)  // RLIM_INFINITY is all ones
     }
 
     static func findOnPath(_ name: String) -> String? {

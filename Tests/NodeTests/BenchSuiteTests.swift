@@ -18,7 +18,7 @@ import TestSupport
         let data = try #require(FileManager.default.contents(atPath: json))
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let runs = try #require(object["runs"] as? [[String: Any]])
-        #expect(runs.count == 13)
+        #expect(runs.count == 14)
         #expect(Set(runs.compactMap { $0["target"] as? String }) == ["node", "nio", "redis"])
         for run in runs {
             let figures = run["figures"] as? [String: Any]
@@ -33,6 +33,10 @@ import TestSupport
         let peak = try #require(figures("relay peak, 10 pairs, window 8")?["messages_delivered_per_second"] as? Double)
         let offered = try #require(figures("relay at half that, open loop")?["offered_rate"] as? Double)
         #expect(offered == (peak / 2).rounded(.down))
+        // Idle connections: all 500 held, memory per connection measured.
+        #expect(figures("idle connections")?["connections"] as? Double == 500)
+        #expect((figures("idle connections")?["server_rss_bytes_per_connection"] as? Double).map { $0 > 0 } == true)
+        #expect(output.contains("idle connections, node: 500 of 500 held"), "\(output)")
     }
 
     /// The load client is a product: an unreachable target or an unwritable report is one clear
