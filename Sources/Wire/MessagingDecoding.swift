@@ -327,18 +327,24 @@ extension MessagingCodec {
         var reader = FieldReader(body)
         var id: MessageID?, to: UInt64?, group: UInt64 = 0
         var copies = MessageCopies()
-        var counting = reader  // a group's copies are counted first: their list is allocated once
-        var count = 0
-        while let (field, _) = try counting.next() {
-            if field == 3 { count += 1 }
-        }
-        copies.reserveCapacity(count)
+        var copiesSeen = 0
         while let (field, value) = try reader.next() {
             switch field {
             case 1: id = try value.messageID(field)
             case 2: to = try value.id(field)
             case 4: group = try value.id(field)
             case 3:
+                copiesSeen += 1
+                if copiesSeen == 2 {
+                    // A second copy (a group's): count the rest once so the list is allocated
+                    // once. The first copy is kept inline, so a one-to-one Send never counts.
+                    var counting = reader
+                    var count = copiesSeen
+                    while let (later, _) = try counting.next() {
+                        if later == 3 { count += 1 }
+                    }
+                    copies.reserveCapacity(count)
+                }
                 var copy = MessageCopy(deviceID: 0, ciphertext: [])
                 var inner = try value.record(field)
                 var hasDevice = false
