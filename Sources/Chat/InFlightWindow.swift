@@ -2,8 +2,13 @@
 /// handed out one after another (1, 2, 3, … per connection) and acknowledged in nearly the same
 /// order, so the window is a ring indexed by `seq - base` rather than a hash table: no hashing
 /// on the delivery path, and entries come back in sequence order.
+///
+/// Which slots hold an entry is kept apart in `occupied`: asking an `Entry?` slot whether it is
+/// nil copies the whole entry (~160 bytes) out first, and the window asks at every insert and
+/// acknowledgement.
 struct InFlightWindow<Entry> {
     private var slots: [Entry?] = []
+    private var occupied: [Bool] = []
     /// The sequence number in `slots[head]`; the ring spans `base ..< base + span`.
     private var base: UInt64 = 0
     // 32-bit positions keep the window at 28 bytes inside every session (a window is at most
@@ -32,7 +37,8 @@ struct InFlightWindow<Entry> {
     subscript(seq: UInt64) -> Entry? {
         get {
             guard seq >= base, seq - base < UInt64(span) else { return nil }
-            return slots[slot(Int(seq - base))]
+            let index = slot(Int(seq - base))
+            return occupied[index] ? slots[index] : nil
         }
         set {
             if let newValue = consume newValue { insert(newValue, at: seq) } else { removeValue(forKey: seq) }
@@ -54,12 +60,13 @@ struct InFlightWindow<Entry> {
     @discardableResult
     mutating func removeValue(forKey seq: UInt64) -> Entry? {
         guard seq >= base, seq - base < UInt64(span) else { return nil }
+        let index = slot(Int(seq - base))
+        guard occupied[index] else { return nil }
         var old: Entry? = nil
-        swap(&old, &slots[slot(Int(seq - base))])  // moved out, not copied
-        if old != nil {
-            count -= 1
-            trim()
-        }
+        swap(&old, &slots[index])  // moved out, not copied
+        occupied[index] = false
+        count -= 1
+        trim()
         return old
     }
 
@@ -68,7 +75,7 @@ struct InFlightWindow<Entry> {
 
     /// Every entry, in sequence order.
     func forEach(_ body: (UInt64, Entry) -> Void) {
-        for offset in 0..<span {
+        for offset in 0..<span where occupied[slot(offset)] {
             if let entry = slots[slot(offset)] { body(base + UInt64(offset), entry) }
         }
     }
@@ -88,7 +95,9 @@ struct InFlightWindow<Entry> {
             reserve(needed)
             span = needed
             count += 1
-            slots[slot(Int(seq - base))] = consume entry
+            let index = slot(Int(seq - base))
+            slots[index] = consume entry
+            occupied[index] = true
             return
         }
         if seq < base {
@@ -100,18 +109,19 @@ struct InFlightWindow<Entry> {
             span += gap
         }
         let index = slot(Int(seq - base))
-        if slots[index] == nil { count += 1 }
+        if !occupied[index] { count += 1 }
         slots[index] = entry
+        occupied[index] = true
     }
 
     /// Advances past acknowledged entries at either end.
     private mutating func trim() {
-        while span > 0, slots[head] == nil {
+        while span > 0, !occupied[head] {
             head = (head + 1) & (slots.count - 1)
             base += 1
             span -= 1
         }
-        while span > 0, slots[slot(span - 1)] == nil { span -= 1 }
+        while span > 0, !occupied[slot(span - 1)] { span -= 1 }
     }
 
     /// Makes room for `needed` consecutive slots (a power of two, at least 8), keeping the
@@ -121,8 +131,13 @@ struct InFlightWindow<Entry> {
         var size = max(8, slots.count)
         while size < needed { size *= 2 }
         var grown = [Entry?](repeating: nil, count: size)
-        for offset in 0..<span { grown[offset] = slots[slot(offset)] }
+        var grownOccupied = [Bool](repeating: false, count: size)
+        for offset in 0..<span where occupied[slot(offset)] {
+            swap(&grown[offset], &slots[slot(offset)])  // moved, not copied
+            grownOccupied[offset] = true
+        }
         slots = grown
+        occupied = grownOccupied
         head = 0
     }
 }
