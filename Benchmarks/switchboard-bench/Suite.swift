@@ -24,7 +24,7 @@ enum Suite {
         and fan-out workloads against redis-server (PUBLISH/SUBSCRIBE). Each server is pinned to CPU 0 and the \
         load to CPU 1; figures are per server CPU-second, with the ratios. The latency target is checked by offering \
         the node, open loop, half the messages per second it relayed in a closed-loop run just before (p99 column). \
-        Last, the node holds as many idle authenticated connections as the descriptor limit allows (500 with --quick) \
+        Last, the node holds as many idle authenticated connections as the descriptor limit allows (200 with --quick) \
         and reports its memory per connection. Benchmarks/suite.sh builds everything first.
         """
 
@@ -69,7 +69,10 @@ enum Suite {
         // Idle connections: as many as one process may hold (node and client each raise their
         // soft descriptor limit to the hard one; a thousand kept for listeners, the store, pipes).
         let descriptorLimit = hardDescriptorLimit()
-        let idleConnections = quick ? 500 : max(100, min(1_000_000, descriptorLimit - 1_000))
+        // --quick stays under the node's 256 connections in their handshake at once (admission).
+        let idleConnections = quick ? 200 : max(100, min(1_000_000, descriptorLimit - 1_000))
+        // One source address has ~28,000 ephemeral ports toward the node's one port.
+        let idleSources = min(250, idleConnections / 25_000 + 1)
         let ping = ["--connections", quick ? "20" : "100"]
         let relay = ["--pairs", pairs, "--window", "8", "--size", "128"]
         let runs: [Run] = [
@@ -103,7 +106,7 @@ enum Suite {
             Run(name: "fan-out to 1000", target: "redis", scenario: "redis-fanout",
                 arguments: ["--members", quick ? "50" : "1000", "--window", "2", "--size", "32"], figure: "delivery_per_server_cpu_second"),
             Run(name: "idle connections", target: "node", scenario: "connect",
-                arguments: ["--connections", "\(idleConnections)", "--sources", "4"], figure: "server_rss_bytes_per_connection"),
+                arguments: ["--connections", "\(idleConnections)", "--sources", "\(idleSources)"], figure: "server_rss_bytes_per_connection"),
         ]
         var results: [[String: Any]] = []
         var table: [(String, String, Double?, [String: Any])] = []
@@ -152,7 +155,8 @@ enum Suite {
             let perConnection = (idle["server_rss_bytes_per_connection"] as? Double).map { String(Int($0.rounded())) } ?? "—"
             let limit = descriptorLimit < 1_001_000
                 ? "; one process may hold \(descriptorLimit) descriptors here (hard limit), so 1,000,000 connections need a higher one" : ""
-            print("idle connections, node: \(Int(held)) of \(idleConnections) held, \(perConnection) B of node RSS per connection" + limit)
+            let failed = (idle["failed"] as? Double).map { $0 > 0 ? " (\(Int($0)) failed)" : "" } ?? ""
+            print("idle connections, node: \(Int(held)) of \(idleConnections) held\(failed), \(perConnection) B of node RSS per connection" + limit)
         }
         if let path = flags.value("json") {
             do {

@@ -11,7 +11,7 @@ struct InFlightWindow<Entry> {
     private var occupied: [Bool] = []
     /// The sequence number in `slots[head]`; the ring spans `base ..< base + span`.
     private var base: UInt64 = 0
-    // 32-bit positions keep the window at 28 bytes inside every session (a window is at most
+    // 32-bit positions keep the window at 36 bytes inside every session (a window is at most
     // the delivery window's few hundred entries wide).
     private var head32: UInt32 = 0
     private var span32: UInt32 = 0

@@ -15,6 +15,49 @@ import Wire
         }
     }
 
+    /// The paths the random test reaches rarely: a window sliding far enough that the ring's
+    /// head wraps many times, growing while it is wrapped, and entries inserted below the window
+    /// with the head at 0 (a negative wrap) and with growth.
+    @Test func slidesWrapsGrowsAndTakesEntriesBelowItsBase() {
+        var window = InFlightWindow<UInt64>()
+        var model: [UInt64: UInt64] = [:]
+        func check(_ what: String) {
+            #expect(window.count == model.count, "\(what)")
+            var seen: [UInt64] = []
+            window.forEach { seq, value in
+                seen.append(seq)
+                #expect(value == seq &* 3, "\(what): value of \(seq)")
+            }
+            #expect(seen == model.keys.sorted(), "\(what)")
+        }
+        func put(_ seq: UInt64) { window[seq] = seq &* 3; model[seq] = seq &* 3 }
+        // Slide a window of 20 over 1,000 numbers, acknowledging the oldest: the head wraps ~60 times.
+        var next: UInt64 = 1_000
+        for _ in 0..<20 { put(next); next += 1 }
+        for step in 0..<1_000 {
+            let oldest = next - 20
+            #expect(window.removeValue(forKey: oldest) == model.removeValue(forKey: oldest))
+            put(next); next += 1
+            if step % 50 == 0 { check("sliding, step \(step)") }
+        }
+        // Grow to 100 entries while the head is somewhere inside the ring.
+        for _ in 0..<80 { put(next); next += 1 }
+        check("grown while wrapped")
+        // Empty it, then start over so the head is 0, and insert below the base: first a small
+        // gap (a negative wrap within the storage), then one wider than the storage (growth).
+        for seq in model.keys.sorted() { #expect(window.removeValue(forKey: seq) == model.removeValue(forKey: seq)) }
+        check("emptied")
+        for seq: UInt64 in 5_000..<5_004 { put(seq) }
+        put(4_998)
+        check("below the base, wrapped")
+        put(4_900)
+        check("below the base, grown")
+        #expect(window[4_999] == nil && window[4_950] == nil)
+        for seq in model.keys.sorted().reversed() { #expect(window.removeValue(forKey: seq) == model.removeValue(forKey: seq)) }
+        check("emptied from the newest")
+        #expect(window.isEmpty)
+    }
+
     @Test func behavesLikeADictionaryUnderRandomAcknowledgements() {
         var window = InFlightWindow<String>()
         var model: [UInt64: String] = [:]

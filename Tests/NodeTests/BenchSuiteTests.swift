@@ -33,10 +33,11 @@ import TestSupport
         let peak = try #require(figures("relay peak, 10 pairs, window 8")?["messages_delivered_per_second"] as? Double)
         let offered = try #require(figures("relay at half that, open loop")?["offered_rate"] as? Double)
         #expect(offered == (peak / 2).rounded(.down))
-        // Idle connections: all 500 held, memory per connection measured.
-        #expect(figures("idle connections")?["connections"] as? Double == 500)
+        // Idle connections: all 200 held (under the node's 256 in their handshake at once, so no
+        // admission grace can close a slow one), memory per connection measured.
+        #expect(figures("idle connections")?["connections"] as? Double == 200)
         #expect((figures("idle connections")?["server_rss_bytes_per_connection"] as? Double).map { $0 > 0 } == true)
-        #expect(output.contains("idle connections, node: 500 of 500 held"), "\(output)")
+        #expect(output.contains("idle connections, node: 200 of 200 held"), "\(output)")
     }
 
     /// The load client is a product: an unreachable target or an unwritable report is one clear

@@ -12,6 +12,7 @@ import Wire
     @Test(arguments: [true, false])
     func returningClientsHitTheStaticSecretCache(cached: Bool) throws {
         let node = try NodeProcess.serve(["--threads", "1", "--http", "127.0.0.1:0"] + (cached ? [] : ["--handshake-cache", "0"]))
+        defer { withExtendedLifetime(node) {} }
         let http = try #require(node.port(of: "http"))
         let harness = try ClientHarness()
         let first = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "carol"))
@@ -26,8 +27,8 @@ import Wire
             _ = again.waitClosed()
         }
         let (_, metrics) = try runTool("/usr/bin/curl", ["-sS", "http://127.0.0.1:\(http)/metrics"])
-        #expect(metrics.contains("switchboard_ik_static_secret_total{result=\"hit\"} \(cached ? 2 : 0)"), "\(metrics)")
-        #expect(metrics.contains("switchboard_ik_static_secret_total{result=\"miss\"} \(cached ? 1 : 0)"), "\(metrics)")
+        #expect(metrics.contains("switchboard_ik_static_secret_total{result=\"hit\"} \(cached ? 2 : 0)\n"), "\(metrics)")
+        #expect(metrics.contains("switchboard_ik_static_secret_total{result=\"miss\"} \(cached ? 1 : 0)\n"), "\(metrics)")
     }
 
     @Test func registerWithXXThenResumeWithIKInOneRoundTrip() throws {

@@ -348,3 +348,52 @@ import Testing
         #expect(MessageCopies([copies[0], copies[1]]) != MessageCopies([copies[1], copies[0]]))
     }
 }
+
+/// A Send's copies decode the same whatever sits between them (the decoder counts a group's
+/// copies only once a second one appears), and a body that breaks after one or two copies is
+/// still refused.
+@Suite struct SendDecodingTests {
+    typealias F = FieldWriter
+
+    private func copy(_ device: UInt64, _ ciphertext: [UInt8], into body: inout [UInt8]) {
+        F.record(3, into: &body) { record in
+            F.varint(1, device, into: &record)
+            F.bytes(2, ciphertext, into: &record)
+        }
+    }
+
+    private func stanza(_ body: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        Varint.append(StanzaType.send, to: &out)
+        Varint.append(UInt64(body.count), to: &out)
+        return out + body
+    }
+
+    @Test func copiesInterleavedWithOtherAndUnknownFields() throws {
+        let id = MessageID(repeating: 9)
+        var body: [UInt8] = []
+        copy(1, [1], into: &body)
+        F.varint(9, 77, into: &body)  // unknown: skipped
+        F.messageID(1, id, into: &body)
+        copy(2, [2, 2], into: &body)
+        F.varint(4, 5, into: &body)  // the group, between copies
+        F.bytes(11, [0xFF], into: &body)  // unknown bytes
+        copy(3, [3, 3, 3], into: &body)
+        let expected = Stanza.send(SendMessage(messageID: id, toAccount: 0, copies: MessageCopies([
+            MessageCopy(deviceID: 1, ciphertext: [1]), MessageCopy(deviceID: 2, ciphertext: [2, 2]),
+            MessageCopy(deviceID: 3, ciphertext: [3, 3, 3]),
+        ]), groupID: 5))
+        #expect(try StanzaCodec.decodeAll(stanza(body)) == [expected])
+    }
+
+    @Test func aBodyThatBreaksAfterOneOrTwoCopiesIsRefused() {
+        for copies in 1...2 {
+            var body: [UInt8] = []
+            F.messageID(1, MessageID(repeating: 1), into: &body)
+            F.varint(4, 5, into: &body)
+            for device in 1...copies { copy(UInt64(device), [7], into: &body) }
+            body += [3 << 1 | 1, 40, 1]  // a copy record claiming 40 bytes, then the body ends
+            #expect(throws: WireError.self, "\(copies) copies") { try StanzaCodec.decodeAll(stanza(body)) }
+        }
+    }
+}
