@@ -3,15 +3,18 @@
 /// order, so the window is a ring indexed by `seq - base` rather than a hash table: no hashing
 /// on the delivery path, and entries come back in sequence order.
 ///
-/// Which slots hold an entry is kept apart in `occupied`: asking an `Entry?` slot whether it is
-/// nil copies the whole entry (~160 bytes) out first, and the window asks at every insert and
-/// acknowledgement.
+/// Each slot says whether it holds an entry in a flag of its own: asking an `Entry?` whether it
+/// is nil copies the whole entry (~160 bytes) out first, and the window asks at every insert and
+/// acknowledgement. The flag shares the slot's storage, so the window stays one array.
 struct InFlightWindow<Entry> {
-    private var slots: [Entry?] = []
-    private var occupied: [Bool] = []
+    private struct Slot {
+        var entry: Entry?
+        var occupied = false
+    }
+    private var slots: [Slot] = []
     /// The sequence number in `slots[head]`; the ring spans `base ..< base + span`.
     private var base: UInt64 = 0
-    // 32-bit positions keep the window at 36 bytes inside every session (a window is at most
+    // 32-bit positions keep the window at 28 bytes inside every session (a window is at most
     // the delivery window's few hundred entries wide).
     private var head32: UInt32 = 0
     private var span32: UInt32 = 0
@@ -38,7 +41,7 @@ struct InFlightWindow<Entry> {
         get {
             guard seq >= base, seq - base < UInt64(span) else { return nil }
             let index = slot(Int(seq - base))
-            return occupied[index] ? slots[index] : nil
+            return slots[index].occupied ? slots[index].entry : nil
         }
         set {
             if let newValue = consume newValue { insert(newValue, at: seq) } else { removeValue(forKey: seq) }
@@ -61,10 +64,10 @@ struct InFlightWindow<Entry> {
     mutating func removeValue(forKey seq: UInt64) -> Entry? {
         guard seq >= base, seq - base < UInt64(span) else { return nil }
         let index = slot(Int(seq - base))
-        guard occupied[index] else { return nil }
+        guard slots[index].occupied else { return nil }
         var old: Entry? = nil
-        swap(&old, &slots[index])  // moved out, not copied
-        occupied[index] = false
+        swap(&old, &slots[index].entry)  // moved out, not copied
+        slots[index].occupied = false
         count -= 1
         trim()
         return old
@@ -75,8 +78,8 @@ struct InFlightWindow<Entry> {
 
     /// Every entry, in sequence order.
     func forEach(_ body: (UInt64, Entry) -> Void) {
-        for offset in 0..<span where occupied[slot(offset)] {
-            if let entry = slots[slot(offset)] { body(base + UInt64(offset), entry) }
+        for offset in 0..<span where slots[slot(offset)].occupied {
+            if let entry = slots[slot(offset)].entry { body(base + UInt64(offset), entry) }
         }
     }
 
@@ -96,8 +99,8 @@ struct InFlightWindow<Entry> {
             span = needed
             count += 1
             let index = slot(Int(seq - base))
-            slots[index] = consume entry
-            occupied[index] = true
+            slots[index].entry = consume entry
+            slots[index].occupied = true
             return
         }
         if seq < base {
@@ -109,19 +112,19 @@ struct InFlightWindow<Entry> {
             span += gap
         }
         let index = slot(Int(seq - base))
-        if !occupied[index] { count += 1 }
-        slots[index] = entry
-        occupied[index] = true
+        if !slots[index].occupied { count += 1 }
+        slots[index].entry = entry
+        slots[index].occupied = true
     }
 
     /// Advances past acknowledged entries at either end.
     private mutating func trim() {
-        while span > 0, !occupied[head] {
+        while span > 0, !slots[head].occupied {
             head = (head + 1) & (slots.count - 1)
             base += 1
             span -= 1
         }
-        while span > 0, !occupied[slot(span - 1)] { span -= 1 }
+        while span > 0, !slots[slot(span - 1)].occupied { span -= 1 }
     }
 
     /// Makes room for `needed` consecutive slots (a power of two, at least 8), keeping the
@@ -130,14 +133,11 @@ struct InFlightWindow<Entry> {
         guard needed > slots.count else { return }
         var size = max(8, slots.count)
         while size < needed { size *= 2 }
-        var grown = [Entry?](repeating: nil, count: size)
-        var grownOccupied = [Bool](repeating: false, count: size)
-        for offset in 0..<span where occupied[slot(offset)] {
+        var grown = [Slot](repeating: Slot(), count: size)
+        for offset in 0..<span where slots[slot(offset)].occupied {
             swap(&grown[offset], &slots[slot(offset)])  // moved, not copied
-            grownOccupied[offset] = true
         }
         slots = grown
-        occupied = grownOccupied
         head = 0
     }
 }
