@@ -41,34 +41,43 @@ public struct TokenSealer: Sendable {
 
     public let keyID: UInt32
     private let key: SecretBytes
+    /// `associatedData(keyID:)` for this sealer's key id, made once.
+    private let associatedData: [UInt8]
 
     /// - Parameter key: 32 secret bytes (the data directory's `token.key`).
     public init(keyID: UInt32, key: SecretBytes) {
         precondition(key.count == 32)
         self.keyID = keyID
         self.key = key
+        self.associatedData = TokenSealer.associatedData(keyID: keyID)
     }
 
     public func seal(_ claims: ResumptionClaims) -> [UInt8] {
-        var plaintext: [UInt8] = [TokenSealer.version]
-        for value in [claims.accountID, claims.deviceID, claims.issuedAt, claims.expiresAt] {
-            appendBigEndian(value, to: &plaintext)
-        }
+        // Built in place: one array for the plaintext, one for the token (a token is sealed at
+        // every login, so no intermediate arrays).
+        var plaintext: [UInt8] = []
+        plaintext.reserveCapacity(TokenSealer.plaintextLength)
+        plaintext.append(TokenSealer.version)
+        appendBigEndian(claims.accountID, to: &plaintext)
+        appendBigEndian(claims.deviceID, to: &plaintext)
+        appendBigEndian(claims.issuedAt, to: &plaintext)
+        appendBigEndian(claims.expiresAt, to: &plaintext)
         plaintext += claims.tokenID
         plaintext += claims.deviceKey
         precondition(plaintext.count == TokenSealer.plaintextLength)
-        var out: [UInt8] = []
-        appendBigEndian(UInt64(keyID), to: &out, bytes: 4)
-        var nonce = [UInt8](repeating: 0, count: TokenSealer.nonceLength)
-        randombytes_buf(&nonce, nonce.count)
-        out += nonce
-        var ciphertext = [UInt8](repeating: 0, count: plaintext.count + 16)
-        var written: UInt64 = 0
-        let ad = TokenSealer.associatedData(keyID: keyID)
-        _ = crypto_aead_xchacha20poly1305_ietf_encrypt(
-            &ciphertext, &written, plaintext, UInt64(plaintext.count), ad,
-            UInt64(ad.count), nil, nonce, key.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
-        return out + ciphertext
+        let ad = associatedData
+        // key id (4 bytes, big-endian) | nonce (24) | ciphertext and tag
+        return [UInt8](unsafeUninitializedCapacity: TokenSealer.sealedLength) { token, count in
+            let base = token.baseAddress!
+            for index in 0..<4 { base[index] = UInt8(truncatingIfNeeded: keyID >> (8 * UInt32(3 - index))) }
+            let nonce = base + 4
+            randombytes_buf(nonce, TokenSealer.nonceLength)
+            var written: UInt64 = 0
+            _ = crypto_aead_xchacha20poly1305_ietf_encrypt(
+                nonce + TokenSealer.nonceLength, &written, plaintext, UInt64(plaintext.count), ad,
+                UInt64(ad.count), nil, nonce, key.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            count = TokenSealer.sealedLength
+        }
     }
 
     /// Opens and checks a token presented by the device whose static key is `deviceKey`.
@@ -82,7 +91,7 @@ public struct TokenSealer: Sendable {
         let ciphertext = Array(token[28...])
         var plaintext = [UInt8](repeating: 0, count: TokenSealer.plaintextLength)
         var written: UInt64 = 0
-        let ad = TokenSealer.associatedData(keyID: id)
+        let ad = associatedData  // the id was checked equal to ours above
         let result = crypto_aead_xchacha20poly1305_ietf_decrypt(
             &plaintext, &written, nil, ciphertext, UInt64(ciphertext.count), ad,
             UInt64(ad.count), nonce, key.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self))

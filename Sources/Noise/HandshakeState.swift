@@ -73,6 +73,9 @@ public struct HandshakeState<Hash: NoiseHashFunction>: Sendable {
     public mutating func writeMessage(_ payload: [UInt8] = []) throws(NoiseError) -> (message: [UInt8], completion: Completion?) {
         guard isMyTurn, let tokens = pending.first else { throw .outOfTurn }
         var message: [UInt8] = []
+        // Room for every key a message pattern can carry (e: 32, s: 32 + tag) and the sealed
+        // payload, so the message is not regrown as it is built.
+        message.reserveCapacity(2 * DH25519.length + 2 * CipherState.tagLength + payload.count)
         for token in tokens {
             switch token {
             case .e:
