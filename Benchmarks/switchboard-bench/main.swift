@@ -131,15 +131,19 @@ func wait(limit seconds: Double, stall: Double = .infinity, until done: () -> Bo
     }
 }
 
-/// Stops the run unless `ready` reached `expected` (or `atLeast`) while connecting or registering.
-func requireReady(_ ready: Int, of expected: Int, atLeast: Int? = nil, failed: Int, _ what: String) {
-    guard ready < (atLeast ?? expected) else { return }
-    let why = failed > 0 ? "\(failed) failed" : "no answer"
-    stop("only \(ready) of \(expected) \(what) ready (\(why)); is a Switchboard node listening at \(target)?")
+/// Connecting or registering `expected` of `what`: waits, showing "VERB n/expected WHAT", until all
+/// are ready — or, `partial`, until each has come up or failed — or one fails, or nothing moves for
+/// `stall` seconds, or `limit` passes; then stops the run unless all (`partial`: at least one) are
+/// ready.
+func awaitReady(_ verb: String, _ what: String, expected: Int, limit: Double = 120, stall: Double = 15,
+                partial: Bool = false, server: String = "a Switchboard node", ready: () -> Int, failed: () -> Int) {
+    wait(limit: limit, stall: stall, until: { partial ? ready() + failed() >= expected : ready() >= expected || failed() > 0 }) {
+        "\(verb) \(ready())/\(expected) \(what)"
+    }
+    guard ready() < (partial ? 1 : expected) else { return }
+    let why = failed() > 0 ? "\(failed()) failed" : "no answer"
+    stop("only \(ready()) of \(expected) \(what) ready (\(why)); is \(server) listening at \(target)?")
 }
-
-/// Connecting and registering: stop at the first failure or after 15 s without progress.
-let registrationStall = 15.0
 
 /// The measured part of a run: warm up, sample the server, record for `duration`, sample again,
 /// stop the load. Phases: 1 warm-up, 2 recording, 3 stopping.
@@ -191,14 +195,9 @@ case "ping":
     let ping = PingScenario(options: options, group: group)
     let connectStart = sb_monotonic_ns()
     ping.connect()
-    wait(limit: 120, stall: registrationStall, until: {
-        ping.welcomed.load(ordering: .relaxed) + ping.failed.load(ordering: .relaxed) >= options.connections
-    }) {
-        "connecting \(ping.welcomed.load(ordering: .relaxed))/\(options.connections)"
-    }
     // Rates over the connections that came up (failed_connections says how many did not); none is an error.
-    requireReady(ping.welcomed.load(ordering: .relaxed), of: options.connections, atLeast: 1,
-                 failed: ping.failed.load(ordering: .relaxed), "connections")
+    awaitReady("connecting", "connections", expected: options.connections, partial: true,
+               ready: { ping.welcomed.load(ordering: .relaxed) }, failed: { ping.failed.load(ordering: .relaxed) })
     report.add("connections", Double(ping.welcomed.load(ordering: .relaxed)))
     report.add("connect_seconds", Double(sb_monotonic_ns() - connectStart) / 1e9)
     let window = measuredWindow(
@@ -227,13 +226,10 @@ case "connect":
     let before = probe?.sample()
     let connectStart = sb_monotonic_ns()
     idle.connect()
-    wait(limit: 300, until: { idle.welcomed.load(ordering: .relaxed) + idle.failed.load(ordering: .relaxed) >= options.connections }) {
-        "connected \(idle.welcomed.load(ordering: .relaxed))/\(options.connections)"
-    }
-    let connectSeconds = Double(sb_monotonic_ns() - connectStart) / 1e9
     // How far it got is the figure (a descriptor limit, the node's --max-connections); none at all is an error.
-    requireReady(idle.welcomed.load(ordering: .relaxed), of: options.connections, atLeast: 1,
-                 failed: idle.failed.load(ordering: .relaxed), "connections")
+    awaitReady("connected", "connections", expected: options.connections, limit: 300, stall: .infinity, partial: true,
+               ready: { idle.welcomed.load(ordering: .relaxed) }, failed: { idle.failed.load(ordering: .relaxed) })
+    let connectSeconds = Double(sb_monotonic_ns() - connectStart) / 1e9
     for second in 0..<duration {
         progress("connect", "holding \(idle.welcomed.load(ordering: .relaxed)) idle connections \(second + 1)/\(duration) s")
         sleep(1)
@@ -260,12 +256,8 @@ case "fanout":
     let fanout = FanoutScenario(target: target, members: members, window: integer("window", 4, 1...64),
                                 size: integer("size", 64, 1...4_000), group: makeGroup())
     fanout.start()
-    wait(limit: 120, stall: registrationStall, until: {
-        fanout.ready.load(ordering: .relaxed) >= members - 1 || fanout.failed.load(ordering: .relaxed) > 0
-    }) {
-        "registering \(fanout.ready.load(ordering: .relaxed))/\(members - 1) members"
-    }
-    requireReady(fanout.ready.load(ordering: .relaxed), of: members - 1, failed: fanout.failed.load(ordering: .relaxed), "members")
+    awaitReady("registering", "members", expected: members - 1,
+               ready: { fanout.ready.load(ordering: .relaxed) }, failed: { fanout.failed.load(ordering: .relaxed) })
     let groupReady = Atomic<Bool>(false)
     fanout.startSender { groupReady.store(true, ordering: .relaxed) }
     wait(limit: 60, until: { groupReady.load(ordering: .relaxed) || fanout.failed.load(ordering: .relaxed) > 0 }) { "creating the group" }
@@ -292,12 +284,8 @@ case "relay":
     let group = makeGroup()
     let relay = RelayScenario(options: options, group: group)
     relay.start()
-    wait(limit: 120, stall: registrationStall, until: {
-        relay.ready.load(ordering: .relaxed) >= options.pairs || relay.failed.load(ordering: .relaxed) > 0
-    }) {
-        "registering \(relay.ready.load(ordering: .relaxed))/\(options.pairs) pairs"
-    }
-    requireReady(relay.ready.load(ordering: .relaxed), of: options.pairs, failed: relay.failed.load(ordering: .relaxed), "pairs")
+    awaitReady("registering", "pairs", expected: options.pairs,
+               ready: { relay.ready.load(ordering: .relaxed) }, failed: { relay.failed.load(ordering: .relaxed) })
     relay.beginSending()
     let offline = options.offline
     let window = measuredWindow(
@@ -327,12 +315,8 @@ case "offline":
     let offline = OfflineScenario(target: target, pairs: pairs, messages: integer("messages", 20_000, 1...10_000_000),
                                   window: integer("window", 32, 1...256), size: integer("size", 128, 16...60_000), group: group)
     offline.start()
-    wait(limit: 120, stall: registrationStall, until: {
-        offline.ready.load(ordering: .relaxed) >= pairs || offline.failed.load(ordering: .relaxed) > 0
-    }) {
-        "registering \(offline.ready.load(ordering: .relaxed))/\(pairs) pairs"
-    }
-    requireReady(offline.ready.load(ordering: .relaxed), of: pairs, failed: offline.failed.load(ordering: .relaxed), "pairs")
+    awaitReady("registering", "pairs", expected: pairs,
+               ready: { offline.ready.load(ordering: .relaxed) }, failed: { offline.failed.load(ordering: .relaxed) })
     let total = offline.total
     func phase(_ name: String, limit: Double, _ counter: () -> Int) -> (seconds: Double, before: ServerSample?, after: ServerSample?) {
         let before = probe?.sample()
@@ -379,14 +363,8 @@ case "redis-relay", "redis-fanout":
     let group = makeGroup()
     let redis = RedisScenario(target: target, mode: mode, window: window, size: size, group: group)
     redis.start()
-    wait(limit: 60, stall: registrationStall, until: {
-        redis.ready.load(ordering: .relaxed) >= redis.expected || redis.failed.load(ordering: .relaxed) > 0
-    }) {
-        "subscribing \(redis.ready.load(ordering: .relaxed))/\(redis.expected)"
-    }
-    if redis.ready.load(ordering: .relaxed) < redis.expected {
-        stop("only \(redis.ready.load(ordering: .relaxed)) of \(redis.expected) connections ready; is redis-server listening at \(target)?")
-    }
+    awaitReady("subscribing", "connections", expected: redis.expected, limit: 60, server: "redis-server",
+               ready: { redis.ready.load(ordering: .relaxed) }, failed: { redis.failed.load(ordering: .relaxed) })
     redis.beginSending()
     let measured = measuredWindow(
         setPhase: { redis.phase.store($0, ordering: .relaxed) }, completed: { redis.delivered.load(ordering: .relaxed) },
@@ -417,12 +395,8 @@ case "handshake":
     let group = makeGroup()
     let handshakes = HandshakeScenario(target: target, pattern: pattern, concurrency: concurrency, group: group)
     handshakes.start()
-    wait(limit: 60, stall: registrationStall, until: {
-        handshakes.registered.load(ordering: .relaxed) >= concurrency || handshakes.failed.load(ordering: .relaxed) > 0
-    }) {
-        "registering \(handshakes.registered.load(ordering: .relaxed))/\(concurrency)"
-    }
-    requireReady(handshakes.registered.load(ordering: .relaxed), of: concurrency, failed: handshakes.failed.load(ordering: .relaxed), "devices")
+    awaitReady("registering", "devices", expected: concurrency, limit: 60,
+               ready: { handshakes.registered.load(ordering: .relaxed) }, failed: { handshakes.failed.load(ordering: .relaxed) })
     let window = measuredWindow(
         setPhase: { handshakes.phase.store($0, ordering: .relaxed) }, completed: { handshakes.completed.load(ordering: .relaxed) },
         unit: "handshakes", group: group)
