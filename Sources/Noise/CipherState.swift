@@ -1,3 +1,4 @@
+internal import COpenSSL
 internal import CSodium
 
 /// The `CipherState` of section 5.1 with the ChaChaPoly cipher of section 12.3: a key `k` and a
@@ -7,6 +8,10 @@ public struct CipherState: Sendable {
     public static let tagLength = 16
     /// The nonce value 2^64-1 is reserved (section 5.1).
     static let maxNonce = UInt64.max
+    /// Texts from this many bytes up are sealed and opened by OpenSSL's ChaCha20-Poly1305
+    /// (`sb_aead_seal`, `sb_aead_open`), shorter ones by libsodium's: the same cipher, and each
+    /// faster on its side of this length on this machine (BENCHMARKS.md, seventh session).
+    package static let openSSLFromCount = 384
 
     private var key: SecretBytes?
     /// The next nonce.
@@ -61,8 +66,20 @@ public struct CipherState: Sendable {
         ad: UnsafeRawBufferPointer
     ) throws(NoiseError) -> Int {
         guard nonce < CipherState.maxNonce else { throw .nonceExhausted }
-        var written: UInt64 = 0
         let bytes = buffer.assumingMemoryBound(to: UInt8.self)
+        if count >= openSSLFromCount, count <= Int(Int32.max) - tagLength, ad.count <= Int(Int32.max) {
+            let sealed = CipherState.withNonce(nonce) { nonceBytes in
+                sb_aead_seal(
+                    key.assumingMemoryBound(to: UInt8.self), nonceBytes,
+                    ad.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(ad.count), bytes, Int32(count))
+            }
+            if sealed == 1 {
+                nonce += 1
+                return count + tagLength
+            }
+            if sealed == 0 { throw .cipherFailed }  // -1: OpenSSL could not start; libsodium below
+        }
+        var written: UInt64 = 0
         CipherState.withNonce(nonce) { nonceBytes in
             _ = crypto_aead_chacha20poly1305_ietf_encrypt(
                 bytes, &written, bytes, UInt64(count),
@@ -80,8 +97,20 @@ public struct CipherState: Sendable {
     ) throws(NoiseError) -> Int {
         guard nonce < CipherState.maxNonce else { throw .nonceExhausted }
         guard count >= CipherState.tagLength else { throw .decryptFailed }
-        var written: UInt64 = 0
         let bytes = buffer.assumingMemoryBound(to: UInt8.self)
+        if count - tagLength >= openSSLFromCount, count <= Int(Int32.max), ad.count <= Int(Int32.max) {
+            let opened = CipherState.withNonce(nonce) { nonceBytes in
+                sb_aead_open(
+                    key.assumingMemoryBound(to: UInt8.self), nonceBytes,
+                    ad.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(ad.count), bytes, Int32(count))
+            }
+            if opened == 1 {
+                nonce += 1
+                return count - tagLength
+            }
+            if opened == 0 { throw .decryptFailed }  // -1: OpenSSL could not start; libsodium below
+        }
+        var written: UInt64 = 0
         let result = CipherState.withNonce(nonce) { nonceBytes in
             crypto_aead_chacha20poly1305_ietf_decrypt(
                 bytes, &written, nil, bytes, UInt64(count),

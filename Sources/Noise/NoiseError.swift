@@ -13,4 +13,7 @@ public enum NoiseError: Error, Equatable, Sendable {
     case outOfTurn
     /// A key the pattern needs was not supplied.
     case missingKey
+    /// The cipher library failed part-way through sealing (it could not allocate): the message
+    /// was spoilt and must not be sent; the session must end.
+    case cipherFailed
 }
