@@ -184,6 +184,8 @@ extension ServerSession {
             directTimerArmed = true
             _ = connection.loop.scheduleTimer(in: Int(earliest + limit - now), target: self, tag: 0)
         }
+        // The storage `acknowledge` left for this timer: an idle window gives it back now.
+        if inFlight.isEmpty && inFlight.capacity > 32 { inFlight.removeAll() }
     }
 
     /// Stores, in the order they were delivered, the direct copies delivered at or before loop

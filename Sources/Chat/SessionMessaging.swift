@@ -46,8 +46,11 @@ extension ServerSession {
                 router.wake(receipts)
             }
         }
-        // A window that filled past 32 once keeps no storage while idle (~160 B per slot).
-        if inFlight.isEmpty && inFlight.capacity > 32 { inFlight.removeAll() }
+        // A window that filled past 32 once keeps no storage while idle (~160 B per slot) — but
+        // not at every empty moment of a stream: while the direct-copy timer runs (it fires within
+        // a second) the storage waits for it (`directDeadline`), so windows that fill and empty
+        // over and over do not allocate it again each time.
+        if inFlight.isEmpty && inFlight.capacity > 32 && !directTimerArmed { inFlight.removeAll() }
         if pullAgain { pullDeliveries() }
         if !directWaiting.isEmpty { releaseWaitingDirects(on: connection) }
     }

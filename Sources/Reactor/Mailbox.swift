@@ -5,27 +5,32 @@ import Synchronization
 protocol InboxSource: AnyObject, Sendable {
     /// Runs on the consumer loop: handles up to `limit` waiting items, returns how many.
     func drain(limit: Int) -> Int
-    /// Any thread: a snapshot of whether items are waiting.
+    /// The consumer loop: whether items are waiting (a snapshot of what other threads sent).
     var hasPending: Bool { get }
 }
 
 /// A multi-producer queue into one event loop. Other loops of the same group each push into a
 /// ring of their own (single producer, single consumer: no lock, no allocation per message);
-/// threads that are not loops of the group (the store thread, tests) share one locked list.
-/// Messages from one producer arrive in the order it sent them.
+/// the consumer's own messages go into a queue only it touches (`LoopQueue`: no capacity to
+/// overflow, nothing atomic); threads that are not loops of the group (the store thread, tests)
+/// share one locked list. Messages from one producer arrive in the order it sent them.
 ///
 /// When a loop's ring is full the loop keeps the overflow in a list only it touches and moves it
 /// into the ring on its next iterations, so a producer never blocks on a slow consumer.
 ///
 /// `@unchecked Sendable`: `rings[i]` is pushed only by loop `i` and drained only by the consumer;
-/// `overflow[i]` is touched only by loop `i` (checked with `precondition` on entry); the foreign
-/// list is behind a `Mutex`; `handler` runs only on the consumer loop.
+/// `overflow[i]` is touched only by loop `i` (checked with `precondition` on entry); `own` only
+/// by the consumer (pushed when the producer is the consumer, drained and asked by it); the
+/// foreign list is behind a `Mutex`; `handler` runs only on the consumer loop.
 public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable {
     public let consumer: EventLoop
     /// The consumer's group (`EventLoop.groupToken`): producers of the same group have a ring.
     private let groupToken: Int
     private let rings: [SPSCRing<Message>]
-    private var overflow: [[Message]]
+    /// The consumer's messages to itself.
+    private let own: LoopQueue<Message>
+    /// Messages a full ring could not take, moved out one by one (nil once moved into the ring).
+    private var overflow: [[Message?]]
     private var overflowHead: [Int]
     private let foreign = Mutex<[Message]>([])
     private let foreignCount = Atomic<Int>(0)
@@ -37,7 +42,9 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
         self.consumer = consumer
         let producers = consumer.groupSize
         self.groupToken = consumer.groupToken
-        self.rings = (0..<producers).map { _ in SPSCRing(capacity: ringCapacity) }
+        // The consumer never uses its own ring (`own` takes its messages): one slot.
+        self.rings = (0..<producers).map { SPSCRing(capacity: $0 == consumer.id ? 1 : ringCapacity) }
+        self.own = LoopQueue(keptCapacity: 4 * ringCapacity)
         self.overflow = Array(repeating: [], count: producers)
         self.overflowHead = Array(repeating: 0, count: producers)
         self.handler = handler
@@ -53,7 +60,11 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
             let producer = Unmanaged<EventLoop>.fromOpaque(raw)
             let (token, index) = producer._withUnsafeGuaranteedRef { ($0.groupToken, $0.id) }
             if token == groupToken, index < rings.count {
-                var pending: Message? = consume message  // moved into the ring below, not copied
+                var pending: Message? = consume message  // moved into a queue below, not copied
+                if index == consumer.id {
+                    own.push(pending.take()!)  // drained later in this iteration: no wake-up owed
+                    return
+                }
                 if overflow[index].isEmpty {
                     rings.withUnsafeBufferPointer { rings in
                         Unmanaged.passUnretained(rings[index])._withUnsafeGuaranteedRef { ring in
@@ -66,7 +77,7 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
                     }
                     producer._withUnsafeGuaranteedRef { $0.flushLater(self) }  // once per overflow episode
                 }
-                overflow[index].append(pending.take()!)
+                overflow[index].append(pending.take())
                 return
             }
         }
@@ -82,13 +93,16 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
         let start = overflowHead[index]
         var head = start
         while head < overflow[index].count, !rings[index].isFull {
-            rings[index].push(overflow[index][head])
+            // Moved, not copied: a copy left in the list would share the message's arrays
+            // (a ciphertext the pool hands out again would then be copied on write).
+            rings[index].push(overflow[index][head].take()!)
             head += 1
         }
         if head > start { producer.wakeLater(consumer) }
         if head == overflow[index].count {
-            // A burst's high-water mark is not kept: a ring's worth of capacity at most.
-            overflow[index].removeAll(keepingCapacity: overflow[index].capacity <= rings[index].capacity)
+            // A burst's high-water mark is kept up to four rings' worth: bursts of that size
+            // allocate nothing after the first.
+            overflow[index].removeAll(keepingCapacity: overflow[index].capacity <= 4 * rings[index].capacity)
             overflowHead[index] = 0
             return false
         }
@@ -105,21 +119,25 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
         for ring in rings where handled < limit {
             handled += ring.drain(limit: limit - handled, handler)
         }
+        if handled < limit && !own.isEmpty { handled += own.drain(limit: limit - handled, handler) }
         if handled < limit && foreignCount.load(ordering: .sequentiallyConsistent) > 0 {
-            let batch = foreign.withLock { list -> [Message] in
+            var batch = foreign.withLock { list -> [Message] in
                 let taken = list
                 list.removeAll(keepingCapacity: false)
                 return taken
             }
             foreignCount.subtract(batch.count, ordering: .sequentiallyConsistent)
-            for message in batch { handler(message) }
             handled += batch.count
+            // Popped, not iterated: the batch keeps no copy of a message once it is handled.
+            batch.reverse()
+            while let message = batch.popLast() { handler(message) }
         }
         return handled
     }
 
     var hasPending: Bool {
         if foreignCount.load(ordering: .sequentiallyConsistent) > 0 { return true }
+        if !own.isEmpty { return true }  // asked by the consumer loop only (`InboxSource`)
         for ring in rings where !ring.isEmpty { return true }
         return false
     }

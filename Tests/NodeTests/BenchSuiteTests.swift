@@ -18,7 +18,7 @@ import TestSupport
         let data = try #require(FileManager.default.contents(atPath: json))
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let runs = try #require(object["runs"] as? [[String: Any]])
-        #expect(runs.count == 14)
+        #expect(runs.count == 17)
         #expect(Set(runs.compactMap { $0["target"] as? String }) == ["node", "nio", "redis"])
         for run in runs {
             let figures = run["figures"] as? [String: Any]
@@ -33,6 +33,10 @@ import TestSupport
         let peak = try #require(figures("relay peak, 10 pairs, window 8")?["messages_delivered_per_second"] as? Double)
         let offered = try #require(figures("relay at half that, open loop")?["offered_rate"] as? Double)
         #expect(offered == (peak / 2).rounded(.down))
+        // The saturated relay reports the node's read and write calls (the syscall target's figure).
+        let saturated = try #require(figures("relay at saturation, window 64"))
+        #expect(saturated.keys.contains { $0.hasPrefix("server_read_calls_per_") }, "\(saturated.keys.sorted())")
+        #expect(saturated.keys.contains { $0.hasPrefix("server_write_calls_per_") }, "\(saturated.keys.sorted())")
         // Idle connections: all 200 held (under the node's 256 in their handshake at once, so no
         // admission grace can close a slow one), memory per connection measured.
         #expect(figures("idle connections")?["connections"] as? Double == 200)

@@ -67,3 +67,67 @@ final class OrderChecker: @unchecked Sendable {
         #expect(checker.outOfOrder.load(ordering: .relaxed) == 0)
     }
 }
+
+/// Counts the boxes alive: a message's payload.
+final class LiveCount: @unchecked Sendable {
+    // `@unchecked Sendable`: atomics only.
+    let created = Atomic<Int>(0)
+    let released = Atomic<Int>(0)
+}
+
+final class Payload: Sendable {
+    let count: LiveCount
+    init(_ count: LiveCount) {
+        self.count = count
+        count.created.add(1, ordering: .relaxed)
+    }
+    deinit { count.released.add(1, ordering: .sequentiallyConsistent) }
+}
+
+struct Carrying: Sendable {
+    let payload: Payload
+}
+
+/// Checks, as each message is handled, that every message handled before it is gone: the
+/// mailbox kept no copy of it (a copy would share its arrays, and a pool reusing them would
+/// have to copy on write).
+final class ReleaseChecker: @unchecked Sendable {
+    // `@unchecked Sendable`: `handled` is touched only on the consumer loop; totals are atomic.
+    private var handled = 0
+    let done = Atomic<Int>(0)
+    let heldAfterHandling = Atomic<Int>(0)
+    let count: LiveCount
+    init(_ count: LiveCount) { self.count = count }
+
+    func accept(_ message: Carrying) {
+        if count.released.load(ordering: .sequentiallyConsistent) != handled { heldAfterHandling.add(1, ordering: .relaxed) }
+        handled += 1
+        done.store(handled, ordering: .relaxed)
+    }
+}
+
+extension MailboxTests {
+    /// Through the consumer's own queue, a ring, a full ring's overflow and the foreign list,
+    /// a handled message is released at once.
+    @Test(arguments: ["own", "ring", "overflow", "foreign"])
+    func handledMessagesAreNotKeptAlive(path: String) throws {
+        let harness = try LoopHarness(threads: 2)
+        let live = LiveCount()
+        let checker = ReleaseChecker(live)
+        let mailbox = Mailbox<Carrying>(consumer: harness.group.loops[0], ringCapacity: path == "overflow" ? 8 : 4_096) {
+            checker.accept($0)
+        }
+        let burst = 3_000
+        let send: @Sendable () -> Void = {
+            for _ in 0..<burst { mailbox.send(Carrying(payload: Payload(live))) }
+        }
+        switch path {
+        case "own": harness.group.loops[0].execute(send)
+        case "ring", "overflow": harness.group.loops[1].execute(send)
+        default: runThreads(1) { _ in send() }
+        }
+        #expect(waitUntil(timeoutMilliseconds: 30_000) { checker.done.load(ordering: .relaxed) == burst })
+        #expect(checker.heldAfterHandling.load(ordering: .relaxed) == 0, "messages outlived their handling (\(path))")
+        #expect(waitUntil(timeoutMilliseconds: 5_000) { live.released.load(ordering: .relaxed) == burst })
+    }
+}
