@@ -104,6 +104,19 @@ public final class EventLoop: @unchecked Sendable {
     private let startNanos: UInt64
     /// Milliseconds since the loop started, refreshed once per iteration.
     public private(set) var now: UInt64 = 0
+    /// `wallMilliseconds` as read in this iteration (0: not read yet).
+    private var wallRead: UInt64 = 0
+
+    /// Unix time in milliseconds, read from the clock at most once per iteration (at the first
+    /// ask) — the time stamp of a message or receipt costs no clock read of its own. On the loop.
+    public var wallMilliseconds: UInt64 {
+        if wallRead == 0 {
+            var time = timespec()
+            clock_gettime(CLOCK_REALTIME, &time)
+            wallRead = UInt64(time.tv_sec) * 1_000 + UInt64(time.tv_nsec / 1_000_000)
+        }
+        return wallRead
+    }
 
     private var deferred: [() -> Void] = []
     private let foreignTasks = Mutex<[@Sendable () -> Void]>([])
@@ -345,6 +358,7 @@ public final class EventLoop: @unchecked Sendable {
             sleeping.store(false, ordering: .relaxed)
             let woke = sb_monotonic_ns()
             now = (woke - startNanos) / 1_000_000
+            wallRead = 0
             counters.bump(counters.iterations)
             if count < 0 {
                 let code = sb_errno()
