@@ -141,9 +141,7 @@ public final class DeliveryRouter: Sendable {
     /// Tells the sending session of `copy` (if it has one) how the copy ended.
     func settle(_ copy: DirectCopy, _ outcome: DirectOutcome) {
         guard let origin = copy.origin else { return }
-        var header = copy.delivery
-        header.ciphertext = []
-        send(.directSettled(serial: origin.serial, copy: header, toAccount: origin.toAccount, outcome: outcome),
+        send(.directSettled(serial: origin.serial, copy: copy.delivery.withoutCiphertext, toAccount: origin.toAccount, outcome: outcome),
              toLoop: origin.loop)
     }
 
@@ -214,10 +212,10 @@ final class LoopRoutes {
     }
     /// The registered session of each device this loop is the registry of, with the direct
     /// copies offered to it (`DirectRegistry.swift`).
-    var registry = IDMap<RegistryEntry>()
+    let registry = IDMap<RegistryEntry>()
     /// This loop's online sessions by serial. Messages for a device's session name its serial
     /// (the registry entry knows it), so no index by device is kept here.
-    var bySerial = IDMap<ServerSession>()
+    let bySerial = IDMap<ServerSession>()
     /// Devices removed while this node runs: a session of theirs that registers later (it was
     /// still logging in at the removal) is closed at once.
     var revoked: Set<UInt64> = []

@@ -55,3 +55,14 @@ enum DirectOutcome: Sendable {
         }
     }
 }
+
+extension Delivery {
+    /// This delivery with an empty ciphertext, made field by field: a copy of the whole delivery
+    /// with its ciphertext emptied afterwards would retain and release the ciphertext's storage
+    /// (twice per relayed message).
+    var withoutCiphertext: Delivery {
+        Delivery(seq: seq, messageID: messageID, fromAccount: fromAccount, fromDevice: fromDevice,
+                 sentAtMilliseconds: sentAtMilliseconds, ciphertext: [], kind: kind, groupID: groupID, muted: muted,
+                 deliveredCount: deliveredCount, deliveredTotal: deliveredTotal)
+    }
+}

@@ -71,7 +71,7 @@ extension ServerSession {
             let copy = DirectCopy(
                 device: direct.devices[0],
                 delivery: Delivery(seq: 0, messageID: message.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
-                                   sentAtMilliseconds: connection.loop.wallMilliseconds, ciphertext: message.copies[0].ciphertext),
+                                   sentAtMilliseconds: connection.loopWallMilliseconds, ciphertext: message.copies[0].ciphertext),
                 origin: DirectCopy.Origin(serial: serial, loop: connection.loopID, toAccount: account, group: 0))
             state.recentSends.record(message.messageID, .directPending(account: account), absent: true)  // earlier == nil
             services.router.direct(copy)

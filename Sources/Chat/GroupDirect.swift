@@ -58,7 +58,7 @@ extension ServerSession {
         sendState.groupSends[message.messageID] = GroupSend(group: message.groupID, sent: message.copies.count, remaining: message.copies.count)
         sendState.recentSends.record(message.messageID, .directPending(account: 0))
         let origin = DirectCopy.Origin(serial: serial, loop: connection.loop.id, toAccount: 0, group: message.groupID)
-        let now = connection.loop.wallMilliseconds
+        let now = connection.loopWallMilliseconds
         for copy in message.copies {
             services.router.direct(DirectCopy(
                 device: copy.deviceID,
@@ -126,7 +126,7 @@ extension ServerSession {
         services.router.direct(DirectCopy(
             device: device.deviceID,
             delivery: Delivery(seq: 0, messageID: messageID, fromAccount: from.account, fromDevice: from.device,
-                               sentAtMilliseconds: connection?.loop.wallMilliseconds ?? Authenticator.unixMilliseconds(), ciphertext: [], kind: .delivered,
+                               sentAtMilliseconds: connection?.loopWallMilliseconds ?? Authenticator.unixMilliseconds(), ciphertext: [], kind: .delivered,
                                groupID: group, deliveredCount: UInt64(count), deliveredTotal: UInt64(total)),
             origin: nil))
     }

@@ -311,9 +311,21 @@ public final class ServerSession: ConnectionHandler {
 
     /// Queues a stanza; it is sealed with everything else queued this iteration.
     public func send(_ stanza: Stanza, on connection: any ByteStream) {
+        queue(on: connection) { (frames) throws(WireError) in try frames.append(stanza) }
+    }
+
+    /// `send(.deliver(…))` for `delivery` numbered `seq`, without copying the delivery.
+    func sendDeliver(_ delivery: Delivery, seq: UInt64, on connection: any ByteStream) {
+        queue(on: connection) { (frames) throws(WireError) in try frames.append(deliver: delivery, seq: seq) }
+    }
+
+    /// Appends a stanza to the pending frames (`append`) and asks for a flush; nothing once the
+    /// session no longer writes, or for a stanza too large for a frame.
+    @inline(__always)
+    private func queue(on connection: any ByteStream, _ append: (inout OutboundFrames) throws(WireError) -> Void) {
         guard transport != nil, phase == .established || phase == .closing else { return }
         do {
-            try outbound.append(stanza)
+            try append(&outbound)
         } catch {
             return
         }

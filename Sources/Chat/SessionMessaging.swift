@@ -306,9 +306,7 @@ extension ServerSession {
     /// Sends a Deliver under this connection's next `seq`; returns it.
     func deliverOnWire(_ delivery: Delivery, on connection: any ByteStream) -> UInt64 {
         lastWireSeq += 1
-        var numbered = delivery
-        numbered.seq = lastWireSeq
-        send(.deliver(numbered), on: connection)
+        sendDeliver(delivery, seq: lastWireSeq, on: connection)
         metrics.bump(.deliveries)
         return lastWireSeq
     }

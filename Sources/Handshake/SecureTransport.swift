@@ -102,9 +102,16 @@ public struct OutboundFrames {
     /// Encodes a stanza straight into the pending frame (no allocation once the buffer has
     /// grown to its working size).
     public mutating func append(_ stanza: Stanza) throws(WireError) {
+        try appendEncoding { StanzaCodec.encode(stanza, into: &$0) }
+    }
+
+    /// Runs `encode` (which appends one stanza) at the end of the pending frame, then moves
+    /// the stanza into a frame of its own if it did not fit.
+    @inline(__always)
+    private mutating func appendEncoding(_ encode: (inout [UInt8]) -> Void) throws(WireError) {
         if buffer.isEmpty { startFrame() }
         let before = buffer.count
-        StanzaCodec.encode(stanza, into: &buffer)
+        encode(&buffer)
         let size = buffer.count - before
         guard size <= WireLimits.maxFramePlaintext else {
             buffer.removeLast(size)
@@ -117,6 +124,12 @@ public struct OutboundFrames {
             startFrame()
             buffer.append(contentsOf: encoded)
         }
+    }
+
+    /// Encodes a `Deliver` for `delivery` numbered `seq` straight into the pending frame
+    /// (`StanzaCodec.encodeDeliver`: the delivery is not copied to number it).
+    public mutating func append(deliver delivery: Delivery, seq: UInt64) throws(WireError) {
+        try appendEncoding { StanzaCodec.encodeDeliver(delivery, seq: seq, into: &$0) }
     }
 
     private mutating func startFrame() {

@@ -46,6 +46,8 @@ public protocol ByteStream: AnyObject {
     /// release through the protocol each time: several per relayed message).
     var loopNow: UInt64 { get }
     var loopID: Int { get }
+    /// `loop.wallMilliseconds`, the same way.
+    var loopWallMilliseconds: UInt64 { get }
     /// Bytes queued and not yet written to the socket beneath.
     var outboundBytes: Int { get }
     var isOpen: Bool { get }
@@ -72,6 +74,7 @@ public protocol ByteStream: AnyObject {
 extension ByteStream {
     public var loopNow: UInt64 { loop.now }
     public var loopID: Int { loop.id }
+    public var loopWallMilliseconds: UInt64 { loop.wallMilliseconds }
     /// Streams carried inside another protocol are admitted by their carrier.
     public func finishedOpening() {}
     public func openingWaitsOnPeer(_ waits: Bool) {}
@@ -133,6 +136,8 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
     public unowned(unsafe) let loop: EventLoop
     public var loopNow: UInt64 { loop.now }
     public var loopID: Int { loop.id }
+    /// Borrowed: calling the loop's getter through the unowned(unsafe) reference retained it.
+    public var loopWallMilliseconds: UInt64 { Unmanaged.passUnretained(loop)._withUnsafeGuaranteedRef { $0.wallMilliseconds } }
     public var handler: ConnectionHandler
     private var outbound = OutboundQueue()
     private var idleTimer = TimerHandle.none

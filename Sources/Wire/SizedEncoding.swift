@@ -73,8 +73,25 @@ struct FieldPointerWriter: FieldSink {
 extension StanzaCodec {
     /// Appends `type | length | body` to `out`, the body counted first and then written in place.
     static func encodeSized(_ body: some SizedStanzaBody, type: UInt64, into out: inout [UInt8]) {
+        encodeSized(type: type, into: &out, counting: { body.writeFields(to: &$0) }, writing: { body.writeFields(to: &$0) })
+    }
+
+    /// A `Deliver` stanza for `delivery` numbered `seq` (whatever its own `seq`): the delivery
+    /// path numbers a copy as it writes it, without copying it (and retaining its ciphertext)
+    /// to change one field.
+    public static func encodeDeliver(_ delivery: Delivery, seq: UInt64, into out: inout [UInt8]) {
+        encodeSized(type: StanzaType.deliver, into: &out, counting: { delivery.writeFields(seq: seq, to: &$0) },
+                    writing: { delivery.writeFields(seq: seq, to: &$0) })
+    }
+
+    /// The two passes: `counting` describes the body to a `FieldSizer`, `writing` the same body
+    /// to a `FieldPointerWriter`.
+    @inline(__always)
+    private static func encodeSized(
+        type: UInt64, into out: inout [UInt8], counting: (inout FieldSizer) -> Void, writing: (inout FieldPointerWriter) -> Void
+    ) {
         var sizer = FieldSizer()
-        body.writeFields(to: &sizer)
+        counting(&sizer)
         let length = UInt64(sizer.count)
         let total = Varint.length(type) + Varint.length(length) + sizer.count
         let start = out.count
@@ -83,14 +100,16 @@ extension StanzaCodec {
             var writer = FieldPointerWriter(base: raw.baseAddress! + start)
             writer.raw(type)
             writer.raw(length)
-            body.writeFields(to: &writer)
+            writing(&writer)
             precondition(writer.offset == total, "a stanza body wrote other than it counted")
         }
     }
 }
 
 extension Delivery: SizedStanzaBody {
-    func writeFields<Sink: FieldSink>(to sink: inout Sink) {
+    func writeFields<Sink: FieldSink>(to sink: inout Sink) { writeFields(seq: seq, to: &sink) }
+
+    func writeFields<Sink: FieldSink>(seq: UInt64, to sink: inout Sink) {
         sink.varint(1, seq)
         messageID.withUnsafeBytes { sink.bytes(2, $0) }
         sink.varint(3, fromAccount)

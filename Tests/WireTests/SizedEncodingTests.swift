@@ -52,6 +52,22 @@ import Testing
         }
     }
 
+    /// The delivery path numbers a copy as it encodes it: the bytes are those of the copy with
+    /// its `seq` set, whatever `seq` the copy holds.
+    @Test func deliverNumberedAsEncodedMatchesTheNumberedCopy() throws {
+        for delivery in deliveries() {
+            for seq in [0, 1, 127, 128, 1 << 35] as [UInt64] {
+                var numbered = delivery
+                numbered.seq = seq
+                var expected: [UInt8] = [0xEE]
+                StanzaCodec.encode(.deliver(numbered), into: &expected)
+                var encoded: [UInt8] = [0xEE]
+                StanzaCodec.encodeDeliver(delivery, seq: seq, into: &encoded)
+                #expect(encoded == expected)
+            }
+        }
+    }
+
     @Test func sendResultMatchesTheFieldByFieldEncoding() throws {
         let results = [
             SendResult(messageID: MessageID(repeating: 1), code: .ok),
