@@ -5,7 +5,9 @@ import SwitchboardClient
 import Wire
 
 /// Closed-loop round trips over the encrypted protocol: each connection registers (XX), then
-/// keeps `window` pings of `size` bytes in flight; each pong is timed and replaced.
+/// keeps `window` pings of `size` bytes in flight; each pong is timed and replaced. With no
+/// window the connections stay idle (`connect`), pinging once per heartbeat; with `resume` each
+/// one first registers, closes, and comes back with IK (`resumeAll`).
 final class PingScenario: @unchecked Sendable {
     // `@unchecked Sendable`: `states[i]` is touched only on loop i; the rest is atomic/immutable.
     struct Options {
@@ -14,12 +16,24 @@ final class PingScenario: @unchecked Sendable {
         var connections = 100
         var window = 1
         var sources = 1
+        /// More addresses of the node (its other listen ports): connections go round robin over
+        /// `target` and these, and over the source addresses for each.
+        var moreTargets: [SocketAddress] = []
+        /// Register (XX), close, and come back with IK resuming with the token (`resumeAll`).
+        var resume = false
+        /// Idle connections ping this often (0: never), so an idle limit does not close them.
+        var heartbeatMilliseconds = 0
     }
 
     let options: Options
     let group: EventLoopGroup
     let phase = Atomic<Int>(0)  // 0 connecting, 1 warm-up, 2 recording, 3 stopping
     let welcomed = Atomic<Int>(0)
+    /// With `resume`: connections registered and closed, waiting for `resumeAll`.
+    let registered = Atomic<Int>(0)
+    let heartbeats = Atomic<Int>(0)
+    /// Welcomed connections that closed before the run ended.
+    let dropped = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
     let completed = Atomic<Int>(0)
     let runID = UInt64(sb_monotonic_ns() % 1_000_000_000)
@@ -48,22 +62,38 @@ final class PingScenario: @unchecked Sendable {
             var index = start
             var opened = 0
             while index < options.connections && opened < PingScenario.connectBatch {
-                let client = PingClient(scenario: self, state: states[loop.id])
-                let source = options.sources > 1 ? try? SocketAddress(parsing: "127.0.0.\(2 + index % options.sources):0") : nil
-                do {
-                    client.connection = try ClientConnection(
-                        to: options.target, from: source, on: loop, credentials: ClientCredentials(),
-                        hello: Hello(mode: .register, accountName: "b\(runID)x\(index)"), delegate: client,
-                        transport: options.transport)
-                    states[loop.id].clients.append(client)
-                } catch {
-                    failed.add(1, ordering: .relaxed)
-                }
+                let client = PingClient(scenario: self, state: states[loop.id], index: index, loop: loop)
+                if client.open(Hello(mode: .register, accountName: "b\(runID)x\(index)")) { states[loop.id].clients.append(client) }
                 index += group.loops.count
                 opened += 1
             }
             if index < options.connections { connect(from: index, on: loop) }
         }
+    }
+
+    /// With `resume`: every registered connection comes back with IK, a batch per iteration.
+    func resumeAll() {
+        for loop in group.loops { resume(from: 0, on: loop) }
+    }
+
+    private func resume(from start: Int, on loop: EventLoop) {
+        loop.execute { [self] in
+            let clients = states[loop.id].clients
+            var index = start
+            while index < clients.count && index < start + PingScenario.connectBatch {
+                if clients[index].awaitingResume { _ = clients[index].open(Hello(mode: .resume)) }
+                index += 1
+            }
+            if index < clients.count { resume(from: index, on: loop) }
+        }
+    }
+
+    /// The node address and source address of connection `index`: round robin over the
+    /// targets, and over the sources within each.
+    func addresses(of index: Int) -> (SocketAddress, SocketAddress?) {
+        let targets = [options.target] + options.moreTargets
+        let source = options.sources > 1 ? (index / targets.count) % options.sources : -1
+        return (targets[index % targets.count], source < 0 ? nil : try? SocketAddress(parsing: "127.0.0.\(2 + source):0"))
     }
 
     static let connectBatch = 100
@@ -74,20 +104,70 @@ final class PingScenario: @unchecked Sendable {
 final class PingClient: ClientDelegate {
     unowned let scenario: PingScenario
     unowned let state: PingScenario.LoopState
+    unowned let loop: EventLoop
+    let index: Int
     var connection: ClientConnection?
+    private var credentials = ClientCredentials()
+    /// Registered and closed on purpose, to come back with IK.
+    private(set) var awaitingResume = false
+    private var isOpen = false
+    private var welcomed = false
 
-    init(scenario: PingScenario, state: PingScenario.LoopState) {
+    init(scenario: PingScenario, state: PingScenario.LoopState, index: Int, loop: EventLoop) {
         self.scenario = scenario
         self.state = state
+        self.index = index
+        self.loop = loop
+    }
+
+    /// Connects with `hello`; false (counted as failed) when the connect call itself fails.
+    func open(_ hello: Hello) -> Bool {
+        awaitingResume = false
+        let (target, source) = scenario.addresses(of: index)
+        do {
+            connection = try ClientConnection(
+                to: target, from: source, on: loop, credentials: credentials, hello: hello, delegate: self,
+                transport: scenario.options.transport)
+            isOpen = true
+            return true
+        } catch {
+            scenario.failed.add(1, ordering: .relaxed)
+            return false
+        }
     }
 
     func clientDidConnect(_ client: ClientConnection, welcome: Welcome) {
+        credentials = client.credentials
+        if scenario.options.resume && client.pattern != .ik {
+            // Registered: close, and come back with IK once every connection has registered.
+            awaitingResume = true
+            scenario.registered.add(1, ordering: .relaxed)
+            client.close()
+            return
+        }
         scenario.welcomed.add(1, ordering: .relaxed)
+        welcomed = true
         for _ in 0..<scenario.options.window { client.send(.ping(sb_monotonic_ns())) }  // none when idle
+        let period = scenario.options.heartbeatMilliseconds
+        if scenario.options.window == 0 && period > 0 {
+            heartbeat(in: period * (index % 1_000 + 1) / 1_000)  // spread over one period
+        }
+    }
+
+    private func heartbeat(in milliseconds: Int) {
+        _ = loop.scheduleTimer(in: milliseconds) { [weak self] in
+            guard let self, self.isOpen, self.scenario.phase.load(ordering: .relaxed) < 3, let connection = self.connection else { return }
+            _ = connection.send(.ping(sb_monotonic_ns()))
+            self.heartbeat(in: self.scenario.options.heartbeatMilliseconds)
+        }
     }
 
     func client(_ client: ClientConnection, didReceive stanza: Stanza) {
         guard case .pong(let sentAt) = stanza else { return }
+        if scenario.options.window == 0 {
+            scenario.heartbeats.add(1, ordering: .relaxed)  // a heartbeat answered
+            return
+        }
         let phase = scenario.phase.load(ordering: .relaxed)
         if phase == 2 {
             state.histogram.record(sb_monotonic_ns() &- sentAt)
@@ -97,6 +177,10 @@ final class PingClient: ClientDelegate {
     }
 
     func clientDidClose(_ client: ClientConnection, error: ErrorStanza?, reason: CloseReason) {
-        if scenario.phase.load(ordering: .relaxed) < 3 { scenario.failed.add(1, ordering: .relaxed) }
+        isOpen = false
+        if awaitingResume { return }  // closed on purpose after registering
+        guard scenario.phase.load(ordering: .relaxed) < 3 else { return }
+        scenario.failed.add(1, ordering: .relaxed)
+        if welcomed { scenario.dropped.add(1, ordering: .relaxed) }
     }
 }

@@ -56,8 +56,11 @@ let scenarios: [String: (summary: String, specs: [FlagSpec])] = [
         FlagSpec("rate", value: "N", help: "open loop: send N messages per second in all, whatever the node answers (default: closed loop)"),
         FlagSpec("tick-us", value: "N", help: "open loop: the pacer hands out the sends due every N microseconds (default 1000)"),
     ] + common),
-    "connect": ("Opens N connections that register (XX) and then stay idle; reports the node's memory per connection.", [
+    "connect": ("Opens N connections that complete a handshake and stay idle, pinging once per heartbeat; reports handshakes per second and the node's memory per connection.", [
         FlagSpec("connections", value: "N", help: "connections (default 1000)"),
+        FlagSpec("pattern", value: "xx|ik", help: "xx: each connection registers (XX) and stays; ik: each registers, closes, and comes back with IK resuming with its token, which is what is timed (default xx)"),
         FlagSpec("sources", value: "N", help: "loopback source addresses 127.0.0.2... to spread over (default 1)"),
+        FlagSpec("ports", value: "P1,P2,...", help: "more listen ports of --target's host to spread over, round robin with --target's (the node listens on each with --listen)"),
+        FlagSpec("heartbeat", value: "SECONDS", help: "each held connection pings this often, so the node's --idle-seconds never closes it; 0: never (default 60)"),
     ] + common),
 ]

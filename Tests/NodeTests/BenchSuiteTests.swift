@@ -44,6 +44,35 @@ import TestSupport
         #expect(output.contains("idle connections, node: 200 of 200 held"), "\(output)")
     }
 
+    /// `connect` completes IK handshakes (after registering), spreads the connections over the
+    /// node's listen ports, and keeps them alive with heartbeats past the node's idle limit;
+    /// without heartbeats the same node closes them.
+    @Test func connectHoldsIKConnectionsOverSeveralPortsWithHeartbeats() throws {
+        let bench = NodeProcess.executable.deletingLastPathComponent().appendingPathComponent("switchboard-bench").path
+        let node = try NodeProcess.serve(["--listen", "127.0.0.1:0", "--idle-seconds", "2", "--threads", "1"])
+        defer { node.terminate() }
+        let line = try #require(node.standardOutput.split(separator: "\n").first { $0.contains("listening on") })
+        let ports = line.split(separator: " ").compactMap { $0.split(separator: ":").last.flatMap { Int($0) } }
+        try #require(ports.count == 2, "\(line)")
+        func connect(_ extra: [String]) throws -> [String: Any] {
+            let json = NSTemporaryDirectory() + "connect-\(UUID().uuidString).json"
+            let (status, output) = try runTool(bench, ["connect", "--connections", "60", "--duration", "4", "--warmup", "0",
+                                                       "--target", "127.0.0.1:\(ports[0])", "--ports", "\(ports[1])", "--json", json] + extra)
+            #expect(status == 0, "\(output)")
+            let data = try #require(FileManager.default.contents(atPath: json))
+            return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        }
+        let kept = try connect(["--pattern", "ik", "--heartbeat", "1"])
+        #expect(kept["connections"] as? Double == 60)
+        #expect(kept["failed"] as? Double == 0, "\(kept)")
+        #expect(kept["pattern_ik"] as? Double == 1)
+        #expect((kept["heartbeats_answered"] as? Double ?? 0) >= 60, "\(kept)")
+        #expect((kept["handshakes_per_second"] as? Double ?? 0) > 0)
+        let dropped = try connect(["--heartbeat", "0"])
+        #expect(dropped["connections"] as? Double == 0, "none held: \(dropped)")
+        #expect(dropped["dropped"] as? Double == 60, "the node's idle limit closes connections that never ping: \(dropped)")
+    }
+
     /// The load client is a product: an unreachable target or an unwritable report is one clear
     /// line and a failing exit status, at once — not a table of zeros after minutes.
     @Test func unreachableTargetsAndUnwritableReportsFailClearly() throws {
