@@ -67,17 +67,10 @@ public struct CipherState: Sendable {
     ) throws(NoiseError) -> Int {
         guard nonce < CipherState.maxNonce else { throw .nonceExhausted }
         let bytes = buffer.assumingMemoryBound(to: UInt8.self)
-        if count >= openSSLFromCount, count <= Int(Int32.max) - tagLength, ad.count <= Int(Int32.max) {
-            let sealed = CipherState.withNonce(nonce) { nonceBytes in
-                sb_aead_seal(
-                    key.assumingMemoryBound(to: UInt8.self), nonceBytes,
-                    ad.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(ad.count), bytes, Int32(count))
-            }
-            if sealed == 1 {
-                nonce += 1
-                return count + tagLength
-            }
-            if sealed == 0 { throw .cipherFailed }  // -1: OpenSSL could not start; libsodium below
+        if let sealed = openSSL(sb_aead_seal, text: count, key: key, nonce: nonce, ad: ad, bytes: bytes, count: count) {
+            guard sealed else { throw .cipherFailed }
+            nonce += 1
+            return count + tagLength
         }
         var written: UInt64 = 0
         CipherState.withNonce(nonce) { nonceBytes in
@@ -98,17 +91,10 @@ public struct CipherState: Sendable {
         guard nonce < CipherState.maxNonce else { throw .nonceExhausted }
         guard count >= CipherState.tagLength else { throw .decryptFailed }
         let bytes = buffer.assumingMemoryBound(to: UInt8.self)
-        if count - tagLength >= openSSLFromCount, count <= Int(Int32.max), ad.count <= Int(Int32.max) {
-            let opened = CipherState.withNonce(nonce) { nonceBytes in
-                sb_aead_open(
-                    key.assumingMemoryBound(to: UInt8.self), nonceBytes,
-                    ad.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(ad.count), bytes, Int32(count))
-            }
-            if opened == 1 {
-                nonce += 1
-                return count - tagLength
-            }
-            if opened == 0 { throw .decryptFailed }  // -1: OpenSSL could not start; libsodium below
+        if let opened = openSSL(sb_aead_open, text: count - tagLength, key: key, nonce: nonce, ad: ad, bytes: bytes, count: count) {
+            guard opened else { throw .decryptFailed }
+            nonce += 1
+            return count - tagLength
         }
         var written: UInt64 = 0
         let result = CipherState.withNonce(nonce) { nonceBytes in
@@ -120,6 +106,21 @@ public struct CipherState: Sendable {
         guard result == 0 else { throw .decryptFailed }
         nonce += 1
         return Int(written)
+    }
+
+    /// Runs `sb_aead_seal` or `sb_aead_open` (the same parameters) over the `count` bytes at
+    /// `bytes` when the `text` is long enough for OpenSSL to be the faster: whether it succeeded,
+    /// or nil when the text is shorter or OpenSSL could not start (libsodium does it then).
+    private static func openSSL(
+        _ call: (UnsafePointer<UInt8>?, UnsafePointer<UInt8>?, UnsafePointer<UInt8>?, Int32, UnsafeMutablePointer<UInt8>?, Int32) -> Int32,
+        text: Int, key: UnsafeRawPointer, nonce: UInt64, ad: UnsafeRawBufferPointer, bytes: UnsafeMutablePointer<UInt8>, count: Int
+    ) -> Bool? {
+        guard text >= openSSLFromCount, count <= Int(Int32.max) - tagLength, ad.count <= Int(Int32.max) else { return nil }
+        let result = withNonce(nonce) { nonceBytes in
+            call(key.assumingMemoryBound(to: UInt8.self), nonceBytes, ad.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                 Int32(ad.count), bytes, Int32(count))
+        }
+        return result < 0 ? nil : result == 1
     }
 
     /// `EncryptWithAd` on arrays (handshake use).
