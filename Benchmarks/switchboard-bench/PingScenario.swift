@@ -112,6 +112,8 @@ final class PingClient: ClientDelegate {
     private(set) var awaitingResume = false
     private var isOpen = false
     private var welcomed = false
+    /// This connection registers (with `resume`, the one that closes to come back with IK).
+    private var registering = false
 
     init(scenario: PingScenario, state: PingScenario.LoopState, index: Int, loop: EventLoop) {
         self.scenario = scenario
@@ -123,6 +125,7 @@ final class PingClient: ClientDelegate {
     /// Connects with `hello`; false (counted as failed) when the connect call itself fails.
     func open(_ hello: Hello) -> Bool {
         awaitingResume = false
+        registering = hello.mode == .register
         let (target, source) = scenario.addresses(of: index)
         do {
             connection = try ClientConnection(
@@ -138,7 +141,7 @@ final class PingClient: ClientDelegate {
 
     func clientDidConnect(_ client: ClientConnection, welcome: Welcome) {
         credentials = client.credentials
-        if scenario.options.resume && client.pattern != .ik {
+        if scenario.options.resume && registering {
             // Registered: close, and come back with IK once every connection has registered.
             awaitingResume = true
             scenario.registered.add(1, ordering: .relaxed)

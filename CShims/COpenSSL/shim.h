@@ -70,14 +70,21 @@ static inline int sb_tls_bio_reset(BIO *bio) {
 // while libsodium stays faster for short ones (CipherState picks by length). One context per
 // direction per thread, made at first use and freed when the thread exits (a pthread key's
 // destructor); the key and nonce are set on every call (ChaCha20's key setup is a copy), so no
-// connection holds OpenSSL state. Prefixed sb_aead_.
+// connection holds OpenSSL state. A context keeps the last key it was given until the next long
+// frame on its thread replaces it or the thread ends (the free cleanses it): clearing it after
+// every frame would cost a second initialisation per frame. Prefixed sb_aead_.
 
 typedef struct {
     EVP_CIPHER_CTX *seal;
     EVP_CIPHER_CTX *open;
 } sb_aead_contexts;
 
+// A thread whose contexts could not be made keeps this mark instead: it uses libsodium from
+// then on rather than trying again on every long frame.
+#define SB_AEAD_UNAVAILABLE ((void *)1)
+
 static void sb_aead_contexts_free(void *pointer) {
+    if (pointer == NULL || pointer == SB_AEAD_UNAVAILABLE) return;
     sb_aead_contexts *contexts = (sb_aead_contexts *)pointer;
     EVP_CIPHER_CTX_free(contexts->seal);
     EVP_CIPHER_CTX_free(contexts->open);
@@ -86,36 +93,49 @@ static void sb_aead_contexts_free(void *pointer) {
 
 /// This thread's contexts, or NULL when they cannot be made (the caller uses libsodium).
 /// Everything static lives inside this one function: Swift emits a header's inline functions
-/// with their local statics, but not its file-scope variables.
+/// with their local statics, but not its file-scope variables. The contexts are found through
+/// the thread key itself (not a cached pointer), so nothing can reach them once the key's
+/// destructor has freed them at thread exit.
 static inline sb_aead_contexts *sb_aead_thread_contexts(void) {
-    static _Thread_local sb_aead_contexts *cached = NULL;
     static pthread_key_t key;
     static int keyState = 0;  // 0: not made, 1: being made, 2: made, 3: failed
-    if (cached != NULL) return cached;
     int state = __atomic_load_n(&keyState, __ATOMIC_ACQUIRE);
-    if (state == 0) {
-        int expected = 0;
-        if (__atomic_compare_exchange_n(&keyState, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-            int made = pthread_key_create(&key, sb_aead_contexts_free) == 0;
-            __atomic_store_n(&keyState, made ? 2 : 3, __ATOMIC_RELEASE);
+    if (state == 2) {
+        void *value = pthread_getspecific(key);
+        if (value == SB_AEAD_UNAVAILABLE) return NULL;
+        if (value != NULL) return (sb_aead_contexts *)value;
+    } else {
+        if (state == 0) {
+            int expected = 0;
+            if (__atomic_compare_exchange_n(&keyState, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                int made = pthread_key_create(&key, sb_aead_contexts_free) == 0;
+                __atomic_store_n(&keyState, made ? 2 : 3, __ATOMIC_RELEASE);
+            }
         }
+        while ((state = __atomic_load_n(&keyState, __ATOMIC_ACQUIRE)) == 1) sched_yield();
+        if (state != 2) return NULL;
     }
-    while ((state = __atomic_load_n(&keyState, __ATOMIC_ACQUIRE)) == 1) sched_yield();
-    if (state != 2) return NULL;
     sb_aead_contexts *contexts = (sb_aead_contexts *)OPENSSL_zalloc(sizeof(sb_aead_contexts));
-    if (contexts == NULL) return NULL;
-    contexts->seal = EVP_CIPHER_CTX_new();
-    contexts->open = EVP_CIPHER_CTX_new();
-    if (contexts->seal == NULL || contexts->open == NULL
+    if (contexts != NULL) {
+        contexts->seal = EVP_CIPHER_CTX_new();
+        contexts->open = EVP_CIPHER_CTX_new();
+    }
+    if (contexts == NULL || contexts->seal == NULL || contexts->open == NULL
         || EVP_EncryptInit_ex(contexts->seal, EVP_chacha20_poly1305(), NULL, NULL, NULL) != 1
         || EVP_DecryptInit_ex(contexts->open, EVP_chacha20_poly1305(), NULL, NULL, NULL) != 1
         || pthread_setspecific(key, contexts) != 0) {
         sb_aead_contexts_free(contexts);
         ERR_clear_error();
+        (void)pthread_setspecific(key, SB_AEAD_UNAVAILABLE);
         return NULL;
     }
-    cached = contexts;
     return contexts;
+}
+
+/// Whether this thread seals and opens long texts with OpenSSL (for tests): 1, or 0 when its
+/// contexts could not be made.
+static inline int sb_aead_available(void) {
+    return sb_aead_thread_contexts() != NULL;
 }
 
 /// Encrypts `count` bytes at `buffer` in place and writes the 16-byte tag after them.

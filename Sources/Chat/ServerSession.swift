@@ -340,7 +340,7 @@ public final class ServerSession: ConnectionHandler {
             try outbound.seal(with: transport) { bytes in connection.write(bytes) }
             metrics.bump(.framesOut)
         } catch {
-            connection.close(.local)  // nonce exhaustion: the session must end
+            connection.close(.local)  // nonce exhaustion or a cipher failure: the session must end
         }
     }
 

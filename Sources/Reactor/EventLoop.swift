@@ -110,6 +110,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Unix time in milliseconds, read from the clock at most once per iteration (at the first
     /// ask) — the time stamp of a message or receipt costs no clock read of its own. On the loop.
     public var wallMilliseconds: UInt64 {
+        assertInEventLoop()
         if wallRead == 0 {
             var time = timespec()
             clock_gettime(CLOCK_REALTIME, &time)

@@ -27,8 +27,9 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
     /// The consumer's group (`EventLoop.groupToken`): producers of the same group have a ring.
     private let groupToken: Int
     private let rings: [SPSCRing<Message>]
-    /// The consumer's messages to itself.
+    /// The consumer's messages to itself, and the consumer's index among the producers.
     private let own: LoopQueue<Message>
+    private let consumerIndex: Int
     /// Messages a full ring could not take, moved out one by one (nil once moved into the ring).
     private var overflow: [[Message?]]
     private var overflowHead: [Int]
@@ -45,6 +46,7 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
         // The consumer never uses its own ring (`own` takes its messages): one slot.
         self.rings = (0..<producers).map { SPSCRing(capacity: $0 == consumer.id ? 1 : ringCapacity) }
         self.own = LoopQueue(keptCapacity: 4 * ringCapacity)
+        self.consumerIndex = consumer.id
         self.overflow = Array(repeating: [], count: producers)
         self.overflowHead = Array(repeating: 0, count: producers)
         self.handler = handler
@@ -61,7 +63,7 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
             let (token, index) = producer._withUnsafeGuaranteedRef { ($0.groupToken, $0.id) }
             if token == groupToken, index < rings.count {
                 var pending: Message? = consume message  // moved into a queue below, not copied
-                if index == consumer.id {
+                if index == consumerIndex {
                     own.push(pending.take()!)  // drained later in this iteration: no wake-up owed
                     return
                 }
@@ -100,9 +102,9 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
         }
         if head > start { producer.wakeLater(consumer) }
         if head == overflow[index].count {
-            // A burst's high-water mark is kept up to four rings' worth: bursts of that size
-            // allocate nothing after the first.
-            overflow[index].removeAll(keepingCapacity: overflow[index].capacity <= 4 * rings[index].capacity)
+            // A burst's high-water mark is not kept: a ring's worth of capacity at most (one list
+            // per producer per consumer: more would add up on a node of many loops).
+            overflow[index].removeAll(keepingCapacity: overflow[index].capacity <= rings[index].capacity)
             overflowHead[index] = 0
             return false
         }
@@ -116,10 +118,10 @@ public final class Mailbox<Message: Sendable>: InboxSource, @unchecked Sendable 
 
     func drain(limit: Int) -> Int {
         var handled = 0
-        for ring in rings where handled < limit {
-            handled += ring.drain(limit: limit - handled, handler)
+        // The consumer's own queue in its ring's place, so every producer keeps the same turn.
+        for index in rings.indices where handled < limit {
+            handled += index == consumerIndex ? own.drain(limit: limit - handled, handler) : rings[index].drain(limit: limit - handled, handler)
         }
-        if handled < limit && !own.isEmpty { handled += own.drain(limit: limit - handled, handler) }
         if handled < limit && foreignCount.load(ordering: .sequentiallyConsistent) > 0 {
             var batch = foreign.withLock { list -> [Message] in
                 let taken = list

@@ -1,3 +1,4 @@
+import COpenSSL
 import CSodium
 import Foundation
 import Testing
@@ -43,6 +44,23 @@ import Testing
                 #expect(receiver.nonce == nonce + 1)
             }
         }
+    }
+
+    /// OpenSSL's side is there to be used: this thread's contexts can be made, and a seal through
+    /// it directly gives libsodium's bytes (were it unavailable, the tests above would pass on
+    /// libsodium alone).
+    @Test func openSSLSealsLongTextsOnThisThread() {
+        #expect(sb_aead_available() == 1)
+        let key = CipherLibraryTests.bytes(32, seed: 3)
+        let plaintext = CipherLibraryTests.bytes(1_400, seed: 4)
+        var buffer = plaintext + [UInt8](repeating: 0, count: 16)
+        var nonce = [UInt8](repeating: 0, count: 12)
+        nonce[4] = 9
+        let sealed = buffer.withUnsafeMutableBufferPointer { out in
+            sb_aead_seal(key, nonce, nil, 0, out.baseAddress, Int32(plaintext.count))
+        }
+        #expect(sealed == 1)
+        #expect(buffer == CipherLibraryTests.sodiumSeal(key: key, nonce: 9, ad: [], plaintext))
     }
 
     @Test(arguments: [383, 384, 1_400, 16_000])
