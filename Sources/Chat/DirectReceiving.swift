@@ -137,6 +137,7 @@ extension ServerSession {
             guard case .storing(let acked)? = session.inFlight[wireSeq] else { return }
             guard case .success(.stored(let seq)) = result else {
                 session.inFlight.removeValue(forKey: wireSeq)  // not kept: a late acknowledgement is ignored
+                session.giveBackIdleWindow()
                 if session.pullAgain { session.pullDeliveries() }  // the window has room again
                 if let connection = session.connection { session.releaseWaitingDirects(on: connection) }
                 return
@@ -150,6 +151,7 @@ extension ServerSession {
             }
             if acked {
                 session.inFlight.removeValue(forKey: wireSeq)
+                session.giveBackIdleWindow()
                 if session.pullAgain { session.pullDeliveries() }
                 if let connection = session.connection { session.releaseWaitingDirects(on: connection) }
                 services.messages.acknowledge(device: device.deviceID, account: device.accountID, seqs: [seq],
@@ -184,8 +186,7 @@ extension ServerSession {
             directTimerArmed = true
             _ = connection.loop.scheduleTimer(in: Int(earliest + limit - now), target: self, tag: 0)
         }
-        // The storage `acknowledge` left for this timer: an idle window gives it back now.
-        if inFlight.isEmpty && inFlight.capacity > 32 { inFlight.removeAll() }
+        giveBackIdleWindow()  // the storage `acknowledge` left for this timer
     }
 
     /// Stores, in the order they were delivered, the direct copies delivered at or before loop

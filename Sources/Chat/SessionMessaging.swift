@@ -18,6 +18,14 @@ extension ServerSession {
     /// Sends waiting for the store per connection.
     static let maxOutstandingSends = 256
 
+    /// A window that filled past 32 once keeps no storage while idle (~160 B per slot) — but not
+    /// at every empty moment of a stream: while the direct-copy timer runs (it fires within a
+    /// second) the storage waits for it (`directDeadline` calls this again), so windows that fill
+    /// and empty over and over do not allocate it each time. Called wherever the window may empty.
+    func giveBackIdleWindow() {
+        if inFlight.isEmpty && inFlight.capacity > 32 && !directTimerArmed { inFlight.removeAll() }
+    }
+
     /// The device acknowledged deliveries by wire sequence number: direct copies settle their
     /// senders, stored ones leave the store (one job for all of them).
     func acknowledge(_ seqs: some Sequence<UInt64>, on connection: any ByteStream) {
@@ -46,11 +54,7 @@ extension ServerSession {
                 router.wake(receipts)
             }
         }
-        // A window that filled past 32 once keeps no storage while idle (~160 B per slot) — but
-        // not at every empty moment of a stream: while the direct-copy timer runs (it fires within
-        // a second) the storage waits for it (`directDeadline`), so windows that fill and empty
-        // over and over do not allocate it again each time.
-        if inFlight.isEmpty && inFlight.capacity > 32 && !directTimerArmed { inFlight.removeAll() }
+        giveBackIdleWindow()
         if pullAgain { pullDeliveries() }
         if !directWaiting.isEmpty { releaseWaitingDirects(on: connection) }
     }
