@@ -69,7 +69,7 @@ let package = Package(
 
         .target(name: "TestSupport", dependencies: ["CSwitchboardShims", "Reactor"], path: "Tests/TestSupport"),
         .testTarget(
-            name: "NoiseTests", dependencies: ["Noise", "CSodium", "COpenSSL"],
+            name: "NoiseTests", dependencies: ["Noise", "CSodium", "COpenSSL", "TestSupport"],
             resources: [.copy("Vectors")]),
         .testTarget(
             name: "ProtocolTests",

@@ -138,20 +138,28 @@ static inline int sb_aead_available(void) {
     return sb_aead_thread_contexts() != NULL;
 }
 
+/// Keys the context (`seal` or `open`: each keeps the direction it was made for) with `key` and
+/// `nonce` and feeds it the associated data. 1, or 0 when OpenSSL could not (nothing written).
+static inline int sb_aead_start(EVP_CIPHER_CTX *ctx, const unsigned char *key, const unsigned char *nonce,
+                                const unsigned char *ad, int adCount) {
+    int written = 0;
+    if (EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, -1) != 1
+        || (adCount > 0 && EVP_CipherUpdate(ctx, NULL, &written, ad, adCount) != 1)) {
+        ERR_clear_error();
+        return 0;
+    }
+    return 1;
+}
+
 /// Encrypts `count` bytes at `buffer` in place and writes the 16-byte tag after them.
 /// Returns 1; -1 if OpenSSL could not start (`buffer` untouched: the caller may use libsodium
 /// instead); 0 if it failed part-way (`buffer` spoilt: the frame must not be sent).
 static inline int sb_aead_seal(const unsigned char *key, const unsigned char *nonce,
                                const unsigned char *ad, int adCount, unsigned char *buffer, int count) {
     sb_aead_contexts *contexts = sb_aead_thread_contexts();
-    if (contexts == NULL) return -1;
+    if (contexts == NULL || !sb_aead_start(contexts->seal, key, nonce, ad, adCount)) return -1;
     EVP_CIPHER_CTX *ctx = contexts->seal;
     int written = 0;
-    if (EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce) != 1
-        || (adCount > 0 && EVP_EncryptUpdate(ctx, NULL, &written, ad, adCount) != 1)) {
-        ERR_clear_error();
-        return -1;
-    }
     if (EVP_EncryptUpdate(ctx, buffer, &written, buffer, count) != 1
         || EVP_EncryptFinal_ex(ctx, buffer + count, &written) != 1
         || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, buffer + count) != 1) {
@@ -169,19 +177,12 @@ static inline int sb_aead_open(const unsigned char *key, const unsigned char *no
                                const unsigned char *ad, int adCount, unsigned char *buffer, int count) {
     if (count < 16) return 0;
     sb_aead_contexts *contexts = sb_aead_thread_contexts();
-    if (contexts == NULL) return -1;
+    if (contexts == NULL || !sb_aead_start(contexts->open, key, nonce, ad, adCount)) return -1;
     EVP_CIPHER_CTX *ctx = contexts->open;
     int length = count - 16;
-    unsigned char tag[16];
-    memcpy(tag, buffer + length, 16);
     int written = 0;
-    if (EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce) != 1
-        || (adCount > 0 && EVP_DecryptUpdate(ctx, NULL, &written, ad, adCount) != 1)) {
-        ERR_clear_error();
-        return -1;
-    }
     if (EVP_DecryptUpdate(ctx, buffer, &written, buffer, length) != 1
-        || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, tag) != 1
+        || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, buffer + length) != 1
         || EVP_DecryptFinal_ex(ctx, buffer + length, &written) != 1) {
         OPENSSL_cleanse(buffer, (size_t)length);
         ERR_clear_error();

@@ -128,9 +128,5 @@ struct Authenticator {
 
     static func unixSeconds() -> UInt64 { UInt64(time(nil)) }
 
-    static func unixMilliseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec / 1_000_000)
-    }
+    static func unixMilliseconds() -> UInt64 { EventLoop.unixMilliseconds() }
 }

@@ -114,7 +114,7 @@ extension ServerSession {
         router.receiptSettling(DirectCopy(
             device: copy.delivery.fromDevice,
             delivery: Delivery(seq: 0, messageID: copy.delivery.messageID, fromAccount: device.accountID, fromDevice: device.deviceID,
-                               sentAtMilliseconds: connection?.loopWallMilliseconds ?? Authenticator.unixMilliseconds(), ciphertext: [], kind: .delivered),
+                               sentAtMilliseconds: wallMilliseconds, ciphertext: [], kind: .delivered),
             origin: copy.origin))
     }
 

@@ -126,7 +126,7 @@ extension ServerSession {
         services.router.direct(DirectCopy(
             device: device.deviceID,
             delivery: Delivery(seq: 0, messageID: messageID, fromAccount: from.account, fromDevice: from.device,
-                               sentAtMilliseconds: connection?.loopWallMilliseconds ?? Authenticator.unixMilliseconds(), ciphertext: [], kind: .delivered,
+                               sentAtMilliseconds: wallMilliseconds, ciphertext: [], kind: .delivered,
                                groupID: group, deliveredCount: UInt64(count), deliveredTotal: UInt64(total)),
             origin: nil))
     }

@@ -314,6 +314,10 @@ public final class ServerSession: ConnectionHandler {
         queue(on: connection) { (frames) throws(WireError) in try frames.append(stanza) }
     }
 
+    /// Unix milliseconds for a time stamp: the loop's once-per-iteration reading while the
+    /// session has its connection, the clock otherwise.
+    var wallMilliseconds: UInt64 { connection?.loopWallMilliseconds ?? Authenticator.unixMilliseconds() }
+
     /// `send(.deliver(…))` for `delivery` numbered `seq`, without copying the delivery.
     func sendDeliver(_ delivery: Delivery, seq: UInt64, on connection: any ByteStream) {
         queue(on: connection) { (frames) throws(WireError) in try frames.append(deliver: delivery, seq: seq) }

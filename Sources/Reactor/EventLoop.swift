@@ -111,12 +111,15 @@ public final class EventLoop: @unchecked Sendable {
     /// ask) — the time stamp of a message or receipt costs no clock read of its own. On the loop.
     public var wallMilliseconds: UInt64 {
         assertInEventLoop()
-        if wallRead == 0 {
-            var time = timespec()
-            clock_gettime(CLOCK_REALTIME, &time)
-            wallRead = UInt64(time.tv_sec) * 1_000 + UInt64(time.tv_nsec / 1_000_000)
-        }
+        if wallRead == 0 { wallRead = EventLoop.unixMilliseconds() }
         return wallRead
+    }
+
+    /// Unix time in milliseconds, read from the clock now (any thread).
+    public static func unixMilliseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return UInt64(time.tv_sec) * 1_000 + UInt64(time.tv_nsec / 1_000_000)
     }
 
     private var deferred: [() -> Void] = []
