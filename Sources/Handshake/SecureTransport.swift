@@ -132,6 +132,13 @@ public struct OutboundFrames {
         try appendEncoding { StanzaCodec.encodeDeliver(delivery, seq: seq, into: &$0) }
     }
 
+    /// Makes sure a frame goes out at the next seal: an empty one (16 bytes on the wire) when no
+    /// stanza is pending. It says nothing, and proves the sender holds the transport keys
+    /// (PROTOCOL.md 6.2, the IK confirmation) without asking the peer for an answer.
+    public mutating func ensureFrame() {
+        if buffer.isEmpty { startFrame() }
+    }
+
     private mutating func startFrame() {
         if buffer.capacity == 0, let pool { (buffer, frameStarts) = pool.take() }
         if !buffer.isEmpty { buffer.appendZeros(WireLimits.tagLength) }

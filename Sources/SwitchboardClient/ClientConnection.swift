@@ -173,8 +173,12 @@ public final class ClientConnection: ConnectionHandler {
             credentials.deviceID = welcome.deviceID
             phase = .established
             // After IK the node waits for one transport frame to confirm the session (an IK
-            // first message can be replayed; this frame cannot): send it now.
-            if pattern == .ik { send(.ping(0)) }
+            // first message can be replayed; this frame cannot): send it now, empty unless the
+            // delegate queues stanzas in this iteration. An empty frame needs no answer.
+            if pattern == .ik {
+                outbound.ensureFrame()
+                connection.requestFlush()
+            }
             delegate?.clientDidConnect(self, welcome: welcome)
         case (_, .error(let error)) where error.code.isFatal:
             lastError = error

@@ -31,6 +31,27 @@ import Wire
         #expect(metrics.contains("switchboard_ik_static_secret_total{result=\"miss\"} \(cached ? 1 : 0)\n"), "\(metrics)")
     }
 
+    /// The client library confirms an IK login with an empty transport frame (PROTOCOL.md 6.2):
+    /// the node ends the handshake deadline on it and answers nothing.
+    @Test func anEmptyFrameConfirmsAnIKLoginWithoutAnAnswer() throws {
+        let node = try NodeProcess.serve(["--handshake-seconds", "1"])
+        let harness = try ClientHarness()
+        let first = try harness.connect(port: node.port, credentials: ClientCredentials(), hello: Hello(mode: .register, accountName: "erin"))
+        let credentials = first.credentials
+        first.close()
+        _ = first.waitClosed()
+        let resumed = try harness.connect(port: node.port, credentials: credentials, hello: Hello(mode: .resume))
+        #expect(resumed.pattern == .ik && resumed.welcome != nil, "error: \(String(describing: resumed.error))")
+        sleepMilliseconds(1800)  // past the handshake deadline: only a confirmed session is still open
+        #expect(!resumed.isClosed, "the empty frame confirmed the session")
+        #expect(resumed.ping(9))
+        let stanzas = resumed.recorder.all.compactMap { event -> Stanza? in
+            if case .stanza(let stanza) = event { return stanza }
+            return nil
+        }
+        #expect(stanzas == [.pong(9)], "nothing answered the confirmation")
+    }
+
     @Test func registerWithXXThenResumeWithIKInOneRoundTrip() throws {
         let node = try NodeProcess.serve()
         let harness = try ClientHarness()
