@@ -16,6 +16,10 @@ final class PingScenario: @unchecked Sendable {
         var connections = 100
         var window = 1
         var sources = 1
+        /// The first source address's index: loopback sources are numbered 127.0.0.2, 127.0.0.3,
+        /// … 127.0.0.251, 127.0.1.2, … (250 per /24), so load processes can use distinct ones —
+        /// the kernel hands out a source address's ephemeral ports once whatever the destination.
+        var sourceOffset = 0
         /// More addresses of the node (its other listen ports): connections go round robin over
         /// `target` and these, and over the source addresses for each.
         var moreTargets: [SocketAddress] = []
@@ -35,6 +39,8 @@ final class PingScenario: @unchecked Sendable {
     /// Welcomed connections that closed before the run ended.
     let dropped = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
+    /// Handshakes tried again after the node closed or refused them before the welcome.
+    let retried = Atomic<Int>(0)
     let completed = Atomic<Int>(0)
     let runID = UInt64(sb_monotonic_ns() % 1_000_000_000)
     var states: [LoopState]
@@ -92,8 +98,10 @@ final class PingScenario: @unchecked Sendable {
     /// targets, and over the sources within each.
     func addresses(of index: Int) -> (SocketAddress, SocketAddress?) {
         let targets = [options.target] + options.moreTargets
-        let source = options.sources > 1 ? (index / targets.count) % options.sources : -1
-        return (targets[index % targets.count], source < 0 ? nil : try? SocketAddress(parsing: "127.0.0.\(2 + source):0"))
+        let target = targets[index % targets.count]
+        guard options.sources > 1 || options.sourceOffset > 0 else { return (target, nil) }
+        let source = options.sourceOffset + (index / targets.count) % options.sources
+        return (target, try? SocketAddress(parsing: "127.0.\(source / 250).\(2 + source % 250):0"))
     }
 
     static let connectBatch = 100
@@ -114,6 +122,13 @@ final class PingClient: ClientDelegate {
     private var welcomed = false
     /// This connection registers (with `resume`, the one that closes to come back with IK).
     private var registering = false
+    /// The hello of the current attempt, and how many attempts it has had: an idle connection
+    /// (`connect`) whose handshake the node closes before the welcome — an overloaded node
+    /// shedding handshakes whose client answered too slowly — tries again a second later, as a
+    /// device would, up to `maxAttempts` times.
+    private var hello: Hello?
+    private var attempts = 0
+    static let maxAttempts = 3
 
     init(scenario: PingScenario, state: PingScenario.LoopState, index: Int, loop: EventLoop) {
         self.scenario = scenario
@@ -126,6 +141,9 @@ final class PingClient: ClientDelegate {
     func open(_ hello: Hello) -> Bool {
         awaitingResume = false
         registering = hello.mode == .register
+        if self.hello?.mode != hello.mode { attempts = 0 }
+        self.hello = hello
+        attempts += 1
         let (target, source) = scenario.addresses(of: index)
         do {
             connection = try ClientConnection(
@@ -183,6 +201,14 @@ final class PingClient: ClientDelegate {
         isOpen = false
         if awaitingResume { return }  // closed on purpose after registering
         guard scenario.phase.load(ordering: .relaxed) < 3 else { return }
+        if !welcomed, scenario.options.window == 0, attempts < PingClient.maxAttempts, let hello {
+            scenario.retried.add(1, ordering: .relaxed)
+            _ = loop.scheduleTimer(in: 1_000) { [weak self] in
+                guard let self, self.scenario.phase.load(ordering: .relaxed) < 3 else { return }
+                _ = self.open(hello)
+            }
+            return
+        }
         scenario.failed.add(1, ordering: .relaxed)
         if welcomed { scenario.dropped.add(1, ordering: .relaxed) }
     }

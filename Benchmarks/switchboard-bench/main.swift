@@ -191,6 +191,7 @@ case "ping":
     options.connections = integer("connections", 100, 1...1_000_000)
     options.window = integer("window", 1, 1...4096)
     options.sources = integer("sources", 1, 1...250)
+    options.sourceOffset = integer("source-offset", 0, 0...60_000)
     let group = makeGroup()
     let ping = PingScenario(options: options, group: group)
     let connectStart = sb_monotonic_ns()
@@ -220,6 +221,7 @@ case "connect":
     var options = PingScenario.Options(target: target, transport: transport)
     options.connections = integer("connections", 1000, 1...1_000_000)
     options.sources = integer("sources", 1, 1...250)
+    options.sourceOffset = integer("source-offset", 0, 0...60_000)
     options.window = 0
     options.heartbeatMilliseconds = integer("heartbeat", 60, 0...3_600) * 1_000
     guard let pattern = HandshakeScenario.Pattern(rawValue: flags.value("pattern") ?? "xx") else {
@@ -254,7 +256,8 @@ case "connect":
                ready: { idle.welcomed.load(ordering: .relaxed) }, failed: { idle.failed.load(ordering: .relaxed) })
     let connectSeconds = Double(sb_monotonic_ns() - connectStart) / 1e9
     for second in 0..<duration {
-        progress("connect", "holding \(idle.welcomed.load(ordering: .relaxed)) idle connections \(second + 1)/\(duration) s")
+        progress("connect", "holding \(idle.welcomed.load(ordering: .relaxed) - idle.dropped.load(ordering: .relaxed)) idle connections "
+                 + "(\(idle.failed.load(ordering: .relaxed)) failed, \(idle.retried.load(ordering: .relaxed)) retried) \(second + 1)/\(duration) s")
         sleep(1)
     }
     let after = probe?.sample()
@@ -266,6 +269,7 @@ case "connect":
     progress("connect", "done\n")
     report.add("connections", Double(held))
     report.add("failed", Double(idle.failed.load(ordering: .relaxed)))
+    report.add("retried", Double(idle.retried.load(ordering: .relaxed)))
     report.add("connect_seconds", connectSeconds)
     report.add("pattern_" + pattern.rawValue, 1)
     report.add("dropped", Double(idle.dropped.load(ordering: .relaxed)))

@@ -202,6 +202,10 @@ public final class Connection: Selectable, TimerTarget, ByteStream {
         do throws(SystemError) {
             if let source {
                 _ = sb_set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+                // Port 0: the port is chosen at connect, by the whole address pair, instead of
+                // bind reserving one outright — a search over the source's ports that slows as
+                // they fill (5 ms per bind at 7,000 connections from one address, measured).
+                if source.port == 0 { _ = sb_set_int_option(fd, Int32(IPPROTO_IP), IP_BIND_ADDRESS_NO_PORT, 1) }
                 try blockingCall("bind") { sb_bind(fd, source.posixFamily, source.bytes, source.port) }
             }
             _ = sb_set_nodelay(fd)

@@ -62,7 +62,8 @@ import TestSupport
             let data = try #require(FileManager.default.contents(atPath: json))
             return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         }
-        let kept = try connect(["--pattern", "ik", "--heartbeat", "1"])
+        // Three source addresses from the 250th on: 127.0.0.251, then 127.0.1.2 and 127.0.1.3.
+        let kept = try connect(["--pattern", "ik", "--heartbeat", "1", "--sources", "3", "--source-offset", "249"])
         #expect(kept["connections"] as? Double == 60)
         #expect(kept["failed"] as? Double == 0, "\(kept)")
         #expect(kept["pattern_ik"] as? Double == 1)
@@ -71,6 +72,24 @@ import TestSupport
         let dropped = try connect(["--heartbeat", "0"])
         #expect(dropped["connections"] as? Double == 0, "none held: \(dropped)")
         #expect(dropped["dropped"] as? Double == 60, "the node's idle limit closes connections that never ping: \(dropped)")
+    }
+
+    /// `connect` tries a handshake the node closed before the welcome again, a second apart, up
+    /// to three attempts in all, then counts the connection failed: here the node's connection
+    /// limit closes every connection past the 30th at once.
+    @Test func connectTriesClosedHandshakesAgainThenCountsThemFailed() throws {
+        let bench = NodeProcess.executable.deletingLastPathComponent().appendingPathComponent("switchboard-bench").path
+        let node = try NodeProcess.serve(["--max-connections", "30", "--threads", "1"])
+        defer { node.terminate() }
+        let json = NSTemporaryDirectory() + "connect-\(UUID().uuidString).json"
+        let (status, output) = try runTool(bench, ["connect", "--connections", "40", "--duration", "1", "--warmup", "0",
+                                                   "--target", "127.0.0.1:\(node.port)", "--json", json])
+        #expect(status == 0, "\(output)")
+        let data = try #require(FileManager.default.contents(atPath: json))
+        let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(report["connections"] as? Double == 30, "\(report)")
+        #expect(report["failed"] as? Double == 10, "\(report)")
+        #expect(report["retried"] as? Double == 20, "two more attempts for each of the 10: \(report)")
     }
 
     /// The load client is a product: an unreachable target or an unwritable report is one clear
