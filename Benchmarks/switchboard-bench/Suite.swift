@@ -164,7 +164,7 @@ enum Suite {
         if let idle = table.first(where: { $0.0 == "idle connections" })?.3, let held = idle["connections"] as? Double {
             let perConnection = (idle["server_rss_bytes_per_connection"] as? Double).map { String(Int($0.rounded())) } ?? "—"
             let limit = descriptorLimit < 1_001_000
-                ? "; one process may hold \(descriptorLimit) descriptors here (hard limit), so 1,000,000 connections need a higher one" : ""
+                ? "; one process may hold \(descriptorLimit) descriptors here (hard limit), so one node holding 1,000,000 connections needs a higher one (Benchmarks/million.sh holds them over several nodes)" : ""
             let failed = (idle["failed"] as? Double).map { $0 > 0 ? " (\(Int($0)) failed)" : "" } ?? ""
             print("idle connections, node: \(Int(held)) of \(idleConnections) held\(failed), \(perConnection) B of node RSS per connection" + limit)
         }
