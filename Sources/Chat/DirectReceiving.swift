@@ -38,15 +38,16 @@ extension ServerSession {
         }
         directTaken += 1
         if directStoring == 0, !pullAgain {
-            if !directWaiting.isEmpty && !pulling { releaseWaitingDirects(on: connection) }  // room may have come back
-            if !pulling && directWaiting.isEmpty && deliveryRoom > 0 {
+            if hasWaitingDirects && !pulling { releaseWaitingDirects(on: connection) }  // room may have come back
+            if !pulling && !hasWaitingDirects && deliveryRoom > 0 {
                 deliverDirect(copy, on: connection)
                 return true
             }
-            if directWaiting.count < ServerSession.deliveryWindow {
+            if (directWaiting?.count ?? 0) < ServerSession.deliveryWindow {
                 // Storing it would make every later copy follow it through the store while the
                 // device keeps up: under a steady stream, the store's pace for as long as it lasts.
-                directWaiting.append((copy, connection.loopNow))
+                if directWaiting == nil { directWaiting = LoopQueue(keptCapacity: 16) }
+                directWaiting!.push((copy, connection.loopNow))
                 armDirectTimer(on: connection)
                 return true
             }
@@ -75,28 +76,23 @@ extension ServerSession {
     /// copies is on its way; when the store turned out to hold more than the window takes, they
     /// follow that backlog through the store.
     func releaseWaitingDirects(on connection: any ByteStream) {
-        guard !directWaiting.isEmpty, !pulling, phase == .established else { return }
+        guard let waiting = directWaiting, !waiting.isEmpty, !pulling, phase == .established else { return }
         if directStoring > 0 || pullAgain {
             storeUnsettledDirects(on: connection.loop)
             return
         }
-        var delivered = 0
-        while delivered < directWaiting.count, deliveryRoom > 0 {
-            deliverDirect(directWaiting[delivered].copy, on: connection)
-            delivered += 1
-        }
-        directWaiting.removeFirst(delivered)
-        // A burst that filled it once keeps no storage while the session idles (as `inFlight`).
-        if directWaiting.isEmpty && directWaiting.capacity > 16 { directWaiting = [] }
+        // Each delivery takes one slot of the window's room. Emptied, the queue keeps at most 16
+        // slots of storage while the session idles (as `inFlight`).
+        waiting.drain(limit: min(waiting.count, deliveryRoom)) { deliverDirect($0.copy, on: connection) }
     }
+
+    var hasWaitingDirects: Bool { !(directWaiting?.isEmpty ?? true) }
 
     /// Stores, in order, the direct copies delivered and not acknowledged, then those waiting.
     private func storeUnsettledDirects(on loop: EventLoop) {
         storeDeliveredDirects(dueBy: .max, on: loop)
-        guard !directWaiting.isEmpty else { return }
-        let waiting = directWaiting
-        directWaiting = []
-        for (copy, _) in waiting { storeDirect(copy, deliveredAs: nil, on: loop) }
+        guard let waiting = directWaiting else { return }
+        waiting.drain(limit: waiting.count) { storeDirect($0.copy, deliveredAs: nil, on: loop) }
     }
 
     /// The device acknowledged a direct copy: its sender hears so, and for a one-to-one message
@@ -172,7 +168,7 @@ extension ServerSession {
         let limit = UInt64(ServerSession.directAckMilliseconds)
         let dueBy = now >= limit ? now - limit : 0
         var earliest = storeDeliveredDirects(dueBy: dueBy, on: connection.loop)
-        if let oldest = directWaiting.first?.since {
+        if let oldest = directWaiting?.first?.since {
             // Waiting for a whole deadline: they go to the store, all of them (later ones must not
             // overtake), after every delivered one.
             if oldest <= dueBy {
@@ -209,7 +205,7 @@ extension ServerSession {
     /// Direct copies delivered and not acknowledged, and those waiting: what
     /// `returnDirectCopies` gives back.
     var returnDirectCopiesCount: Int {
-        var count = directWaiting.count
+        var count = directWaiting?.count ?? 0
         inFlight.forEach { _, entry in
             if case .direct = entry { count += 1 }
         }
@@ -227,9 +223,8 @@ extension ServerSession {
             inFlight.removeValue(forKey: seq)
             services.router.returnDirect(copy, from: serial)
         }
-        let waiting = directWaiting
-        directWaiting = []
-        for (copy, _) in waiting { services.router.returnDirect(copy, from: serial) }
+        guard let waiting = directWaiting else { return }
+        waiting.drain(limit: waiting.count) { services.router.returnDirect($0.copy, from: serial) }
     }
 }
 extension ServerSession: TimerTarget {

@@ -62,8 +62,10 @@ public final class ServerSession: ConnectionHandler {
     /// `deliverySpan` numbers.
     var inFlight = InFlightWindow<InFlight>()
     /// Direct copies waiting for room in the window or for a read of stored copies on its way,
-    /// with their arrival (loop time), in the order they came (`DirectReceiving.swift`).
-    var directWaiting: [(copy: DirectCopy, since: UInt64)] = []
+    /// with their arrival (loop time), in the order they came (`DirectReceiving.swift`); made at
+    /// the first copy that waits. A queue, not an array: acknowledgements free the window a few
+    /// slots at a time, and an array's `removeFirst` moved every copy behind them each time.
+    var directWaiting: LoopQueue<(copy: DirectCopy, since: UInt64)>?
     /// The logged-in device (its names stay in the store: the session needs only its ids).
     public private(set) var device: DeviceIdentity?
     /// Sends answered by nobody yet (stored, direct or held), at most `maxOutstandingSends`.

@@ -56,7 +56,7 @@ extension ServerSession {
         }
         giveBackIdleWindow()
         if pullAgain { pullDeliveries() }
-        if !directWaiting.isEmpty { releaseWaitingDirects(on: connection) }
+        if hasWaitingDirects { releaseWaitingDirects(on: connection) }
     }
 
     func handleMessaging(_ stanza: Stanza, on connection: any ByteStream) {

@@ -1,19 +1,20 @@
-/// A first-in first-out queue for one thread: what a loop sends to its own mailbox. Unlike the
-/// rings between loops it has no fixed capacity (everything waiting is the loop's own output from
-/// this iteration, bounded by what it read), no atomics, and elements are moved in and out, never
-/// copied, so a message's arrays are not shared with a slot left behind.
+/// A first-in first-out queue for one thread: what a loop sends to its own mailbox, or what a
+/// session keeps waiting in order. Unlike the rings between loops it has no fixed capacity (its
+/// user bounds what it pushes), no atomics, and elements are moved in and out, never copied, so
+/// an element's arrays are not shared with a slot left behind; popping the first moves nothing
+/// else (an array's `removeFirst` shifts every element behind it).
 ///
 /// It grows by doubling; once empty it keeps up to `keptCapacity` slots, so a steady stream of
 /// bursts allocates nothing after the first, and gives back storage a larger burst needed.
-final class LoopQueue<Element> {
+public final class LoopQueue<Element> {
     private var storage: UnsafeMutablePointer<Element>?
     private var capacity = 0
     private var head = 0
-    private(set) var count = 0
-    let keptCapacity: Int
+    public private(set) var count = 0
+    public let keptCapacity: Int
 
     /// - Parameter keptCapacity: slots kept while empty (a power of two).
-    init(keptCapacity: Int) {
+    public init(keptCapacity: Int) {
         precondition(keptCapacity > 0 && keptCapacity & (keptCapacity - 1) == 0, "keptCapacity must be a power of two")
         self.keptCapacity = keptCapacity
     }
@@ -25,7 +26,10 @@ final class LoopQueue<Element> {
         }
     }
 
-    var isEmpty: Bool { count == 0 }
+    public var isEmpty: Bool { count == 0 }
+
+    /// A copy of the oldest element, which stays queued.
+    public var first: Element? { count > 0 ? storage![head] : nil }
 
     /// Slots allocated (for tests).
     var allocatedSlots: Int { capacity }
@@ -33,7 +37,7 @@ final class LoopQueue<Element> {
     // Not inlined: called with the element's address, it initializes the slot with one copy
     // (inlined into `Mailbox.send` it made two).
     @inline(never)
-    func push(_ element: consuming Element) {
+    public func push(_ element: consuming Element) {
         if count == capacity { grow() }
         (storage! + ((head + count) & (capacity - 1))).initialize(to: element)
         count += 1
@@ -42,7 +46,8 @@ final class LoopQueue<Element> {
     /// Pops up to `limit` of the elements present when it starts, in order, into `body`;
     /// elements `body` pushes wait for the next call. Returns how many it popped.
     @inline(__always)
-    func drain(limit: Int, _ body: (Element) -> Void) -> Int {
+    @discardableResult
+    public func drain(limit: Int, _ body: (Element) -> Void) -> Int {
         let n = min(count, limit)
         for _ in 0..<n {
             let element = (storage! + head).move()

@@ -23,6 +23,7 @@ import Testing
                 queue.push(next)
                 next += 1
             }
+            #expect(queue.first == expected, "the oldest, left in place")
             _ = queue.drain(limit: round % 5 + 1) { value in
                 #expect(value == expected)
                 expected += 1
@@ -34,6 +35,7 @@ import Testing
         }
         #expect(expected == next)
         #expect(queue.isEmpty)
+        #expect(queue.first == nil)
     }
 
     @Test func drainTakesOnlyWhatWasThereWhenItStarted() {
