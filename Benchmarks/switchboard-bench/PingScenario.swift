@@ -123,9 +123,9 @@ final class PingClient: ClientDelegate {
     /// This connection registers (with `resume`, the one that closes to come back with IK).
     private var registering = false
     /// The hello of the current attempt, and how many attempts it has had: an idle connection
-    /// (`connect`) whose handshake the node closes before the welcome — an overloaded node
-    /// shedding handshakes whose client answered too slowly — tries again a second later, as a
-    /// device would, up to `maxAttempts` times.
+    /// (`connect`) whose handshake the node closes before the welcome without an error — an
+    /// overloaded node shedding handshakes whose client answered too slowly — tries again a
+    /// second later, as a device would, up to `maxAttempts` times.
     private var hello: Hello?
     private var attempts = 0
     static let maxAttempts = 3
@@ -201,7 +201,12 @@ final class PingClient: ClientDelegate {
         isOpen = false
         if awaitingResume { return }  // closed on purpose after registering
         guard scenario.phase.load(ordering: .relaxed) < 3 else { return }
-        if !welcomed, scenario.options.window == 0, attempts < PingClient.maxAttempts, let hello {
+        // Closed without a word (shed under load, over the node's connection limit): try again.
+        // An error stanza (a name taken, a token already used) or a refused connect would only
+        // repeat itself.
+        var silent = error == nil
+        if case .connectFailed = reason { silent = false }
+        if !welcomed, silent, scenario.options.window == 0, attempts < PingClient.maxAttempts, let hello {
             scenario.retried.add(1, ordering: .relaxed)
             _ = loop.scheduleTimer(in: 1_000) { [weak self] in
                 guard let self, self.scenario.phase.load(ordering: .relaxed) < 3 else { return }

@@ -253,7 +253,7 @@ case "connect":
     if options.resume { idle.resumeAll() } else { idle.connect() }
     // How far it got is the figure (a descriptor limit, the node's --max-connections); none at all is an error.
     awaitReady("connected", "connections", expected: options.connections, limit: 300, stall: .infinity, partial: true,
-               ready: { idle.welcomed.load(ordering: .relaxed) }, failed: { idle.failed.load(ordering: .relaxed) })
+               ready: { idle.welcomed.load(ordering: .relaxed) }, failed: { idle.failed.load(ordering: .relaxed) - idle.dropped.load(ordering: .relaxed) })
     let connectSeconds = Double(sb_monotonic_ns() - connectStart) / 1e9
     for second in 0..<duration {
         progress("connect", "holding \(idle.welcomed.load(ordering: .relaxed) - idle.dropped.load(ordering: .relaxed)) idle connections "

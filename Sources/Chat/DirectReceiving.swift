@@ -81,8 +81,8 @@ extension ServerSession {
             storeUnsettledDirects(on: connection.loop)
             return
         }
-        // Each delivery takes one slot of the window's room. Emptied, the queue keeps at most 16
-        // slots of storage while the session idles (as `inFlight`).
+        // Each delivery takes one slot of the window's room. The emptied queue goes when the
+        // session idles (`giveBackIdleWindow`).
         waiting.drain(limit: min(waiting.count, deliveryRoom)) { deliverDirect($0.copy, on: connection) }
     }
 

@@ -18,12 +18,15 @@ extension ServerSession {
     /// Sends waiting for the store per connection.
     static let maxOutstandingSends = 256
 
-    /// A window that filled past 32 once keeps no storage while idle (~160 B per slot) — but not
-    /// at every empty moment of a stream: while the direct-copy timer runs (it fires within a
+    /// A window that filled past 32 once keeps no storage while idle (~160 B per slot), nor does
+    /// an emptied queue of waiting direct copies (its object and 16 slots, ~2.8 KB) — but not at
+    /// every empty moment of a stream: while the direct-copy timer runs (it fires within a
     /// second) the storage waits for it (`directDeadline` calls this again), so windows that fill
     /// and empty over and over do not allocate it each time. Called wherever the window may empty.
     func giveBackIdleWindow() {
-        if inFlight.isEmpty && inFlight.capacity > 32 && !directTimerArmed { inFlight.removeAll() }
+        guard !directTimerArmed else { return }
+        if inFlight.isEmpty && inFlight.capacity > 32 { inFlight.removeAll() }
+        if directWaiting?.isEmpty == true { directWaiting = nil }
     }
 
     /// The device acknowledged deliveries by wire sequence number: direct copies settle their

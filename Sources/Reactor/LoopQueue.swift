@@ -49,10 +49,13 @@ public final class LoopQueue<Element> {
     @discardableResult
     public func drain(limit: Int, _ body: (Element) -> Void) -> Int {
         let n = min(count, limit)
-        for _ in 0..<n {
+        var popped = 0
+        // `count > 0`: a body that drained this queue itself has left nothing (maybe not even storage).
+        while popped < n && count > 0 {
             let element = (storage! + head).move()
             head = (head + 1) & (capacity - 1)
             count -= 1
+            popped += 1
             body(element)
         }
         if count == 0 {
@@ -63,7 +66,7 @@ public final class LoopQueue<Element> {
                 capacity = 0
             }
         }
-        return n
+        return popped
     }
 
     private func grow() {
