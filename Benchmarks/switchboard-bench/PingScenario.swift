@@ -39,7 +39,7 @@ final class PingScenario: @unchecked Sendable {
     /// Welcomed connections that closed before the run ended.
     let dropped = Atomic<Int>(0)
     let failed = Atomic<Int>(0)
-    /// Handshakes tried again after the node closed or refused them before the welcome.
+    /// Handshakes tried again after the node closed them before the welcome without an error.
     let retried = Atomic<Int>(0)
     let completed = Atomic<Int>(0)
     let runID = UInt64(sb_monotonic_ns() % 1_000_000_000)

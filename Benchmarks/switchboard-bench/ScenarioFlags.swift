@@ -16,13 +16,16 @@ let common: [FlagSpec] = [
     FlagSpec("json", value: "FILE", help: "write every figure as JSON to FILE"),
     FlagSpec("help", help: "print this help"),
 ]
+// Where ping's and connect's connections come from.
+let sourceFlags: [FlagSpec] = [
+    FlagSpec("sources", value: "N", help: "loopback source addresses 127.0.0.2... to spread over (default 1)"),
+    FlagSpec("source-offset", value: "N", help: "start at the N-th source address (127.0.0.2 is 0, 127.0.0.251 is 249, 127.0.1.2 is 250): load processes on distinct addresses each have their own ephemeral ports (default 0)"),
+]
 let scenarios: [String: (summary: String, specs: [FlagSpec])] = [
     "ping": ("Closed-loop encrypted ping/pong round trips: each connection registers, then keeps WINDOW pings in flight.", [
         FlagSpec("connections", value: "N", help: "connections (default 100)"),
         FlagSpec("window", value: "N", help: "pings in flight per connection (default 1)"),
-        FlagSpec("sources", value: "N", help: "loopback source addresses 127.0.0.2... to spread over (default 1)"),
-        FlagSpec("source-offset", value: "N", help: "start at the N-th source address (127.0.0.2 is 0, 127.0.0.251 is 249, 127.0.1.2 is 250): load processes on distinct addresses each have their own ephemeral ports (default 0)"),
-    ] + common),
+    ] + sourceFlags + common),
     "handshake": ("Handshakes per second: connect, handshake, welcome, close, repeat.", [
         FlagSpec("pattern", value: "xx|ik", help: "ik: resume with the last token; xx: log in without a cached key (default ik)"),
         FlagSpec("concurrency", value: "N", help: "handshakes in flight (default 32)"),
@@ -60,9 +63,7 @@ let scenarios: [String: (summary: String, specs: [FlagSpec])] = [
     "connect": ("Opens N connections that complete a handshake and stay idle, pinging once per heartbeat; reports handshakes per second and the node's memory per connection.", [
         FlagSpec("connections", value: "N", help: "connections (default 1000)"),
         FlagSpec("pattern", value: "xx|ik", help: "xx: each connection registers (XX) and stays; ik: each registers, closes, and comes back with IK resuming with its token, which is what is timed (default xx)"),
-        FlagSpec("sources", value: "N", help: "loopback source addresses 127.0.0.2... to spread over (default 1)"),
-        FlagSpec("source-offset", value: "N", help: "start at the N-th source address (127.0.0.2 is 0, 127.0.0.251 is 249, 127.0.1.2 is 250): load processes on distinct addresses each have their own ephemeral ports (default 0)"),
         FlagSpec("ports", value: "P1,P2,...", help: "more listen ports of --target's host to spread over, round robin with --target's (the node listens on each with --listen)"),
         FlagSpec("heartbeat", value: "SECONDS", help: "each held connection pings this often, so the node's --idle-seconds never closes it; 0: never (default 60)"),
-    ] + common),
+    ] + sourceFlags + common),
 ]

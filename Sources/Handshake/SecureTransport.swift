@@ -132,9 +132,9 @@ public struct OutboundFrames {
         try appendEncoding { StanzaCodec.encodeDeliver(delivery, seq: seq, into: &$0) }
     }
 
-    /// Makes sure a frame goes out at the next seal: an empty one (its 16-byte tag, 18 bytes on the wire) when no
-    /// stanza is pending. It says nothing, and proves the sender holds the transport keys
-    /// (PROTOCOL.md 6.2, the IK confirmation) without asking the peer for an answer.
+    /// Makes sure a frame goes out at the next seal: an empty one (its 16-byte tag, 18 bytes on
+    /// the wire) when no stanza is pending. It says nothing, and proves the sender holds the
+    /// transport keys (PROTOCOL.md 6.2, the IK confirmation) without asking the peer for an answer.
     public mutating func ensureFrame() {
         if buffer.isEmpty { startFrame() }
     }
