@@ -38,6 +38,8 @@ final class PingScenario: @unchecked Sendable {
     let heartbeats = Atomic<Int>(0)
     /// Welcomed connections that closed before the run ended.
     let dropped = Atomic<Int>(0)
+    /// Welcomed and still open.
+    var held: Int { welcomed.load(ordering: .relaxed) - dropped.load(ordering: .relaxed) }
     let failed = Atomic<Int>(0)
     /// Handshakes tried again after the node closed them before the welcome without an error.
     let retried = Atomic<Int>(0)

@@ -145,6 +145,12 @@ func awaitReady(_ verb: String, _ what: String, expected: Int, limit: Double = 1
     stop("only \(ready()) of \(expected) \(what) ready (\(why)); is \(server) listening at \(target)?")
 }
 
+/// `--sources` and `--source-offset` (`sourceFlags`): where ping's and connect's connections come from.
+func readSources(into options: inout PingScenario.Options) {
+    options.sources = integer("sources", 1, 1...250)
+    options.sourceOffset = integer("source-offset", 0, 0...60_000)
+}
+
 /// The measured part of a run: warm up, sample the server, record for `duration`, sample again,
 /// stop the load. Phases: 1 warm-up, 2 recording, 3 stopping.
 struct Window {
@@ -190,8 +196,7 @@ case "ping":
     var options = PingScenario.Options(target: target, transport: transport)
     options.connections = integer("connections", 100, 1...1_000_000)
     options.window = integer("window", 1, 1...4096)
-    options.sources = integer("sources", 1, 1...250)
-    options.sourceOffset = integer("source-offset", 0, 0...60_000)
+    readSources(into: &options)
     let group = makeGroup()
     let ping = PingScenario(options: options, group: group)
     let connectStart = sb_monotonic_ns()
@@ -220,8 +225,7 @@ case "ping":
 case "connect":
     var options = PingScenario.Options(target: target, transport: transport)
     options.connections = integer("connections", 1000, 1...1_000_000)
-    options.sources = integer("sources", 1, 1...250)
-    options.sourceOffset = integer("source-offset", 0, 0...60_000)
+    readSources(into: &options)
     options.window = 0
     options.heartbeatMilliseconds = integer("heartbeat", 60, 0...3_600) * 1_000
     guard let pattern = HandshakeScenario.Pattern(rawValue: flags.value("pattern") ?? "xx") else {
@@ -256,13 +260,13 @@ case "connect":
                ready: { idle.welcomed.load(ordering: .relaxed) }, failed: { idle.failed.load(ordering: .relaxed) - idle.dropped.load(ordering: .relaxed) })
     let connectSeconds = Double(sb_monotonic_ns() - connectStart) / 1e9
     for second in 0..<duration {
-        progress("connect", "holding \(idle.welcomed.load(ordering: .relaxed) - idle.dropped.load(ordering: .relaxed)) idle connections "
+        progress("connect", "holding \(idle.held) idle connections "
                  + "(\(idle.failed.load(ordering: .relaxed)) failed, \(idle.retried.load(ordering: .relaxed)) retried) \(second + 1)/\(duration) s")
         sleep(1)
     }
     let after = probe?.sample()
     // Held: welcomed and still open at the end (an idle limit or the node may have closed some).
-    let held = idle.welcomed.load(ordering: .relaxed) - idle.dropped.load(ordering: .relaxed)
+    let held = idle.held
     idle.phase.store(3, ordering: .relaxed)
     group.stop()
     group.join()
